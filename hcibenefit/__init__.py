@@ -1,0 +1,3 @@
+"""hcibenefit: Azure Benefits (IMDS attestation) across Azure Stack HCI / Azure Local fleets."""
+
+__version__ = "0.1.0"
