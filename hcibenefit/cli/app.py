@@ -1,0 +1,159 @@
+"""The typer application: global options, command registration and the one error boundary.
+
+Nothing here imports pypsrp or the Azure SDKs; command modules import them inside the functions that
+need them, so `hcibenefit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hcibenefit import __version__
+from hcibenefit.cli.context import AppContext
+from hcibenefit.errors import HcibenefitError
+from hcibenefit.exitcodes import ExitCode
+
+app = typer.Typer(
+    name="hcibenefit",
+    help="Manage Azure Benefits (IMDS attestation / Azure VM verification) across Azure Stack HCI fleets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# The error boundary needs the verbosity before typer has parsed it (a failure can happen during parsing).
+_boundary_verbosity = 0
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"hcibenefit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    inventory: Annotated[
+        Path | None,
+        typer.Option("--inventory", "-i", envvar="HCIBENEFIT_INVENTORY", help="Inventory file (YAML)."),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", "-f", envvar="HCIBENEFIT_FORMAT", help="Output format: table, json (per command)."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to FILE instead of stdout.")
+    ] = None,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    ask_pass: Annotated[
+        bool, typer.Option("--ask-pass", help="Prompt once per user name for passwords instead of the inventory's source.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    global _boundary_verbosity
+    _boundary_verbosity = verbose
+    _configure_logging(verbose, quiet)
+    ctx.obj = AppContext(
+        inventory_path=inventory,
+        format=format,
+        output=output,
+        verbosity=verbose,
+        quiet=quiet,
+        ask_pass=ask_pass,
+    )
+
+
+def _configure_logging(verbosity: int, quiet: bool) -> None:
+    from hcibenefit.logsafe import RedactingFilter
+
+    level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    ours = logging.getLogger("hcibenefit")
+    ours.handlers[:] = [handler]
+    ours.setLevel(level)
+    ours.propagate = False
+    # Third-party debug logs carry whole SOAP envelopes; only -vvv asks for them.
+    third_party = logging.DEBUG if verbosity >= 3 else logging.WARNING
+    for name in ("pypsrp", "psrpcore", "spnego", "urllib3", "requests", "azure"):
+        logging.getLogger(name).setLevel(third_party)
+    root_logger = logging.getLogger()
+    if verbosity >= 3 and handler not in root_logger.handlers:
+        root_logger.addHandler(handler)
+
+
+def _register_commands() -> None:
+    from hcibenefit.cli import inventory_cmd
+
+    app.add_typer(inventory_cmd.app, name="inventory")
+
+
+_register_commands()
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return the exit code instead of exiting (tests call this)."""
+    command = typer.main.get_command(app)
+    try:
+        result: Any = command.main(
+            args=list(argv) if argv is not None else None, prog_name="hcibenefit", standalone_mode=False
+        )
+    except HcibenefitError as exc:
+        _print_expected(exc)
+        return int(exc.exit_code)
+    except typer.Abort:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # the boundary: any other exception is a bug
+        return _print_unexpected(exc)
+    except BaseException as exc:
+        # click's usage errors are Exceptions; SystemExit from deep inside means someone called exit().
+        if isinstance(exc, SystemExit):
+            return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+        raise
+    if isinstance(result, int):
+        return result
+    return int(ExitCode.OK)
+
+
+def _print_expected(exc: HcibenefitError) -> None:
+    print(f"error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"hint: {exc.hint}", file=sys.stderr)
+
+
+def _print_unexpected(exc: Exception) -> int:
+    if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
+        exc.show(file=sys.stderr)  # click's usage errors: already one clear message
+        return int(ExitCode.USAGE)
+    from hcibenefit.logsafe import redact
+
+    print(f"internal error: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+    if _boundary_verbosity >= 2:
+        print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
+    else:
+        print("hint: this is a bug in hcibenefit; rerun with -vv for the traceback and report it", file=sys.stderr)
+    return int(ExitCode.USAGE)
+
+
+def main() -> None:
+    sys.exit(run())
