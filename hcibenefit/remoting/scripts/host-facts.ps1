@@ -1,0 +1,224 @@
+# hcibenefit-script: host-facts/1
+# Everything this node knows about Azure Benefits, in one round trip, as one JSON document.
+# Read-only. Runs in Windows PowerShell 5.1 on the node itself; only node-local forms are used
+# (Get-AzStackHCIVMAttestation -Local) because cluster-wide forms hop to other nodes and fail
+# without CredSSP or Kerberos delegation.
+param(
+    [bool]$IncludeGuestOs = $true
+)
+
+$ErrorActionPreference = 'Stop'
+$SwitchName = 'AZSHCI_HOST-IMDS_DO_NOT_MODIFY'
+$FirewallRuleNames = @(
+    'AzsHci-ImdsAttestation-Allow-In',
+    'AzsHci-ImdsAttestation-Block-TCP-In',
+    'AzsHci-ImdsAttestation-Block-TCP-Out',
+    'AzsHci-ImdsAttestation-Block-UDP-In',
+    'AzsHci-ImdsAttestation-Block-UDP-Out'
+)
+$Problems = New-Object System.Collections.ArrayList
+
+function Add-Problem {
+    param([string]$Source, $ErrorRecord)
+    [void]$Problems.Add([ordered]@{
+            source   = $Source
+            message  = [string]$ErrorRecord.Exception.Message
+            error_id = [string]$ErrorRecord.FullyQualifiedErrorId
+        })
+}
+
+function ConvertTo-IsoDate {
+    param($Value)
+    if ($Value -is [datetime] -and $Value -ne [datetime]::MinValue) {
+        return $Value.ToUniversalTime().ToString('o')
+    }
+    return $null
+}
+
+function Get-OptionalProperty {
+    param($InputObject, [string]$Name)
+    if ($null -ne $InputObject -and $InputObject.PSObject.Properties[$Name]) {
+        return $InputObject.$Name
+    }
+    return $null
+}
+
+function ConvertTo-SwitchRecord {
+    param($Switch)
+    if ($null -eq $Switch) { return $null }
+    return [ordered]@{
+        name        = [string]$Switch.Name
+        id          = [string]$Switch.Id
+        switch_type = [string]$Switch.SwitchType
+        notes       = [string]$Switch.Notes
+    }
+}
+
+$facts = [ordered]@{
+    schema        = 'host-facts/1'
+    computer_name = $env:COMPUTERNAME
+    collected_at  = (Get-Date).ToUniversalTime().ToString('o')
+}
+
+try {
+    $os = Get-CimInstance -ClassName Win32_OperatingSystem
+    $facts.os = [ordered]@{ caption = [string]$os.Caption; build = [string]$os.BuildNumber; version = [string]$os.Version }
+}
+catch { Add-Problem 'Win32_OperatingSystem' $_ }
+
+$module = Get-Module -ListAvailable -Name Az.StackHCI | Sort-Object -Property Version -Descending | Select-Object -First 1
+$facts.module = $null
+if ($module) { $facts.module = [ordered]@{ name = 'Az.StackHCI'; version = [string]$module.Version } }
+
+$facts.registration = $null
+try {
+    $registration = Get-AzureStackHCI
+    $facts.registration = [ordered]@{
+        cluster_status      = [string]$registration.ClusterStatus
+        registration_status = [string]$registration.RegistrationStatus
+        connection_status   = [string]$registration.ConnectionStatus
+        imds_attestation    = [string]$registration.IMDSAttestation
+        last_connected      = ConvertTo-IsoDate $registration.LastConnected
+        next_sync           = ConvertTo-IsoDate $registration.NextSync
+        azure_resource_name = [string]$registration.AzureResourceName
+        azure_resource_uri  = [string]$registration.AzureResourceUri
+    }
+}
+catch { Add-Problem 'Get-AzureStackHCI' $_ }
+
+$facts.attestation = $null
+$attestationSwitchId = $null
+try {
+    $attestation = Get-AzureStackHCIAttestation
+    $attestationSwitchId = [string]$attestation.AttestationSwitchId
+    $legacy = Get-OptionalProperty $attestation 'LegacyOsSupport'
+    $facts.attestation = [ordered]@{
+        status            = [string]$attestation.Status
+        expiration        = ConvertTo-IsoDate $attestation.Expiration
+        switch_id         = $attestationSwitchId
+        # Absent on 22H2 hosts; its presence is how Az.StackHCI itself tells V2-capable hosts apart.
+        legacy_os_support = $(if ($null -eq $legacy) { $null } else { [string]$legacy })
+    }
+}
+catch { Add-Problem 'Get-AzureStackHCIAttestation' $_ }
+
+$facts.switch = ConvertTo-SwitchRecord (Get-VMSwitch -Name $SwitchName -ErrorAction SilentlyContinue | Select-Object -First 1)
+$facts.attestation_switch = $null
+if ($attestationSwitchId -and $attestationSwitchId -ne [guid]::Empty.ToString()) {
+    # Found by id too, so a renamed switch is reported as renamed rather than as missing.
+    $facts.attestation_switch = ConvertTo-SwitchRecord (Get-VMSwitch -Id $attestationSwitchId -ErrorAction SilentlyContinue)
+}
+
+$facts.host_vnic = $null
+$hostAdapter = Get-VMNetworkAdapter -ManagementOS -SwitchName $SwitchName -ErrorAction SilentlyContinue | Select-Object -First 1
+if ($hostAdapter) {
+    $addresses = @(Get-NetIPAddress -InterfaceAlias $SwitchName -AddressFamily IPv4 -ErrorAction SilentlyContinue |
+            ForEach-Object { [ordered]@{ address = [string]$_.IPAddress; prefix_length = [int]$_.PrefixLength } })
+    $facts.host_vnic = [ordered]@{ name = [string]$hostAdapter.Name; addresses = $addresses }
+}
+
+$facts.firewall = @(Get-NetFirewallRule -Name $FirewallRuleNames -ErrorAction SilentlyContinue | ForEach-Object {
+        [ordered]@{
+            name      = [string]$_.Name
+            enabled   = ([string]$_.Enabled -eq 'True')
+            direction = [string]$_.Direction
+            action    = [string]$_.Action
+        }
+    })
+
+$facts.cluster = $null
+try {
+    $facts.cluster = [ordered]@{
+        name  = [string](Get-Cluster).Name
+        nodes = @(Get-ClusterNode | ForEach-Object { [ordered]@{ name = [string]$_.Name; state = [string]$_.State } })
+    }
+}
+catch { Add-Problem 'Get-ClusterNode' $_ }
+
+$vms = @()
+try { $vms = @(Get-VM) }
+catch { Add-Problem 'Get-VM' $_ }
+
+$adaptersByVm = @{}
+$servicesByVm = @{}
+if ($vms.Count -gt 0) {
+    # One call each for all VMs on the node: per-VM calls cost seconds on a busy host.
+    foreach ($adapter in @(Get-VMNetworkAdapter -VM $vms -ErrorAction SilentlyContinue)) {
+        $key = [string]$adapter.VMId
+        if (-not $adaptersByVm.ContainsKey($key)) { $adaptersByVm[$key] = New-Object System.Collections.ArrayList }
+        [void]$adaptersByVm[$key].Add([ordered]@{
+                name         = [string]$adapter.Name
+                switch_name  = $(if ($adapter.SwitchName) { [string]$adapter.SwitchName } else { $null })
+                connected    = [bool]$adapter.Connected
+                mac_address  = [string]$adapter.MacAddress
+                ip_addresses = @($adapter.IPAddresses | ForEach-Object { [string]$_ })
+            })
+    }
+    foreach ($service in @(Get-VMIntegrationService -VM $vms -ErrorAction SilentlyContinue)) {
+        $key = [string]$service.VMId
+        if (-not $servicesByVm.ContainsKey($key)) { $servicesByVm[$key] = New-Object System.Collections.ArrayList }
+        [void]$servicesByVm[$key].Add([ordered]@{
+                name           = [string]$service.Name
+                enabled        = [bool]$service.Enabled
+                primary_status = [string]$service.PrimaryStatusDescription
+            })
+    }
+}
+
+$kvpByVm = @{}
+if ($IncludeGuestOs -and $vms.Count -gt 0) {
+    try {
+        # Guest OS name and edition from Hyper-V data exchange: no guest credentials needed.
+        foreach ($component in @(Get-CimInstance -Namespace 'root\virtualization\v2' -ClassName Msvm_KvpExchangeComponent)) {
+            $items = [ordered]@{}
+            foreach ($xmlText in @($component.GuestIntrinsicExchangeItems)) {
+                $xml = [xml]$xmlText
+                $name = ($xml.INSTANCE.PROPERTY | Where-Object { $_.NAME -eq 'Name' }).VALUE
+                $data = ($xml.INSTANCE.PROPERTY | Where-Object { $_.NAME -eq 'Data' }).VALUE
+                if ($name -in @('OSName', 'OSVersion', 'OSBuildNumber', 'OSEditionId', 'ProductType', 'FullyQualifiedDomainName')) {
+                    $items[$name] = [string]$data
+                }
+            }
+            $kvpByVm[([string]$component.SystemName).ToLowerInvariant()] = $items
+        }
+    }
+    catch { Add-Problem 'Msvm_KvpExchangeComponent' $_ }
+}
+
+$attestationByVm = @{}
+if ($module) {
+    try {
+        foreach ($entry in @(Get-AzStackHCIVMAttestation -Local)) {
+            $attestationByVm[[string]$entry.Name] = [ordered]@{
+                status             = [string]$entry.Status
+                supported_versions = [string](Get-OptionalProperty $entry 'SupportedVersions')
+                attestation_host   = [string]$entry.AttestationHost
+            }
+        }
+    }
+    catch { Add-Problem 'Get-AzStackHCIVMAttestation' $_ }
+}
+
+$vmRecords = New-Object System.Collections.ArrayList
+foreach ($vm in $vms) {
+    $id = ([string]$vm.Id).ToLowerInvariant()
+    # Assigned before the literal: @() inside $( ) would be unrolled to $null by PowerShell.
+    $nics = @()
+    if ($adaptersByVm.ContainsKey($id)) { $nics = $adaptersByVm[$id].ToArray() }
+    $services = @()
+    if ($servicesByVm.ContainsKey($id)) { $services = $servicesByVm[$id].ToArray() }
+    [void]$vmRecords.Add([ordered]@{
+            id                   = $id
+            name                 = [string]$vm.Name
+            generation           = [int]$vm.Generation
+            state                = [string]$vm.State
+            is_clustered         = [bool]$vm.IsClustered
+            network_adapters     = $nics
+            integration_services = $services
+            kvp                  = $kvpByVm[$id]
+            attestation          = $attestationByVm[[string]$vm.Name]
+        })
+}
+$facts.vms = $vmRecords.ToArray()
+$facts.problems = $Problems.ToArray()
+ConvertTo-Json -InputObject $facts -Depth 8 -Compress
