@@ -2,7 +2,10 @@
 
 Check dependencies (a check that cannot be evaluated is reported with ``ok=None``):
 
-* ``parse`` first; if it fails nothing else is evaluated.
+* ``parse`` covers the envelope, the CMS structure and the signed JSON, which must be an object with
+  ``timeStamp.createdOn``/``expiresOn`` (the other fields are optional: what HCI hosts fill in is unknown).
+  If it fails nothing else is evaluated; so content altered into invalid JSON is ``unparsable``, not
+  ``bad-signature``.
 * ``signature``, ``chain`` and ``san`` need the signer certificate; ``chain`` and ``san`` are evaluated even
   when the signature is bad, because they describe who the signer claims to be, which helps diagnosis.
 * ``nonce`` and ``validity`` read the signed content, so they are only evaluated once the signature verifies:
