@@ -99,9 +99,14 @@ def _configure_logging(verbosity: int, quiet: bool) -> None:
 
 
 def _register_commands() -> None:
-    from hcibenefit.cli import inventory_cmd
+    from hcibenefit.cli import benefits_cmd, host_cmd, inventory_cmd, lab_cmd, status_cmd
 
+    app.command("status")(status_cmd.status)
+    app.command("enable")(benefits_cmd.enable)
+    app.command("disable")(benefits_cmd.disable)
+    app.add_typer(host_cmd.app, name="host")
     app.add_typer(inventory_cmd.app, name="inventory")
+    app.add_typer(lab_cmd.app, name="lab")
 
 
 _register_commands()

@@ -9,12 +9,16 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
 
 from hcibenefit.lab.binding import bind
 from hcibenefit.lab.emulation import EMULATIONS, NOT_RECOGNIZED, Invocation
 from hcibenefit.lab.state import FleetState
 from hcibenefit.lab.wsman.executor import PipelineCall, PipelineOutput, TerminatingError
 from hcibenefit.remoting.catalog import parse_header
+
+if TYPE_CHECKING:
+    from hcibenefit.lab.signing import LabSigningChain
 
 _COMMAND_NOT_FOUND = "System.Management.Automation.CommandNotFoundException"
 _FIRST_COMMAND = re.compile(r"[A-Za-z][\w]*-[\w]+|[A-Za-z_][\w.]*")
@@ -38,6 +42,9 @@ class LabEngine:
         self.state = state
         self._lock = threading.Lock()
         self.invocations: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        # Set by the Lab: what guests sign documents with and the password they accept.
+        self.signing: LabSigningChain | None = None
+        self.guest_password: str | None = None
 
     def reset_counters(self) -> None:
         with self._lock:

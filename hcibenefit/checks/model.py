@@ -1,0 +1,95 @@
+"""Findings: what a check says about one target, with a stable id, a severity and the fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from hcibenefit.facts.host import HostFacts, VMFacts
+
+
+class Severity(IntEnum):
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.upper()]
+        except KeyError:
+            from hcibenefit.errors import UsageError
+
+            raise UsageError(
+                f"unknown severity {text!r}", hint="choose one of: " + ", ".join(s.label for s in cls)
+            ) from None
+
+
+@dataclass(frozen=True)
+class CheckMeta:
+    id: str
+    title: str
+    severity: Severity
+    scope: str  # node, vm, cluster
+    remediation: str
+    """A template; {node}, {vm} and {cluster} are filled in for the finding."""
+    verdict: str | None = None
+    """For VM checks: the one-word status verdict a finding implies (missing, broken, unknown)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: CheckMeta
+    cluster: str
+    target: str
+    detail: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        # Deterministic, so runs can be compared: check id, cluster, target.
+        return f"{self.check.id}:{self.cluster}/{self.target}".lower()
+
+    @property
+    def severity(self) -> Severity:
+        return self.check.severity
+
+    @property
+    def remediation(self) -> str:
+        return self.check.remediation.format(**{"cluster": self.cluster, **self.values})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "check": self.check.id,
+            "severity": self.severity.label,
+            "cluster": self.cluster,
+            "target": self.target,
+            "title": self.check.title,
+            "detail": self.detail,
+            "remediation": self.remediation,
+        }
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """What checks see of one cluster: the facts of every node that answered, and which did not."""
+
+    name: str
+    hosts: tuple[HostFacts, ...]
+    unreachable: Mapping[str, str]
+    """node name → why it could not be assessed."""
+    now: dt.datetime
+    expiry_warning_days: int
+
+    def all_vms(self) -> tuple[tuple[VMFacts, HostFacts], ...]:
+        return tuple((vm, host) for host in self.hosts for vm in host.vms)

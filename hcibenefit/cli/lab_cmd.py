@@ -1,0 +1,141 @@
+"""`hcibenefit lab serve|state|run`: the simulated fleet, for trying hcibenefit without a cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hcibenefit.cli.common import app_context
+from hcibenefit.errors import UsageError
+from hcibenefit.exitcodes import ExitCode
+
+app = typer.Typer(help="The built-in simulated fleet (real WinRM on loopback).", no_args_is_help=True)
+
+DEFAULT_CONTROL_PORT = 48650
+FleetOption = Annotated[Path | None, typer.Option("--fleet", help="Fleet spec YAML (default: built-in fleet).")]
+ScaleOption = Annotated[
+    str | None, typer.Option("--scale", help="Generate a fleet: CLUSTERS,NODES,VMS_PER_NODE, e.g. 10,4,25.")
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for --scale.")]
+AuthOption = Annotated[str, typer.Option("--auth", help="basic (over HTTPS) or ntlm (over HTTP, encrypted).")]
+
+
+def _spec(fleet: Path | None, scale: str | None, seed: int) -> Any:
+    from hcibenefit.lab.spec import default_fleet, generate_fleet, load_fleet, parse_scale
+
+    if fleet is not None and scale is not None:
+        raise UsageError("--fleet and --scale exclude each other")
+    if fleet is not None:
+        return load_fleet(fleet)
+    if scale is not None:
+        return generate_fleet(*parse_scale(scale), seed=seed)
+    return default_fleet()
+
+
+def _auth(value: str) -> Any:
+    if value not in ("basic", "ntlm"):
+        raise UsageError(f"--auth must be basic or ntlm, got {value!r}")
+    return value
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    fleet: FleetOption = None,
+    scale: ScaleOption = None,
+    seed: SeedOption = 1,
+    auth: AuthOption = "basic",
+    write_inventory: Annotated[
+        Path, typer.Option("--write-inventory", help="Where to write the inventory for this lab.")
+    ] = Path("lab-inventory.yaml"),
+    control_port: Annotated[
+        int, typer.Option("--control-port", help="Port of the control endpoint (GET /lab/state).")
+    ] = DEFAULT_CONTROL_PORT,
+) -> int:
+    """Start the fleet and serve until Ctrl-C / SIGTERM."""
+    from hcibenefit.lab.fleet import Lab
+
+    appctx = app_context(ctx)
+    spec = _spec(fleet, scale, seed)
+    stop = threading.Event()
+    with Lab(spec, auth=_auth(auth), control_port=control_port) as lab:
+        lab.write_inventory(write_inventory)
+        for name, value in lab.environment().items():
+            print(f"export {name}={value}", file=appctx.stderr)
+        print(
+            f"lab ready: {spec.node_count()} nodes, {spec.vm_count()} VMs ({spec.source}), auth {auth} over "
+            f"{'https' if auth == 'basic' else 'http'}; inventory {write_inventory}; "
+            f"control {lab.control_url}/lab/state",
+            file=appctx.stdout,
+            flush=True,
+        )
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    print("lab stopped", file=appctx.stderr)
+    return int(ExitCode.OK)
+
+
+@app.command()
+def state(
+    ctx: typer.Context,
+    control_port: Annotated[int, typer.Option("--control-port", help="The lab's control port.")] = DEFAULT_CONTROL_PORT,
+) -> int:
+    """Print the running lab's state (GET /lab/state) as JSON."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    appctx = app_context(ctx)
+    url = f"http://127.0.0.1:{control_port}/lab/state"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            document = json.load(response)
+    except (urllib.error.URLError, OSError) as exc:
+        raise UsageError(f"no lab answers at {url}: {exc}", hint="start one with `hcibenefit lab serve`") from None
+    with appctx.open_output() as stream:
+        stream.write(json.dumps(document, indent=2) + "\n")
+    return int(ExitCode.OK)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    fleet: FleetOption = None,
+    scale: ScaleOption = None,
+    seed: SeedOption = 1,
+    auth: AuthOption = "basic",
+) -> int:
+    """Start a lab, run one hcibenefit command against it, stop: `hcibenefit lab run -- status`."""
+    from hcibenefit.cli.app import run as run_cli
+    from hcibenefit.lab.fleet import Lab
+
+    args = list(ctx.args)
+    if not args:
+        raise UsageError("nothing to run", hint="for example: hcibenefit lab run -- status")
+    spec = _spec(fleet, scale, seed)
+    appctx = app_context(ctx)
+    with Lab(spec, auth=_auth(auth)) as lab:
+        inventory = lab.write_inventory(lab._workdir / "inventory.yaml")
+        saved = {k: os.environ.get(k) for k in [*lab.environment(), "HCIBENEFIT_INVENTORY"]}
+        os.environ.update(lab.environment())
+        os.environ["HCIBENEFIT_INVENTORY"] = str(inventory)
+        appctx.say(f"lab: {spec.node_count()} nodes, {spec.vm_count()} VMs ({spec.source})")
+        try:
+            return run_cli(args)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

@@ -1,0 +1,353 @@
+"""Typed records of what a node reported through the host-facts script.
+
+Parsing is strict about shape (a wrong type is a FactsError naming the field) and lenient about
+values: an enum value we have never seen is kept as text, so a new Windows release degrades a
+report instead of breaking it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+HOST_SWITCH = "AZSHCI_HOST-IMDS_DO_NOT_MODIFY"
+GUEST_NIC = "AZSHCI_GUEST-IMDS_DO_NOT_MODIFY"
+GSI = "Guest Service Interface"
+KVP = "Key-Value Pair Exchange"
+HOST_IMDS_ADDRESS = "169.254.169.253"
+EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+# OS build → release (platform.md section 2); later builds are Azure Local releases of the 23H2 family.
+RELEASES = {"20348": "21H2", "20349": "22H2", "20350": "23H2"}
+
+
+class FactsError(ValueError):
+    """The script output does not have the shape we expect."""
+
+
+def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *, optional: bool = True) -> Any:
+    value = obj.get(key)
+    if value is None:
+        if optional:
+            return None
+        raise FactsError(f"{where}.{key}: missing")
+    if not isinstance(value, kind):
+        raise FactsError(f"{where}.{key}: expected {kind}, got {type(value).__name__}")
+    return value
+
+
+def _text(obj: Mapping[str, Any], key: str, where: str) -> str:
+    value = _get(obj, key, (str, int, float), where)
+    return "" if value is None else str(value)
+
+
+def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = obj.get(key)
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        # PowerShell 5.1 turns a one-element array into a bare object in some paths.
+        return [value]
+    if not isinstance(value, list):
+        raise FactsError(f"{where}.{key}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # .NET's round-trip format has 7 fractional digits; Python accepts at most 6.
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        zone = tail[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class SwitchFacts:
+    name: str
+    id: str
+    switch_type: str
+    notes: str
+
+
+@dataclass(frozen=True)
+class NicFacts:
+    name: str
+    switch_name: str | None
+    connected: bool
+    mac_address: str
+    ip_addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IntegrationServiceFacts:
+    name: str
+    enabled: bool
+    primary_status: str
+
+
+@dataclass(frozen=True)
+class VMAttestationFacts:
+    """One row of Get-AzStackHCIVMAttestation -Local."""
+
+    status: str
+    supported_versions: str
+    attestation_host: str
+
+
+@dataclass(frozen=True)
+class VMFacts:
+    id: str
+    name: str
+    node: str
+    cluster: str
+    generation: int
+    state: str
+    is_clustered: bool
+    nics: tuple[NicFacts, ...]
+    integration_services: tuple[IntegrationServiceFacts, ...]
+    kvp: Mapping[str, str] | None
+    """Guest data from Hyper-V data exchange; None when not collected, empty when the guest sent none."""
+    attestation: VMAttestationFacts | None
+
+    @property
+    def imds_nic(self) -> NicFacts | None:
+        return next((n for n in self.nics if n.name == GUEST_NIC), None)
+
+    def service(self, name: str) -> IntegrationServiceFacts | None:
+        return next((s for s in self.integration_services if s.name == name), None)
+
+    @property
+    def gsi_enabled(self) -> bool:
+        service = self.service(GSI)
+        return service is not None and service.enabled
+
+    @property
+    def kvp_enabled(self) -> bool:
+        service = self.service(KVP)
+        return service is not None and service.enabled
+
+    @property
+    def os_name(self) -> str | None:
+        return (self.kvp or {}).get("OSName") or None
+
+    @property
+    def running(self) -> bool:
+        return self.state == "Running"
+
+
+@dataclass(frozen=True)
+class RegistrationFacts:
+    registration_status: str
+    connection_status: str
+    imds_attestation: str
+    last_connected: dt.datetime | None
+    azure_resource_name: str
+    azure_resource_uri: str
+
+
+@dataclass(frozen=True)
+class NodeAttestationFacts:
+    status: str
+    expiration: dt.datetime | None
+    switch_id: str
+    legacy_os_support: str | None
+    """Enabled/Disabled on 23H2+ hosts; None on 22H2, where the property does not exist."""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.switch_id) and self.switch_id != EMPTY_GUID
+
+
+@dataclass(frozen=True)
+class FirewallRuleFacts:
+    name: str
+    enabled: bool
+    direction: str
+    action: str
+
+
+@dataclass(frozen=True)
+class ClusterNodeFacts:
+    name: str
+    state: str
+
+
+@dataclass(frozen=True)
+class ScriptProblem:
+    source: str
+    message: str
+    error_id: str
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    node: str
+    cluster: str
+    computer_name: str
+    collected_at: dt.datetime | None
+    os_caption: str
+    os_build: str
+    module_version: str | None
+    registration: RegistrationFacts | None
+    attestation: NodeAttestationFacts | None
+    switch: SwitchFacts | None
+    attestation_switch: SwitchFacts | None
+    host_vnic_addresses: tuple[str, ...] | None
+    """None when the host vNIC on the IMDS switch does not exist."""
+    firewall: tuple[FirewallRuleFacts, ...]
+    cluster_nodes: tuple[ClusterNodeFacts, ...]
+    vms: tuple[VMFacts, ...]
+    problems: tuple[ScriptProblem, ...]
+
+    @property
+    def release(self) -> str:
+        return RELEASES.get(self.os_build, "23H2+" if self.os_build.isdigit() and int(self.os_build) > 20350 else "unknown")
+
+    @property
+    def supports_v2(self) -> bool:
+        """A host that reports LegacyOsSupport serves V2 (VMBus); Az.StackHCI uses the same test."""
+        if self.attestation is not None and self.attestation.legacy_os_support is not None:
+            return True
+        return self.release in ("23H2", "23H2+")
+
+    @property
+    def legacy_os_support(self) -> bool:
+        """Whether V1 (guest NIC) is served: always on 22H2, opt-in on 23H2+."""
+        if not self.supports_v2:
+            return True
+        return self.attestation is not None and self.attestation.legacy_os_support == "Enabled"
+
+
+def _switch(raw: Any, where: str) -> SwitchFacts | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise FactsError(f"{where}: expected an object")
+    return SwitchFacts(
+        name=_text(raw, "name", where),
+        id=_text(raw, "id", where).lower(),
+        switch_type=_text(raw, "switch_type", where),
+        notes=_text(raw, "notes", where),
+    )
+
+
+def _vm(raw: Any, index: int, node: str, cluster: str) -> VMFacts:
+    where = f"vms[{index}]"
+    if not isinstance(raw, dict):
+        raise FactsError(f"{where}: expected an object")
+    nics = tuple(
+        NicFacts(
+            name=_text(n, "name", f"{where}.network_adapters[{i}]"),
+            switch_name=_get(n, "switch_name", str, where) or None,
+            connected=bool(n.get("connected")),
+            mac_address=_text(n, "mac_address", where),
+            ip_addresses=tuple(str(a) for a in _list(n, "ip_addresses", where)),
+        )
+        for i, n in enumerate(_list(raw, "network_adapters", where))
+    )
+    services = tuple(
+        IntegrationServiceFacts(
+            name=_text(s, "name", where), enabled=bool(s.get("enabled")), primary_status=_text(s, "primary_status", where)
+        )
+        for s in _list(raw, "integration_services", where)
+    )
+    kvp_raw = _get(raw, "kvp", dict, where)
+    attestation_raw = _get(raw, "attestation", dict, where)
+    generation = _get(raw, "generation", int, where)
+    return VMFacts(
+        id=_text(raw, "id", where).lower(),
+        name=_text(raw, "name", where),
+        node=node,
+        cluster=cluster,
+        generation=generation or 0,
+        state=_text(raw, "state", where),
+        is_clustered=bool(raw.get("is_clustered")),
+        nics=nics,
+        integration_services=services,
+        kvp=None if kvp_raw is None else {str(k): str(v) for k, v in kvp_raw.items()},
+        attestation=None
+        if attestation_raw is None
+        else VMAttestationFacts(
+            status=_text(attestation_raw, "status", where),
+            supported_versions=_text(attestation_raw, "supported_versions", where),
+            attestation_host=_text(attestation_raw, "attestation_host", where),
+        ),
+    )
+
+
+def parse_host_facts(document: Mapping[str, Any], *, node: str, cluster: str) -> HostFacts:
+    """Build HostFacts from the host-facts/1 JSON document. Raises FactsError on a wrong shape."""
+    if document.get("schema") != "host-facts/1":
+        raise FactsError(f"schema: expected 'host-facts/1', got {document.get('schema')!r}")
+    os_raw = _get(document, "os", dict, "") or {}
+    module = _get(document, "module", dict, "")
+    reg = _get(document, "registration", dict, "")
+    att = _get(document, "attestation", dict, "")
+    vnic = _get(document, "host_vnic", dict, "")
+    cluster_raw = _get(document, "cluster", dict, "") or {}
+    return HostFacts(
+        node=node,
+        cluster=cluster,
+        computer_name=_text(document, "computer_name", ""),
+        collected_at=parse_time(document.get("collected_at")),
+        os_caption=_text(os_raw, "caption", "os"),
+        os_build=_text(os_raw, "build", "os"),
+        module_version=_text(module, "version", "module") if module else None,
+        registration=RegistrationFacts(
+            registration_status=_text(reg, "registration_status", "registration"),
+            connection_status=_text(reg, "connection_status", "registration"),
+            imds_attestation=_text(reg, "imds_attestation", "registration"),
+            last_connected=parse_time(reg.get("last_connected")),
+            azure_resource_name=_text(reg, "azure_resource_name", "registration"),
+            azure_resource_uri=_text(reg, "azure_resource_uri", "registration"),
+        )
+        if reg
+        else None,
+        attestation=NodeAttestationFacts(
+            status=_text(att, "status", "attestation"),
+            expiration=parse_time(att.get("expiration")),
+            switch_id=_text(att, "switch_id", "attestation").lower(),
+            legacy_os_support=_get(att, "legacy_os_support", str, "attestation"),
+        )
+        if att
+        else None,
+        switch=_switch(document.get("switch"), "switch"),
+        attestation_switch=_switch(document.get("attestation_switch"), "attestation_switch"),
+        host_vnic_addresses=None
+        if vnic is None
+        else tuple(_text(a, "address", "host_vnic.addresses") for a in _list(vnic, "addresses", "host_vnic")),
+        firewall=tuple(
+            FirewallRuleFacts(
+                name=_text(r, "name", "firewall"),
+                enabled=bool(r.get("enabled")),
+                direction=_text(r, "direction", "firewall"),
+                action=_text(r, "action", "firewall"),
+            )
+            for r in _list(document, "firewall", "")
+        ),
+        cluster_nodes=tuple(
+            ClusterNodeFacts(name=_text(n, "name", "cluster.nodes"), state=_text(n, "state", "cluster.nodes"))
+            for n in _list(cluster_raw, "nodes", "cluster")
+        ),
+        vms=tuple(_vm(raw, i, node, cluster) for i, raw in enumerate(_list(document, "vms", ""))),
+        problems=tuple(
+            ScriptProblem(
+                source=_text(p, "source", "problems"),
+                message=_text(p, "message", "problems"),
+                error_id=_text(p, "error_id", "problems"),
+            )
+            for p in _list(document, "problems", "")
+        ),
+    )

@@ -1,0 +1,296 @@
+"""A running lab: the fleet model, one WinRM endpoint per node, and the control endpoint.
+
+Importable for tests and benchmarks (`with Lab(spec) as lab: ...`), and what `hcibenefit lab serve`
+runs. Everything binds to loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+import threading
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Literal
+
+from hcibenefit.lab import pki
+from hcibenefit.lab.engine import LabEngine
+from hcibenefit.lab.signing import LAB_SAN_PATTERN, LabSigningChain
+from hcibenefit.lab.spec import FleetSpec
+from hcibenefit.lab.state import FleetState
+from hcibenefit.lab.wsman import Endpoint, NodeFaults, WSManServer
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "HCIBENEFIT_LAB_PASSWORD"
+GUEST_PASSWORD_ENV = "HCIBENEFIT_LAB_GUEST_PASSWORD"
+LAB_USER = "labadmin"
+LAB_GUEST_USER = "Administrator"
+
+
+class Lab:
+    def __init__(
+        self,
+        spec: FleetSpec,
+        *,
+        auth: Literal["basic", "ntlm"] = "basic",
+        password: str | None = None,
+        guest_password: str | None = None,
+        control_port: int = 0,
+        read_timeout: float = 15.0,
+    ) -> None:
+        self.spec = spec
+        self.auth = auth
+        self.username = LAB_USER
+        self.password = password or secrets.token_urlsafe(18)
+        self.guest_username = LAB_GUEST_USER
+        self.guest_password = guest_password or secrets.token_urlsafe(18)
+        self.read_timeout = read_timeout
+        self.state = FleetState(spec)
+        self.engine = LabEngine(self.state)
+        self._requested_control_port = control_port
+        self._workdir = Path(tempfile.mkdtemp(prefix="hcibenefit-lab-"))
+        self.signing: LabSigningChain | None = None
+        self.server: WSManServer | None = None
+        self.endpoints: dict[str, Endpoint] = {}
+        self._control: ThreadingHTTPServer | None = None
+        self._control_thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.signing = LabSigningChain.generate()
+        self.engine.signing = self.signing
+        self.engine.guest_password = self.guest_password
+        (self._workdir / "attestation-ca.pem").write_bytes(self.signing.ca_bundle_pem())
+        ca = pki.issue("hcibenefit lab CA", ca=True, path_length=0) if self.auth == "basic" else None
+        self.server = WSManServer(
+            self.engine,
+            auth=self.auth,
+            username=self.username,
+            password=self.password,
+            ca=ca,
+        )
+        for cluster in self.spec.clusters:
+            for node in cluster.nodes:
+                self.endpoints[node.name.lower()] = self.server.add_node(node.name, NodeFaults(**asdict(node.faults)))
+        self.server.start()
+        self._start_control()
+
+    def stop(self) -> None:
+        if self._control is not None:
+            self._control.shutdown()
+            self._control.server_close()
+            self._control = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def reset(self) -> None:
+        """Back to the spec: model, invocation counters and node faults."""
+        self.state.reset()
+        self.engine.reset_counters()
+        if self.server is not None:
+            for cluster in self.spec.clusters:
+                for node in cluster.nodes:
+                    self.server.set_faults(node.name, **asdict(node.faults))
+
+    def set_faults(self, node: str, **changes: Any) -> None:
+        if self.server is None:
+            raise RuntimeError("lab is not running")
+        self.server.set_faults(self.state.node(node).name, **changes)
+
+    # --- observability -----------------------------------------------------------------------------
+
+    @property
+    def control_url(self) -> str:
+        if self._control is None:
+            raise RuntimeError("lab is not running")
+        host, port = self._control.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        return Path(self.server.ca_bundle_path) if self.server and self.server.ca_bundle_path else None
+
+    @property
+    def attestation_ca(self) -> Path:
+        return self._workdir / "attestation-ca.pem"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON `GET /lab/state` returns."""
+        server = self.server
+        with self.state.lock:
+            nodes = []
+            for cluster in self.spec.clusters:
+                for node_spec in cluster.nodes:
+                    endpoint = self.endpoints[node_spec.name.lower()]
+                    stats = server.stats(node_spec.name) if server else None
+                    node = self.state.node(node_spec.name)
+                    nodes.append(
+                        {
+                            "name": node.name,
+                            "cluster": node.cluster,
+                            "address": endpoint.address,
+                            "port": endpoint.port,
+                            "open_shells": stats.open_shells if stats else 0,
+                            "shells_created": stats.shells_created if stats else 0,
+                            "requests": stats.requests if stats else 0,
+                            "invocations": self.engine.counts(node.name),
+                            "attestation": node.attestation,
+                            "expiration": node.expiration.isoformat() if node.expiration else None,
+                            "switch": None
+                            if node.switch is None
+                            else {"name": node.switch.name, "type": node.switch.switch_type},
+                            "legacy_os_support": node.legacy_os_support,
+                            "module": node.module,
+                        }
+                    )
+            vms = [
+                {
+                    "name": vm.name,
+                    "cluster": vm.cluster,
+                    "node": vm.node,
+                    "generation": vm.generation,
+                    "state": vm.state,
+                    "edition": vm.edition,
+                    "os": vm.os,
+                    "benefits": _benefits(self.state, vm),
+                    "gsi": vm.gsi,
+                    "kvp": vm.kvp,
+                    "nics": [{"name": n.name, "switch": n.switch_name, "connected": n.connected} for n in vm.nics],
+                    "guest": {
+                        "license_status": vm.guest.license_status,
+                        "task": vm.guest.task,
+                        "imds": vm.guest.imds,
+                        "document": vm.guest.document,
+                        "powershell_direct": vm.guest.powershell_direct,
+                        "runs_needed": vm.guest.runs_needed,
+                        "runs": vm.guest.runs,
+                    },
+                }
+                for vm in self.state.vms.values()
+            ]
+        return {"source": self.spec.source, "auth": self.auth, "nodes": nodes, "vms": vms}
+
+    def open_shells(self) -> int:
+        server = self.server
+        if server is None:
+            return 0
+        return sum(server.stats(n.name).open_shells for c in self.spec.clusters for n in c.nodes)
+
+    # --- inventory ---------------------------------------------------------------------------------
+
+    def inventory_text(self) -> str:
+        """An inventory every command accepts, pointing at this lab (passwords through environment variables)."""
+        https = self.auth == "basic"
+        lines = [
+            "# Written by hcibenefit's lab. Valid while that lab runs (its ports change on every start).",
+            f"# Host password: environment variable {PASSWORD_ENV}; guest password: {GUEST_PASSWORD_ENV}.",
+            "defaults:",
+            "  winrm:",
+            f"    transport: {'https' if https else 'http'}",
+            f"    auth: {'basic' if https else 'ntlm'}",
+        ]
+        if https and self.ca_bundle is not None:
+            lines.append(f"    cert_validation: {json.dumps(str(self.ca_bundle))}")
+        lines += [
+            "    connection_timeout: 5",
+            f"    read_timeout: {self.read_timeout:g}",
+            f"    operation_timeout: {max(1.0, self.read_timeout - 5):g}",
+            "  credentials:",
+            f"    username: {self.username}",
+            f"    password_env: {PASSWORD_ENV}",
+            "  guest_credentials:",
+            f"    username: {self.guest_username}",
+            f"    password_env: {GUEST_PASSWORD_ENV}",
+            "clusters:",
+        ]
+        for cluster in self.spec.clusters:
+            lines += [f"  - name: {cluster.name}", "    site: lab", "    nodes:"]
+            for node in cluster.nodes:
+                endpoint = self.endpoints[node.name.lower()]
+                lines.append(f"      - {{name: {node.name}, address: {endpoint.address}, port: {endpoint.port}}}")
+        lines += [
+            "attestation:",
+            "  # The lab signs attested documents with its own chain; real fleets keep the Azure default.",
+            f"  ca_files: [{json.dumps(str(self.attestation_ca))}]",
+            f"  san_pattern: {json.dumps(LAB_SAN_PATTERN)}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def write_inventory(self, path: Path) -> Path:
+        path.write_text(self.inventory_text(), encoding="utf-8")
+        return path
+
+    def environment(self) -> dict[str, str]:
+        return {PASSWORD_ENV: self.password, GUEST_PASSWORD_ENV: self.guest_password}
+
+    # --- control endpoint --------------------------------------------------------------------------
+
+    def _start_control(self) -> None:
+        lab = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("control: " + format, *args)
+
+            def _reply(self, status: int, body: Any) -> None:
+                data = json.dumps(body, indent=2).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") == "/lab/state":
+                    self._reply(200, lab.snapshot())
+                else:
+                    self._reply(404, {"error": f"no such endpoint {self.path}"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.path.rstrip("/") == "/lab/reset":
+                    lab.reset()
+                    self._reply(200, {"reset": True})
+                elif self.path.rstrip("/") == "/lab/faults":
+                    try:
+                        request = json.loads(body or b"{}")
+                        node = request.pop("node")
+                        lab.set_faults(node, **request)
+                    except (KeyError, TypeError, ValueError) as exc:
+                        self._reply(400, {"error": f"expected {{node, <fault>: value}}: {exc}"})
+                        return
+                    self._reply(200, {"node": node, "changed": request})
+                else:
+                    self._reply(404, {"error": f"no such endpoint {self.path}"})
+
+        self._control = ThreadingHTTPServer(("127.0.0.1", self._requested_control_port), Handler)
+        self._control.daemon_threads = True
+        self._control_thread = threading.Thread(
+            target=self._control.serve_forever, name="hcibenefit-lab-control", daemon=True
+        )
+        self._control_thread.start()
+
+
+def _benefits(state: FleetState, vm: Any) -> str:
+    parts = []
+    if vm.imds_nic() is not None:
+        parts.append("v1")
+    if vm.gsi and state.clusters[vm.cluster].version != "22H2":
+        parts.append("v2")
+    return "+".join(parts) or "none"

@@ -1,0 +1,334 @@
+"""`hcibenefit enable|disable --vm`: find each VM's owner node, plan, confirm, act once per node, verify.
+
+Round trips: one host-facts call per node of the selected clusters to find the VMs, then per touched
+node one mutating call and one host-facts call to verify. Never one call per VM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hcibenefit.checks.assess import Assessment, VMStatus, assess_cluster, merge
+from hcibenefit.errors import UsageError
+from hcibenefit.facts.host import FactsError, HostFacts
+from hcibenefit.inventory import CredentialResolver, Inventory
+from hcibenefit.operations.audit import AuditLog
+from hcibenefit.operations.gather import Connection, connections, fetch_host_facts, gather_clusters
+from hcibenefit.operations.plan import (
+    Action,
+    TransportChoice,
+    VMPlan,
+    benefit_state,
+    plan_disable,
+    plan_enable,
+    script_parameters,
+    verify,
+)
+from hcibenefit.operations.status import select_clusters
+from hcibenefit.remoting.catalog import VM_BENEFITS_DISABLE, VM_BENEFITS_ENABLE
+from hcibenefit.remoting.errors import RemotingError
+from hcibenefit.remoting.runner import run_per_host
+from hcibenefit.remoting.session import run_script
+from hcibenefit.report import Report, Table, columns
+
+log = logging.getLogger(__name__)
+
+MUTATION_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class VMOutcome:
+    plan: VMPlan
+    result: str
+    """planned, already, refused, changed, failed, unverified"""
+    error: str | None = None
+    after: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.plan.to_dict(), "result": self.result, "error": self.error, "after": self.after}
+
+
+@dataclass(frozen=True)
+class BenefitsResult:
+    action: Action
+    what_if: bool
+    outcomes: tuple[VMOutcome, ...]
+    not_assessed: dict[str, str] = field(default_factory=dict)
+    """VM name → why it could not be found (nodes unreachable)."""
+    unreachable_nodes: dict[str, str] = field(default_factory=dict)
+    declined: bool = False
+
+    @property
+    def incomplete(self) -> bool:
+        bad = {"refused", "failed", "unverified"}
+        return self.declined or bool(self.not_assessed) or any(o.result in bad for o in self.outcomes)
+
+
+def _locate(assessment: Assessment, names: Sequence[str]) -> tuple[list[VMStatus], list[str], list[str]]:
+    by_name: dict[str, list[VMStatus]] = {}
+    for status in assessment.vms:
+        by_name.setdefault(status.vm.name.casefold(), []).append(status)
+    found, missing, ambiguous = [], [], []
+    for name in dict.fromkeys(names):
+        matches = by_name.get(name.casefold(), [])
+        if not matches:
+            missing.append(name)
+        elif len(matches) > 1:
+            ambiguous.append(f"{name} ({', '.join(m.vm.node for m in matches)})")
+        else:
+            found.append(matches[0])
+    return found, missing, ambiguous
+
+
+def _unknown_vm_error(missing: Sequence[str], assessment: Assessment) -> UsageError:
+    known = [s.vm.name for s in assessment.vms]
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, known, n=3)
+        if close:
+            hints.append(f"{name}: did you mean {', '.join(close)}?")
+    quoted = ", ".join(repr(n) for n in missing)
+    return UsageError(
+        f"no VM named {quoted} on any node of the selected clusters; nothing was changed",
+        hint="; ".join(hints) or "run `hcibenefit status` to list the VMs",
+    )
+
+
+def plan_benefits(
+    assessment: Assessment,
+    *,
+    action: Action,
+    vm_names: Sequence[str],
+    all_eligible: bool = False,
+    transport: TransportChoice = "auto",
+    force: bool = False,
+) -> tuple[list[VMPlan], dict[str, str]]:
+    """Plans for the named VMs (and, with all_eligible, every VM that needs benefits and lacks them).
+
+    Raises UsageError for a name found nowhere when every node answered; with nodes unreachable such a
+    name is reported as not assessed instead, since the VM may live there.
+    """
+    found, missing, ambiguous = _locate(assessment, vm_names)
+    if ambiguous:
+        raise UsageError(f"VM name on more than one node: {'; '.join(ambiguous)}; nothing was changed")
+    not_assessed: dict[str, str] = {}
+    if missing:
+        unreachable = [n.name for n in assessment.nodes if n.facts is None]
+        if not unreachable:
+            raise _unknown_vm_error(missing, assessment)
+        for name in missing:
+            not_assessed[name] = f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
+    targets = list(found)
+    if all_eligible:
+        named = {s.vm.name for s in targets}
+        targets += [s for s in assessment.vms if s.requirement.needed and s.vm.name not in named]
+    plans = []
+    for status in targets:
+        plan = plan_enable(status, assessment, transport=transport, force=force) if action == "enable" else plan_disable(status)
+        if all_eligible and status.vm.name not in vm_names and plan.decision != "change":
+            continue  # --all-eligible lists what it would change, not every healthy VM
+        plans.append(plan)
+    return plans, not_assessed
+
+
+def _apply_on_node(
+    action: Action, connection: Connection, plans: Sequence[VMPlan], cancel: threading.Event
+) -> tuple[dict[str, dict[str, Any]], HostFacts | None, str | None, str | None]:
+    """One mutating call, then one read to verify. Returns per-VM script results, facts after, errors."""
+    script = VM_BENEFITS_ENABLE if action == "enable" else VM_BENEFITS_DISABLE
+    per_vm: dict[str, dict[str, Any]] = {}
+    change_error: str | None = None
+    try:
+        document = run_script(connection.endpoint, script, script_parameters(plans), cancel=cancel, timeout_s=MUTATION_TIMEOUT_S)
+        for item in document.get("results") or []:
+            if isinstance(item, dict) and isinstance(item.get("vm"), str):
+                per_vm.setdefault(item["vm"].casefold(), item)
+    except RemotingError as exc:
+        # After a mutating call failed mid-way the host may or may not have changed: re-read to find out.
+        change_error = f"{exc.kind}: {exc.detail}"
+    after: HostFacts | None = None
+    verify_error: str | None = None
+    try:
+        after = fetch_host_facts(connection, cancel)
+    except (RemotingError, FactsError) as exc:
+        verify_error = str(exc)
+    return per_vm, after, change_error, verify_error
+
+
+def apply_plans(
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    plans: Sequence[VMPlan],
+    *,
+    action: Action,
+    audit: AuditLog | None,
+    workers: int = 16,
+    cancel: threading.Event | None = None,
+) -> list[VMOutcome]:
+    changes = [p for p in plans if p.decision == "change"]
+    by_node: dict[str, list[VMPlan]] = {}
+    for plan in changes:
+        by_node.setdefault(plan.node, []).append(plan)
+    conns = connections([inventory.node(name) for name in by_node], resolver)
+    results = run_per_host(
+        conns,
+        lambda c, ev: _apply_on_node(action, c, by_node[c.node.name], ev),
+        name_of=lambda c: c.node.name,
+        workers=workers,
+        cancel=cancel,
+    )
+    outcomes: dict[str, VMOutcome] = {}
+    for outcome in results:
+        node_plans = by_node[outcome.target.node.name]
+        if outcome.value is None:
+            error = f"{outcome.error.kind}: {outcome.error.detail}" if outcome.error else "unknown error"
+            for plan in node_plans:
+                outcomes[plan.vm] = VMOutcome(plan, "failed", error)
+            continue
+        per_vm, after, change_error, verify_error = outcome.value
+        vms_after = {vm.name.casefold(): vm for vm in after.vms} if after else {}
+        for plan in node_plans:
+            reported = per_vm.get(plan.vm.casefold())
+            script_error = None
+            if reported is not None and not reported.get("ok", False):
+                err = reported.get("error") or {}
+                script_error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
+            vm_after = vms_after.get(plan.vm.casefold())
+            state_after = benefit_state(vm_after, after) if vm_after is not None and after is not None else None
+            if after is None:
+                result = VMOutcome(plan, "unverified", script_error or change_error or f"could not re-read the node: {verify_error}")
+            else:
+                problem = verify(plan, vm_after, after)
+                if problem is None:
+                    result = VMOutcome(plan, "changed", None, state_after)
+                else:
+                    why = script_error or change_error or problem
+                    result = VMOutcome(plan, "failed", why if why == problem else f"{why}; {problem}", state_after)
+            outcomes[plan.vm] = result
+    ordered = [outcomes.get(p.vm) or _passive(p) for p in plans]
+    if audit is not None:
+        for item in ordered:
+            if item.plan.decision == "change":
+                audit.record(
+                    {
+                        "action": action,
+                        "vm": item.plan.vm,
+                        "cluster": item.plan.cluster,
+                        "node": item.plan.node,
+                        "steps": list(item.plan.steps),
+                        "transport": item.plan.transport,
+                        "before": item.plan.before,
+                        "after": item.after,
+                        "result": item.result,
+                        "error": item.error,
+                    }
+                )
+    return ordered
+
+
+def _passive(plan: VMPlan) -> VMOutcome:
+    return VMOutcome(plan, {"already": "already", "refused": "refused"}.get(plan.decision, "planned"), None, None)
+
+
+def run_benefits(
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    *,
+    action: Action,
+    vm_names: Sequence[str],
+    cluster_names: Sequence[str] = (),
+    all_eligible: bool = False,
+    what_if: bool = False,
+    transport: TransportChoice = "auto",
+    force: bool = False,
+    confirm: Callable[[Sequence[VMPlan]], bool] = lambda plans: True,
+    audit: AuditLog | None = None,
+    workers: int = 16,
+    cancel: threading.Event | None = None,
+    now: dt.datetime | None = None,
+) -> BenefitsResult:
+    if not vm_names and not all_eligible:
+        raise UsageError("name at least one VM with --vm" + (" or pass --all-eligible" if action == "enable" else ""))
+    clusters = select_clusters(inventory, cluster_names)
+    gathered, _ = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)
+    when = now or dt.datetime.now(dt.timezone.utc)
+    assessment = merge(
+        [assess_cluster(f, [n.name for n in c.nodes], inventory.policy, when) for f, c in zip(gathered, clusters, strict=True)]
+    )
+    unreachable = {n.name: n.error or "" for n in assessment.nodes if n.facts is None}
+    plans, not_assessed = plan_benefits(
+        assessment, action=action, vm_names=vm_names, all_eligible=all_eligible, transport=transport, force=force
+    )
+    changes = [p for p in plans if p.decision == "change"]
+    if what_if or not changes:
+        outcomes = tuple(_passive(p) for p in plans)
+        return BenefitsResult(action, what_if, outcomes, not_assessed, unreachable)
+    if len(changes) > 1 and not confirm(changes):
+        return BenefitsResult(action, False, tuple(_passive(p) for p in plans), not_assessed, unreachable, declined=True)
+    outcomes_list = apply_plans(inventory, resolver, plans, action=action, audit=audit, workers=workers, cancel=cancel)
+    return BenefitsResult(action, False, tuple(outcomes_list), not_assessed, unreachable)
+
+
+def describe_call(action: Action, plans: Sequence[VMPlan]) -> list[dict[str, Any]]:
+    """The exact mutating calls a plan would send: one per node, script id and parameters."""
+    script = VM_BENEFITS_ENABLE if action == "enable" else VM_BENEFITS_DISABLE
+    by_node: dict[str, list[VMPlan]] = {}
+    for plan in plans:
+        if plan.decision == "change":
+            by_node.setdefault(plan.node, []).append(plan)
+    return [{"node": node, "script": script.key, "parameters": script_parameters(p)} for node, p in by_node.items()]
+
+
+def benefits_report(result: BenefitsResult) -> Report:
+    records = [o.to_dict() for o in result.outcomes]
+    calls = describe_call(result.action, [o.plan for o in result.outcomes])
+    data = {
+        "action": result.action,
+        "what_if": result.what_if,
+        "vms": records,
+        "calls": calls,
+        "not_assessed": result.not_assessed,
+        "unreachable_nodes": result.unreachable_nodes,
+        "declined": result.declined,
+    }
+    rows = [
+        {
+            "vm": o.plan.vm,
+            "cluster": o.plan.cluster,
+            "node": o.plan.node,
+            "result": ("would change" if o.result == "planned" and result.what_if else o.result),
+            "via": o.plan.transport,
+            "steps": ", ".join(o.plan.steps) or None,
+            "why": o.error or o.plan.reason,
+            "fix": o.plan.fix,
+        }
+        for o in result.outcomes
+    ]
+    rows += [{"vm": name, "result": "not assessed", "why": why} for name, why in result.not_assessed.items()]
+    table = Table(
+        f"{result.action} {'(what-if: nothing was sent)' if result.what_if else ''}".strip(),
+        columns(
+            ("cluster", "CLUSTER"), ("node", "NODE"), ("vm", "VM"), ("result", "RESULT"), ("via", "VIA"),
+            ("steps", "STEPS"), ("why", "WHY"), ("fix", "FIX"),
+        ),
+        rows,
+    )
+    notes = []
+    if result.what_if:
+        for call in calls:
+            params = " ".join(f"-{k} {','.join(v)}" for k, v in call["parameters"].items())
+            notes.append(f"would run {call['script']} on {call['node']}: {params}")
+    if result.declined:
+        notes.append("not confirmed: nothing was changed")
+    for node, why in result.unreachable_nodes.items():
+        notes.append(f"! {node}: {why}")
+    return Report(data=data, tables=[table], notes=notes)
+
+
+__all__ = ["BenefitsResult", "VMOutcome", "benefits_report", "plan_benefits", "run_benefits"]

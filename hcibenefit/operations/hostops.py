@@ -1,0 +1,216 @@
+"""`hcibenefit host enable|sync`: node-level remediation, with the same plan/what-if/verify rules as VMs.
+
+Nodes are changed one at a time: Enable-AzStackHCIAttestation ends with a cluster sync, and two nodes
+syncing at once gains nothing and makes failures harder to read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hcibenefit.checks.assess import Assessment, NodeStatus, assess_cluster
+from hcibenefit.errors import UsageError
+from hcibenefit.facts.host import HOST_SWITCH, FactsError
+from hcibenefit.inventory import CredentialResolver, Inventory
+from hcibenefit.operations.audit import AuditLog
+from hcibenefit.operations.gather import connections, fetch_host_facts, gather_clusters
+from hcibenefit.remoting.catalog import HOST_ATTESTATION_ENABLE, HOST_SYNC
+from hcibenefit.remoting.errors import RemotingError
+from hcibenefit.remoting.session import run_script
+from hcibenefit.report import Report, Table, columns
+
+HostAction = Literal["enable", "sync"]
+NODE_OPERATION_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    node: str
+    cluster: str
+    action: HostAction
+    decision: str  # change, already, refused
+    reason: str
+    fix: str | None = None
+    before: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    plan: NodePlan
+    result: str  # planned, already, refused, changed, failed, unverified
+    error: str | None = None
+    after: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.plan
+        return {
+            "node": p.node,
+            "cluster": p.cluster,
+            "action": p.action,
+            "decision": p.decision,
+            "reason": p.reason,
+            "fix": p.fix,
+            "before": p.before,
+            "result": self.result,
+            "error": self.error,
+            "after": self.after,
+        }
+
+
+def _cluster_blockers(assessment: Assessment) -> list[str]:
+    blockers = []
+    for node in assessment.nodes:
+        if node.facts is None:
+            blockers.append(f"{node.name} is unreachable ({node.error})")
+    for node in assessment.nodes:
+        if node.facts is not None:
+            blockers += [f"{m.name} is {m.state}" for m in node.facts.cluster_nodes if m.state != "Up"]
+            break
+    return blockers
+
+
+def plan_node(node: NodeStatus, assessment: Assessment, action: HostAction, *, explicit: bool) -> NodePlan | None:
+    facts = node.facts
+    if facts is None:
+        return NodePlan(node.name, node.cluster, action, "refused", f"unreachable: {node.error}", "bring the node back, rerun")
+    status = facts.attestation.status if facts.attestation else "unknown"
+    registration = facts.registration.registration_status if facts.registration else "unknown"
+    if registration != "Registered":
+        return NodePlan(node.name, node.cluster, action, "refused", f"cluster registration is {registration}", "Register-AzStackHCI", status)
+    if action == "sync":
+        if status == "Active" and not explicit:
+            return None
+        if status == "Inactive":
+            return NodePlan(
+                node.name, node.cluster, action, "refused", "attestation is Inactive: sync does not turn it on",
+                f"hcibenefit host enable --cluster {node.cluster} --node {node.name}", status,
+            )
+        return NodePlan(node.name, node.cluster, action, "change", f"attestation is {status}: Sync-AzureStackHCI", None, status)
+    # enable
+    switch = facts.switch or facts.attestation_switch
+    if status == "Active" and switch is not None and switch.name == HOST_SWITCH:
+        return NodePlan(node.name, node.cluster, action, "already", "attestation is Active", None, status) if explicit else None
+    if status not in ("Inactive", "Error") and not explicit:
+        return None
+    if facts.module_version is None:
+        return NodePlan(
+            node.name, node.cluster, action, "refused", "Az.StackHCI is not installed",
+            f"on {node.name}: Install-Module Az.StackHCI", status,
+        )
+    if switch is not None and (switch.name != HOST_SWITCH or switch.switch_type != "Internal"):
+        return NodePlan(
+            node.name, node.cluster, action, "refused",
+            f"the IMDS switch was altered ({switch.name}, {switch.switch_type}); enabling would not repair it",
+            f"on {node.name}: Disable-AzStackHCIAttestation -RemoveVM, then Enable-AzStackHCIAttestation -AddVM", status,
+        )
+    blockers = _cluster_blockers(assessment)
+    if blockers:
+        return NodePlan(
+            node.name, node.cluster, action, "refused",
+            "every cluster node must be Up and reachable: " + "; ".join(blockers),
+            "bring the nodes up, rerun", status,
+        )
+    return NodePlan(node.name, node.cluster, action, "change", f"attestation is {status}: Enable-AzStackHCIAttestation", None, status)
+
+
+def run_host_action(
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    *,
+    action: HostAction,
+    cluster_name: str,
+    node_names: Sequence[str] = (),
+    what_if: bool = False,
+    confirm: Callable[[Sequence[NodePlan]], bool] = lambda plans: True,
+    audit: AuditLog | None = None,
+    cancel: threading.Event | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[list[NodeOutcome], bool]:
+    cluster = inventory.cluster(cluster_name)
+    wanted = [inventory.node(n).name for n in node_names]
+    foreign = [n for n in wanted if inventory.node(n).cluster != cluster.name]
+    if foreign:
+        raise UsageError(f"{', '.join(foreign)} not in cluster {cluster.name}; nothing was changed")
+    gathered, _ = gather_clusters(inventory, [cluster], resolver, cancel=cancel)
+    assessment = assess_cluster(
+        gathered[0], [n.name for n in cluster.nodes], inventory.policy, now or dt.datetime.now(dt.timezone.utc)
+    )
+    plans = []
+    for node in assessment.nodes:
+        if wanted and node.name not in wanted:
+            continue
+        plan = plan_node(node, assessment, action, explicit=bool(wanted))
+        if plan is not None:
+            plans.append(plan)
+    changes = [p for p in plans if p.decision == "change"]
+    passive = {"change": "planned", "already": "already", "refused": "refused"}
+    if what_if or not changes:
+        return [NodeOutcome(p, passive[p.decision]) for p in plans], False
+    if len(changes) > 1 and not confirm(changes):
+        return [NodeOutcome(p, passive[p.decision]) for p in plans], True
+    script = HOST_ATTESTATION_ENABLE if action == "enable" else HOST_SYNC
+    conn_by_node = {c.node.name: c for c in connections([inventory.node(p.node) for p in changes], resolver)}
+    outcomes = []
+    for plan in plans:
+        if plan.decision != "change":
+            outcomes.append(NodeOutcome(plan, passive[plan.decision]))
+            continue
+        conn = conn_by_node[plan.node]
+        ev = cancel or threading.Event()
+        error = None
+        try:
+            document = run_script(conn.endpoint, script, None, cancel=ev, timeout_s=NODE_OPERATION_TIMEOUT_S)
+            if not document.get("ok"):
+                err = document.get("error") or {}
+                error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
+        except RemotingError as exc:
+            error = f"{exc.kind}: {exc.detail}"
+        try:
+            after = fetch_host_facts(conn, ev)
+            status = after.attestation.status if after.attestation else "unknown"
+            result = "changed" if status == "Active" else "failed"
+            if result == "failed" and error is None:
+                error = f"attestation is {status} after {action}"
+            outcome = NodeOutcome(plan, result, error, status)
+        except (RemotingError, FactsError) as exc:
+            outcome = NodeOutcome(plan, "unverified", error or f"could not re-read the node: {exc}")
+        outcomes.append(outcome)
+        if audit is not None:
+            audit.record({"action": f"host-{action}", "node": plan.node, "cluster": plan.cluster, "before": plan.before,
+                          "after": outcome.after, "result": outcome.result, "error": outcome.error})
+    return outcomes, False
+
+
+def host_report(action: HostAction, outcomes: Sequence[NodeOutcome], *, what_if: bool, declined: bool) -> Report:
+    script = HOST_ATTESTATION_ENABLE if action == "enable" else HOST_SYNC
+    rows = [
+        {
+            "node": o.plan.node,
+            "cluster": o.plan.cluster,
+            "result": "would change" if what_if and o.result == "planned" else o.result,
+            "before": o.plan.before,
+            "after": o.after,
+            "why": o.error or o.plan.reason,
+            "fix": o.plan.fix,
+        }
+        for o in outcomes
+    ]
+    notes = []
+    if what_if:
+        notes += [f"would run {script.key} on {o.plan.node}" for o in outcomes if o.plan.decision == "change"]
+    if not outcomes:
+        notes.append("nothing to do: no node needs it (name one with --node to force)")
+    if declined:
+        notes.append("not confirmed: nothing was changed")
+    data = {"action": f"host-{action}", "what_if": what_if, "declined": declined, "nodes": [o.to_dict() for o in outcomes]}
+    table = Table(
+        f"host {action}{' (what-if: nothing was sent)' if what_if else ''}",
+        columns(("cluster", "CLUSTER"), ("node", "NODE"), ("result", "RESULT"), ("before", "BEFORE"),
+                ("after", "AFTER"), ("why", "WHY"), ("fix", "FIX")),
+        rows,
+    )
+    return Report(data=data, tables=[table], notes=notes)

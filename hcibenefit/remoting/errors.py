@@ -1,0 +1,89 @@
+"""What can go wrong talking to a host, in words an admin acts on.
+
+Every pypsrp/requests failure is mapped to one of these; callers never see a bare transport exception.
+Each error names the host and carries a hint. `kind` is a stable one-word label for JSON reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hcibenefit.errors import HcibenefitError
+from hcibenefit.exitcodes import ExitCode
+
+
+@dataclass(frozen=True)
+class ErrorRecordInfo:
+    """The parts of a PowerShell ErrorRecord a person needs."""
+
+    message: str
+    error_id: str
+    category: str = ""
+    target: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"message": self.message, "error_id": self.error_id, "category": self.category, "target": self.target}
+
+
+class RemotingError(HcibenefitError):
+    exit_code = ExitCode.INCOMPLETE
+    kind = "remoting"
+
+    def __init__(self, host: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{host}: {message}", hint=hint)
+        self.host = host
+        self.detail = message
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"kind": self.kind, "host": self.host, "message": self.detail, "hint": self.hint}
+
+
+class UnreachableError(RemotingError):
+    kind = "unreachable"
+
+
+class TLSError(UnreachableError):
+    kind = "tls"
+
+
+class AuthenticationFailed(RemotingError):
+    kind = "authentication"
+
+
+class RemoteTimeout(RemotingError):
+    kind = "timeout"
+
+
+class QuotaExceeded(RemotingError):
+    kind = "quota"
+
+
+class WSManFault(RemotingError):
+    kind = "wsman-fault"
+
+    def __init__(self, host: str, code: int | None, reason: str, *, hint: str | None = None) -> None:
+        text = f"WS-Management fault {code}: {reason}" if code is not None else f"WS-Management fault: {reason}"
+        super().__init__(host, text, hint=hint)
+        self.code = code
+        self.reason = reason
+
+
+class ScriptError(RemotingError):
+    """The script ran and PowerShell reported errors (terminating or not)."""
+
+    kind = "script-error"
+
+    def __init__(self, host: str, script: str, records: list[ErrorRecordInfo], *, hint: str | None = None) -> None:
+        first = records[0] if records else ErrorRecordInfo("the script failed without an error record", "")
+        more = f" (+{len(records) - 1} more)" if len(records) > 1 else ""
+        super().__init__(host, f"{script}: {first.message} [{first.error_id}]{more}", hint=hint)
+        self.script = script
+        self.records = records
+
+
+class ModuleMissingError(RemotingError):
+    kind = "module-missing"
+
+
+class MalformedOutputError(RemotingError):
+    kind = "malformed-output"
