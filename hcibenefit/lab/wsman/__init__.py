@@ -1,0 +1,1 @@
+"""Simulated WinRM endpoints for the lab (WS-Management + PowerShell Remoting on loopback)."""
