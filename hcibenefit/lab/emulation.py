@@ -247,7 +247,6 @@ def host_facts(inv: Invocation) -> None:
             if node.switch is not None
         ],
         "cluster": {
-            "name": cluster.name,
             "nodes": [
                 {"name": n.upper(), "state": "Down" if state.node(n).faults.down else state.node(n).state}
                 for n in cluster.nodes

@@ -32,7 +32,9 @@ def connections(nodes: Sequence[Node], resolver: CredentialResolver) -> list[Con
     """Resolve every credential before the first connection, so a bad secret source changes nothing."""
     result = []
     for node in nodes:
-        credential = resolver.resolve(node.credentials) if node.credentials is not None else None
+        # Certificate auth needs no password: resolving one would run a password command for nothing.
+        needs_secret = node.credentials is not None and node.winrm.auth != "certificate"
+        credential = resolver.resolve(node.credentials) if needs_secret else None
         result.append(Connection(node, Endpoint(node.name, node.address, node.winrm, credential)))
     return result
 

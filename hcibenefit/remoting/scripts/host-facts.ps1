@@ -129,7 +129,6 @@ $facts.firewall = @(Get-NetFirewallRule -Name $FirewallRuleNames -ErrorAction Si
 $facts.cluster = $null
 try {
     $facts.cluster = [ordered]@{
-        name  = [string](Get-Cluster).Name
         nodes = @(Get-ClusterNode | ForEach-Object { [ordered]@{ name = [string]$_.Name; state = [string]$_.State } })
     }
 }
