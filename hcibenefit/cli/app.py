@@ -114,6 +114,8 @@ _register_commands()
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit code instead of exiting (tests call this)."""
+    global _boundary_verbosity
+    _boundary_verbosity = 0
     command = typer.main.get_command(app)
     try:
         result: Any = command.main(

@@ -1,0 +1,94 @@
+"""The CLI skeleton: fast start-up, inventory commands, the error boundary and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hcibenefit.cli.app import run
+from hcibenefit.exitcodes import ExitCode
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("pypsrp", "psrpcore", "azure", "spnego", "cryptography", "requests")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["inventory", "validate", str(ROOT / "inventory.example.yaml")]])
+def test_startup_imports_no_remoting_or_azure(argv: list[str]) -> None:
+    probe = (
+        "import contextlib, io, sys\n"
+        "from hcibenefit.cli.app import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    code = run({argv!r})\n"
+        f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+        "print(code, ','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "0"
+    assert out[1:] == [], f"start-up imported {out[1:]}"
+
+
+def test_version_and_module_entry_point() -> None:
+    result = subprocess.run([sys.executable, "-m", "hcibenefit", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("hcibenefit ")
+
+
+def test_validate_example_inventory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["inventory", "validate", str(ROOT / "inventory.example.yaml")]) == ExitCode.OK
+    assert "ok (3 clusters" in capsys.readouterr().err
+
+
+def test_validate_reports_file_line_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text("clusters:\n  - name: c1\n    nodes:\n      - {name: n1, port: 59x5}\n")
+    assert run(["inventory", "validate", str(bad)]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert f"{bad}:4:" in err and "clusters[0].nodes[0].port" in err and "59x5" in err
+    assert "Traceback" not in err
+
+
+def test_missing_inventory_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("HCIBENEFIT_INVENTORY", raising=False)
+    assert run(["status"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "no inventory given" in err and "hint:" in err
+
+
+def test_show_masks_secrets_and_names_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_FOR_SHOW", "hunter2-do-not-print")
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(
+        "defaults:\n  credentials: {username: admin, password_env: SECRET_FOR_SHOW}\n"
+        "clusters:\n  - name: c1\n    nodes: [n1, {name: n2, port: 5999}]\n"
+    )
+    out = tmp_path / "show.json"
+    assert run(["-i", str(inventory), "-o", str(out), "inventory", "show", "--format", "json"]) == ExitCode.OK
+    text = out.read_text()
+    assert "hunter2" not in text
+    document = json.loads(text)
+    nodes = document["clusters"][0]["nodes"]
+    assert nodes[1]["winrm"]["port"] == 5999 and nodes[0]["winrm"]["port"] == 5986
+    assert nodes[0]["credentials"] == {"username": "admin", "password_env": "SECRET_FOR_SHOW", "password": "***"}
+
+
+def test_unknown_format_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(["inventory", "show", str(ROOT / "inventory.example.yaml"), "--format", "yaml"])
+    assert code == ExitCode.USAGE
+    assert "format 'yaml' is not available" in capsys.readouterr().err
+
+
+def test_unexpected_errors_are_short_without_vv(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import hcibenefit.cli.inventory_cmd as inventory_cmd
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(inventory_cmd, "_node_row", boom)
+    assert run(["inventory", "show", str(ROOT / "inventory.example.yaml")]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: kaboom" in err and "Traceback" not in err
+    assert run(["-vv", "inventory", "show", str(ROOT / "inventory.example.yaml")]) == ExitCode.USAGE
+    assert "Traceback" in capsys.readouterr().err
