@@ -27,9 +27,15 @@ def main() -> None:
         "with contextlib.redirect_stdout(io.StringIO()): run(['--help'])\n"
         f"print(','.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r}))))"
     )
-    heavy = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip().splitlines()
-    print(f"hcibenefit --help: median {statistics.median(times) * 1000:.0f} ms over {RUNS} runs "
-          f"(min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms)")
+    heavy = (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()
+    )
+    print(
+        f"hcibenefit --help: median {statistics.median(times) * 1000:.0f} ms over {RUNS} runs "
+        f"(min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms)"
+    )
     print(f"heavy modules imported by --help: {heavy[-1] if heavy and heavy[-1] else 'none'}")
 
 

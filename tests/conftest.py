@@ -31,7 +31,9 @@ class CollectingOutput:
     def write_output(self, value: Any) -> None:
         self.output.append(value)
 
-    def write_error(self, message: str, *, error_id: str, category: str = "NotSpecified", target: str | None = None) -> None:
+    def write_error(
+        self, message: str, *, error_id: str, category: str = "NotSpecified", target: str | None = None
+    ) -> None:
         self.errors.append({"message": message, "error_id": error_id, "category": category, "target": target})
 
     def write_warning(self, message: str) -> None:

@@ -124,14 +124,18 @@ def not_registered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Itera
 @node_check(EXPIRED)
 def attestation_expired(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.attestation and host.attestation.status == "Expired":
-        when = host.attestation.expiration.date().isoformat() if host.attestation.expiration else "unknown date"
+        when = (
+            host.attestation.expiration.date().isoformat() if host.attestation.expiration else "unknown date"
+        )
         yield Finding(meta, view.name, host.node, f"expired {when}: no sync with Azure", {"node": host.node})
 
 
 @node_check(INACTIVE)
 def attestation_inactive(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.attestation and host.attestation.status == "Inactive":
-        yield Finding(meta, view.name, host.node, "status Inactive (new or never enabled node)", {"node": host.node})
+        yield Finding(
+            meta, view.name, host.node, "status Inactive (new or never enabled node)", {"node": host.node}
+        )
 
 
 @node_check(ERROR)
@@ -147,7 +151,11 @@ def attestation_expiring(meta: CheckMeta, host: HostFacts, view: ClusterView) ->
         left = att.expiration - view.now
         if left.total_seconds() < view.expiry_warning_days * 86400:
             yield Finding(
-                meta, view.name, host.node, f"expires in {max(0, left.days)} day(s), {att.expiration:%Y-%m-%d}", {"node": host.node}
+                meta,
+                view.name,
+                host.node,
+                f"expires in {max(0, left.days)} day(s), {att.expiration:%Y-%m-%d}",
+                {"node": host.node},
             )
 
 
@@ -163,9 +171,17 @@ def switch_altered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Itera
     if found is None:
         return
     if found.name != HOST_SWITCH:
-        yield Finding(meta, view.name, host.node, f"the attestation switch is named {found.name!r}", {"node": host.node})
+        yield Finding(
+            meta, view.name, host.node, f"the attestation switch is named {found.name!r}", {"node": host.node}
+        )
     elif found.switch_type != "Internal":
-        yield Finding(meta, view.name, host.node, f"switch type is {found.switch_type}, expected Internal", {"node": host.node})
+        yield Finding(
+            meta,
+            view.name,
+            host.node,
+            f"switch type is {found.switch_type}, expected Internal",
+            {"node": host.node},
+        )
 
 
 @node_check(VNIC_ADDRESS)
@@ -212,7 +228,13 @@ def cluster_node_down(meta: CheckMeta, host: HostFacts, view: ClusterView) -> It
     if view.hosts and host is view.hosts[0]:
         for member in host.cluster_nodes:
             if member.state != "Up":
-                yield Finding(meta, view.name, member.name.lower(), f"Get-ClusterNode says {member.state}", {"node": member.name})
+                yield Finding(
+                    meta,
+                    view.name,
+                    member.name.lower(),
+                    f"Get-ClusterNode says {member.state}",
+                    {"node": member.name},
+                )
 
 
 @node_check(SCRIPT_PROBLEM)

@@ -103,7 +103,9 @@ def benefits_missing(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     extra = ""
     if req.transport == "V1" and ctx.vm.generation == 1 and ctx.vm.state != "Off":
         extra = "  (Generation 1: power the VM off first, Hyper-V cannot add the NIC while it runs)"
-    yield Finding(meta, ctx.cluster.name, ctx.vm.name, f"{req.reason}; no {wanted}", _values(ctx, extra=extra))
+    yield Finding(
+        meta, ctx.cluster.name, ctx.vm.name, f"{req.reason}; no {wanted}", _values(ctx, extra=extra)
+    )
 
 
 @vm_check(NIC_DISCONNECTED)
@@ -121,14 +123,20 @@ def node_not_serving(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     att = ctx.host.attestation
     status = att.status if att else "unknown"
     if status != "Active":
-        yield Finding(meta, ctx.cluster.name, ctx.vm.name, f"node {ctx.host.node} attestation is {status}", _values(ctx))
+        yield Finding(
+            meta, ctx.cluster.name, ctx.vm.name, f"node {ctx.host.node} attestation is {status}", _values(ctx)
+        )
 
 
 @vm_check(LEGACY_OFF)
 def legacy_off(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     if _configured_v1(ctx) and not _configured_v2(ctx) and not ctx.host.legacy_os_support:
         yield Finding(
-            meta, ctx.cluster.name, ctx.vm.name, f"node {ctx.host.node} has LegacyOsSupport Disabled", _values(ctx)
+            meta,
+            ctx.cluster.name,
+            ctx.vm.name,
+            f"node {ctx.host.node} has LegacyOsSupport Disabled",
+            _values(ctx),
         )
 
 
@@ -138,13 +146,21 @@ def switch_broken(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
         return
     switch = ctx.host.switch
     if switch is None or switch.switch_type != "Internal":
-        yield Finding(meta, ctx.cluster.name, ctx.vm.name, f"node {ctx.host.node} has no usable {HOST_SWITCH}", _values(ctx))
+        yield Finding(
+            meta,
+            ctx.cluster.name,
+            ctx.vm.name,
+            f"node {ctx.host.node} has no usable {HOST_SWITCH}",
+            _values(ctx),
+        )
 
 
 @vm_check(KVP_OFF)
 def kvp_off(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     if not ctx.vm.kvp_enabled and ctx.requirement.needed is None:
-        yield Finding(meta, ctx.cluster.name, ctx.vm.name, "guest OS cannot be read without data exchange", _values(ctx))
+        yield Finding(
+            meta, ctx.cluster.name, ctx.vm.name, "guest OS cannot be read without data exchange", _values(ctx)
+        )
 
 
 @vm_check(OS_UNKNOWN)
@@ -160,4 +176,6 @@ def attestation_disconnected(meta: CheckMeta, ctx: VMContext) -> Iterator[Findin
     nic = ctx.vm.imds_nic
     # Only when the NIC itself looks fine: otherwise vm.guest-nic-disconnected already says why.
     if att is not None and att.status == "Disconnected" and (nic is None or nic.connected):
-        yield Finding(meta, ctx.cluster.name, ctx.vm.name, "Get-AzStackHCIVMAttestation: Disconnected", _values(ctx))
+        yield Finding(
+            meta, ctx.cluster.name, ctx.vm.name, "Get-AzStackHCIVMAttestation: Disconnected", _values(ctx)
+        )

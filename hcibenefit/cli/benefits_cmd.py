@@ -15,10 +15,15 @@ from hcibenefit.errors import UsageError
 from hcibenefit.exitcodes import ExitCode
 
 VMOption = Annotated[list[str] | None, typer.Option("--vm", help="VM name (repeatable).")]
-WhatIfOption = Annotated[bool, typer.Option("--what-if", help="Print the exact plan; send nothing that changes a host.")]
-YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before changing more than one target.")]
+WhatIfOption = Annotated[
+    bool, typer.Option("--what-if", help="Print the exact plan; send nothing that changes a host.")
+]
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask before changing more than one target.")
+]
 AuditOption = Annotated[
-    Path | None, typer.Option("--audit-log", envvar="HCIBENEFIT_AUDIT_LOG", help="Append changes to this file.")
+    Path | None,
+    typer.Option("--audit-log", envvar="HCIBENEFIT_AUDIT_LOG", help="Append changes to this file."),
 ]
 
 
@@ -72,7 +77,9 @@ def _run(
         what_if=what_if,
         transport=transport,  # type: ignore[arg-type]
         force=force,
-        confirm=lambda plans: confirm_changes(app, yes, [f"{action} {p.vm} on {p.node}: {p.reason}" for p in plans]),
+        confirm=lambda plans: confirm_changes(
+            app, yes, [f"{action} {p.vm} on {p.node}: {p.reason}" for p in plans]
+        ),
         audit=audit,
         workers=parallel,
     )
@@ -92,13 +99,17 @@ def enable(
     transport: Annotated[
         str, typer.Option("--transport", help="auto (by platform and guest OS), V1 (guest NIC) or V2 (GSI).")
     ] = "auto",
-    force: Annotated[bool, typer.Option("--force", help="Enable even where the policy says it is not needed.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Enable even where the policy says it is not needed.")
+    ] = False,
     format: FormatOption = None,
     parallel: ParallelOption = 16,
     audit_log: AuditOption = None,
 ) -> int:
     """Turn on Azure Benefits for VMs: V1 guest NIC on 22H2 and legacy guests, V2 GSI on 23H2."""
-    return _run(ctx, "enable", vm, cluster, all_eligible, what_if, yes, format, parallel, audit_log, transport, force)
+    return _run(
+        ctx, "enable", vm, cluster, all_eligible, what_if, yes, format, parallel, audit_log, transport, force
+    )
 
 
 def disable(

@@ -49,4 +49,3 @@ def parse_fail_on(text: str) -> Severity | None:
     if text.lower() == "none":
         return None
     return Severity.parse(text)
-

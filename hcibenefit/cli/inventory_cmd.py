@@ -32,7 +32,9 @@ def validate(ctx: typer.Context, file: FileArgument = None) -> int:
 def _node_row(cluster: Any, node: Any) -> dict[str, Any]:
     winrm = node.winrm
     creds = node.credentials.to_public_dict() if node.credentials else {}
-    source = next((f"{k}: {v}" for k, v in creds.items() if k in ("password_env", "password_cmd", "keyring")), None)
+    source = next(
+        (f"{k}: {v}" for k, v in creds.items() if k in ("password_env", "password_cmd", "keyring")), None
+    )
     validation = winrm.cert_validation
     return {
         "cluster": cluster.name,
@@ -61,9 +63,16 @@ def show(ctx: typer.Context, file: FileArgument = None, format: FormatOption = N
     table = Table(
         f"Inventory {inventory.source}",
         columns(
-            ("cluster", "CLUSTER"), ("site", "SITE"), ("node", "NODE"), ("endpoint", "ENDPOINT"),
-            ("auth", "AUTH"), ("cert_validation", "CERT VALIDATION"), ("timeouts", "TIMEOUTS c/r/o"),
-            ("configuration", "ENDPOINT CONFIG"), ("user", "USER"), ("secret_source", "PASSWORD FROM"),
+            ("cluster", "CLUSTER"),
+            ("site", "SITE"),
+            ("node", "NODE"),
+            ("endpoint", "ENDPOINT"),
+            ("auth", "AUTH"),
+            ("cert_validation", "CERT VALIDATION"),
+            ("timeouts", "TIMEOUTS c/r/o"),
+            ("configuration", "ENDPOINT CONFIG"),
+            ("user", "USER"),
+            ("secret_source", "PASSWORD FROM"),
         ),
         rows,
     )

@@ -17,7 +17,9 @@ from hcibenefit.exitcodes import ExitCode
 app = typer.Typer(help="The built-in simulated fleet (real WinRM on loopback).", no_args_is_help=True)
 
 DEFAULT_CONTROL_PORT = 48650
-FleetOption = Annotated[Path | None, typer.Option("--fleet", help="Fleet spec YAML (default: built-in fleet).")]
+FleetOption = Annotated[
+    Path | None, typer.Option("--fleet", help="Fleet spec YAML (default: built-in fleet).")
+]
 ScaleOption = Annotated[
     str | None, typer.Option("--scale", help="Generate a fleet: CLUSTERS,NODES,VMS_PER_NODE, e.g. 10,4,25.")
 ]
@@ -89,7 +91,9 @@ def serve(
 @app.command()
 def state(
     ctx: typer.Context,
-    control_port: Annotated[int, typer.Option("--control-port", help="The lab's control port.")] = DEFAULT_CONTROL_PORT,
+    control_port: Annotated[
+        int, typer.Option("--control-port", help="The lab's control port.")
+    ] = DEFAULT_CONTROL_PORT,
 ) -> int:
     """Print the running lab's state (GET /lab/state) as JSON."""
     import json
@@ -102,7 +106,9 @@ def state(
         with urllib.request.urlopen(url, timeout=10) as response:
             document = json.load(response)
     except (urllib.error.URLError, OSError) as exc:
-        raise UsageError(f"no lab answers at {url}: {exc}", hint="start one with `hcibenefit lab serve`") from None
+        raise UsageError(
+            f"no lab answers at {url}: {exc}", hint="start one with `hcibenefit lab serve`"
+        ) from None
     with appctx.open_output() as stream:
         stream.write(json.dumps(document, indent=2) + "\n")
     return int(ExitCode.OK)

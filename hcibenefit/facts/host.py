@@ -26,7 +26,9 @@ class FactsError(ValueError):
     """The script output does not have the shape we expect."""
 
 
-def _get(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *, optional: bool = True) -> Any:
+def _get(
+    obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *, optional: bool = True
+) -> Any:
     value = obj.get(key)
     if value is None:
         if optional:
@@ -213,7 +215,9 @@ class HostFacts:
 
     @property
     def release(self) -> str:
-        return RELEASES.get(self.os_build, "23H2+" if self.os_build.isdigit() and int(self.os_build) > 20350 else "unknown")
+        return RELEASES.get(
+            self.os_build, "23H2+" if self.os_build.isdigit() and int(self.os_build) > 20350 else "unknown"
+        )
 
     @property
     def supports_v2(self) -> bool:
@@ -259,7 +263,9 @@ def _vm(raw: Any, index: int, node: str, cluster: str) -> VMFacts:
     )
     services = tuple(
         IntegrationServiceFacts(
-            name=_text(s, "name", where), enabled=bool(s.get("enabled")), primary_status=_text(s, "primary_status", where)
+            name=_text(s, "name", where),
+            enabled=bool(s.get("enabled")),
+            primary_status=_text(s, "primary_status", where),
         )
         for s in _list(raw, "integration_services", where)
     )

@@ -27,9 +27,7 @@ class Param:
 
 
 def _binding_error(message: str, error_id: str) -> TerminatingError:
-    return TerminatingError(
-        message, error_id=error_id, category="InvalidArgument", exception_type=_BINDING
-    )
+    return TerminatingError(message, error_id=error_id, category="InvalidArgument", exception_type=_BINDING)
 
 
 def _convert(param: Param, value: Any) -> Any:
@@ -125,7 +123,7 @@ def bind(signature: Sequence[Param], supplied: Sequence[tuple[str | None, Any]])
                 if param.validate_set and str(item).lower() not in {v.lower() for v in param.validate_set}:
                     raise _binding_error(
                         f"Cannot validate argument on parameter '{param.name}'. The argument \"{item}\" does "
-                        f"not belong to the set \"{','.join(param.validate_set)}\" specified by the "
+                        f'not belong to the set "{",".join(param.validate_set)}" specified by the '
                         "ValidateSet attribute. Supply an argument that is in the set and then try the "
                         "command again.",
                         "ParameterArgumentValidationError",

@@ -39,7 +39,9 @@ NOT_RECOGNIZED = (
 )
 # Messages quoted from Az.StackHCI's source (platform.md section 3).
 NOT_REGISTERED = "The cluster is not registered with Azure. Register the cluster using Register-AzStackHCI and then try again."
-NODES_OFFLINE = "One or more servers in your cluster are offline. Check that all your servers are up and then try again."
+NODES_OFFLINE = (
+    "One or more servers in your cluster are offline. Check that all your servers are up and then try again."
+)
 IMDS_NOT_ACTIVE = (
     "The IMDS Service on {0} needs to be activated. This is required before guests can be configured. "
     "Run Enable-AzStackHCIAttestation cmdlet."
@@ -131,7 +133,11 @@ def _vm_record(inv: Invocation, vm: VM, include_guest_os: bool) -> dict[str, Any
         for nic in vm.nics
     ]
     services = [
-        {"name": name, "enabled": enabled, "primary_status": ("OK" if running else "No Contact") if enabled else ""}
+        {
+            "name": name,
+            "enabled": enabled,
+            "primary_status": ("OK" if running else "No Contact") if enabled else "",
+        }
         for name, enabled in (
             ("Guest Service Interface", vm.gsi),
             ("Heartbeat", True),
@@ -274,7 +280,8 @@ def _add_guest_nic(inv: Invocation, name: str) -> None:
     if node.switch is None or node.switch.name != HOST_SWITCH:
         # Assumption: the exact text is not public; PSSRC names the failure "Missing host adapter."
         raise CmdletError(
-            "Unable to configure IMDS Service on VM. Missing host adapter.", "Exception,Add-AzStackHCIVMAttestation"
+            "Unable to configure IMDS Service on VM. Missing host adapter.",
+            "Exception,Add-AzStackHCIVMAttestation",
         )
     if vm.imds_nic() is not None:
         return
@@ -327,7 +334,9 @@ def _remove_guest_nic(inv: Invocation, name: str) -> None:
         vm.nics.remove(nic)
 
 
-def _run_actions(inv: Invocation, schema: str, actions: list[tuple[str, str, Callable[[Invocation, str], None]]]) -> None:
+def _run_actions(
+    inv: Invocation, schema: str, actions: list[tuple[str, str, Callable[[Invocation, str], None]]]
+) -> None:
     results = []
     with inv.state.lock:
         for param, action, effect in actions:
@@ -367,7 +376,11 @@ def vm_benefits_disable(inv: Invocation) -> None:
 
 
 def _attestation_status(node: Node) -> dict[str, Any]:
-    return {"status": node.attestation, "expiration": _iso(node.expiration), "switch_id": node.attestation_switch_id}
+    return {
+        "status": node.attestation,
+        "expiration": _iso(node.expiration),
+        "switch_id": node.attestation_switch_id,
+    }
 
 
 def _enable_node(inv: Invocation) -> None:
@@ -386,7 +399,9 @@ def _enable_node(inv: Invocation) -> None:
             "Exception,Enable-AzStackHCIAttestation",
         )
     if node.switch is None:
-        node.switch = Switch(HOST_SWITCH, stable_id(cluster.name, node.name, "imds-switch"), "Internal", SWITCH_NOTES)
+        node.switch = Switch(
+            HOST_SWITCH, stable_id(cluster.name, node.name, "imds-switch"), "Internal", SWITCH_NOTES
+        )
     node.attestation_switch_id = node.switch.id
     node.host_vnic_address = HOST_IMDS_ADDRESS
     node.firewall_enabled = dict.fromkeys(FIREWALL_RULES, True)
@@ -407,7 +422,12 @@ def _sync_node(inv: Invocation) -> None:
 
 
 def _node_operation(inv: Invocation, schema: str, effect: Callable[[Invocation], None]) -> None:
-    outcome: dict[str, Any] = {"schema": schema, "computer_name": inv.node.name.upper(), "ok": True, "error": None}
+    outcome: dict[str, Any] = {
+        "schema": schema,
+        "computer_name": inv.node.name.upper(),
+        "ok": True,
+        "error": None,
+    }
     with inv.state.lock:
         try:
             effect(inv)

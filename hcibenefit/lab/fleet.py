@@ -84,7 +84,9 @@ class Lab:
         )
         for cluster in self.spec.clusters:
             for node in cluster.nodes:
-                self.endpoints[node.name.lower()] = self.server.add_node(node.name, NodeFaults(**asdict(node.faults)))
+                self.endpoints[node.name.lower()] = self.server.add_node(
+                    node.name, NodeFaults(**asdict(node.faults))
+                )
         self.server.start()
         self._start_control()
 
@@ -170,7 +172,9 @@ class Lab:
                     "benefits": _benefits(self.state, vm),
                     "gsi": vm.gsi,
                     "kvp": vm.kvp,
-                    "nics": [{"name": n.name, "switch": n.switch_name, "connected": n.connected} for n in vm.nics],
+                    "nics": [
+                        {"name": n.name, "switch": n.switch_name, "connected": n.connected} for n in vm.nics
+                    ],
                     "guest": {
                         "license_status": vm.guest.license_status,
                         "task": vm.guest.task,
@@ -222,7 +226,9 @@ class Lab:
             lines += [f"  - name: {cluster.name}", "    site: lab", "    nodes:"]
             for node in cluster.nodes:
                 endpoint = self.endpoints[node.name.lower()]
-                lines.append(f"      - {{name: {node.name}, address: {endpoint.address}, port: {endpoint.port}}}")
+                lines.append(
+                    f"      - {{name: {node.name}, address: {endpoint.address}, port: {endpoint.port}}}"
+                )
         lines += [
             "attestation:",
             "  # The lab signs attested documents with its own chain; real fleets keep the Azure default.",

@@ -285,7 +285,9 @@ def generate_fleet(clusters: int, nodes_per_cluster: int, vms_per_node: int, *, 
                     )
                 )
         result.append(cluster)
-    return FleetSpec(clusters=result, source=f"<generated {clusters},{nodes_per_cluster},{vms_per_node} seed {seed}>")
+    return FleetSpec(
+        clusters=result, source=f"<generated {clusters},{nodes_per_cluster},{vms_per_node} seed {seed}>"
+    )
 
 
 def parse_scale(text: str) -> tuple[int, int, int]:

@@ -70,7 +70,9 @@ class GuestState:
     runs: int = 0
     last_run: dt.datetime | None = None
     last_result: int = 267011  # 0x41303: "the task has not yet run"
-    events: list[tuple[int, dt.datetime, str, str]] = field(default_factory=list)  # (id, time, provider, text)
+    events: list[tuple[int, dt.datetime, str, str]] = field(
+        default_factory=list
+    )  # (id, time, provider, text)
 
 
 @dataclass
@@ -120,7 +122,9 @@ class Cluster:
 class FleetState:
     """All clusters, nodes and VMs; one lock guards every read and change."""
 
-    def __init__(self, spec: FleetSpec, *, subscription_id: str = "00000000-0000-4000-8000-00000000c0de") -> None:
+    def __init__(
+        self, spec: FleetSpec, *, subscription_id: str = "00000000-0000-4000-8000-00000000c0de"
+    ) -> None:
         self.spec = spec
         self.subscription_id = subscription_id
         self.lock = threading.RLock()
@@ -141,7 +145,9 @@ class FleetState:
                     version=cluster.version,
                     registration=cluster.registration,
                     nodes=[n.name for n in cluster.nodes],
-                    last_sync=started - dt.timedelta(hours=6) if cluster.registration == "Registered" else None,
+                    last_sync=started - dt.timedelta(hours=6)
+                    if cluster.registration == "Registered"
+                    else None,
                 )
                 for node_spec in cluster.nodes:
                     self.nodes[node_spec.name.lower()] = _node_from_spec(cluster, node_spec, started)
@@ -154,7 +160,9 @@ class FleetState:
         nics = [Nic(name="Network Adapter", switch_name="ConvergedSwitch(compute)", mac=_mac(vm_id, 0))]
         if spec.benefits == "v1":
             # A V1 NIC on a node without the switch is left unconnected (what migration leaves behind).
-            connected_to = node.switch.name if node.switch is not None and node.switch.name == HOST_SWITCH else None
+            connected_to = (
+                node.switch.name if node.switch is not None and node.switch.name == HOST_SWITCH else None
+            )
             nics.append(Nic(name=GUEST_NIC, switch_name=connected_to, mac=_mac(vm_id, 1)))
         return VM(
             name=spec.name,

@@ -123,14 +123,20 @@ def plan_benefits(
         if not unreachable:
             raise _unknown_vm_error(missing, assessment)
         for name in missing:
-            not_assessed[name] = f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
+            not_assessed[name] = (
+                f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
+            )
     targets = list(found)
     if all_eligible:
         named = {s.vm.name for s in targets}
         targets += [s for s in assessment.vms if s.requirement.needed and s.vm.name not in named]
     plans = []
     for status in targets:
-        plan = plan_enable(status, assessment, transport=transport, force=force) if action == "enable" else plan_disable(status)
+        plan = (
+            plan_enable(status, assessment, transport=transport, force=force)
+            if action == "enable"
+            else plan_disable(status)
+        )
         if all_eligible and status.vm.name not in vm_names and plan.decision != "change":
             continue  # --all-eligible lists what it would change, not every healthy VM
         plans.append(plan)
@@ -145,7 +151,9 @@ def _apply_on_node(
     per_vm: dict[str, dict[str, Any]] = {}
     change_error: str | None = None
     try:
-        document = run_script(connection.endpoint, script, script_parameters(plans), cancel=cancel, timeout_s=MUTATION_TIMEOUT_S)
+        document = run_script(
+            connection.endpoint, script, script_parameters(plans), cancel=cancel, timeout_s=MUTATION_TIMEOUT_S
+        )
         for item in document.get("results") or []:
             if isinstance(item, dict) and isinstance(item.get("vm"), str):
                 per_vm.setdefault(item["vm"].casefold(), item)
@@ -200,16 +208,24 @@ def apply_plans(
                 err = reported.get("error") or {}
                 script_error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
             vm_after = vms_after.get(plan.vm.casefold())
-            state_after = benefit_state(vm_after, after) if vm_after is not None and after is not None else None
+            state_after = (
+                benefit_state(vm_after, after) if vm_after is not None and after is not None else None
+            )
             if after is None:
-                result = VMOutcome(plan, "unverified", script_error or change_error or f"could not re-read the node: {verify_error}")
+                result = VMOutcome(
+                    plan,
+                    "unverified",
+                    script_error or change_error or f"could not re-read the node: {verify_error}",
+                )
             else:
                 problem = verify(plan, vm_after, after)
                 if problem is None:
                     result = VMOutcome(plan, "changed", None, state_after)
                 else:
                     why = script_error or change_error or problem
-                    result = VMOutcome(plan, "failed", why if why == problem else f"{why}; {problem}", state_after)
+                    result = VMOutcome(
+                        plan, "failed", why if why == problem else f"{why}; {problem}", state_after
+                    )
             outcomes[plan.vm] = result
     ordered = [outcomes.get(p.vm) or _passive(p) for p in plans]
     if audit is not None:
@@ -233,7 +249,9 @@ def apply_plans(
 
 
 def _passive(plan: VMPlan) -> VMOutcome:
-    return VMOutcome(plan, {"already": "already", "refused": "refused"}.get(plan.decision, "planned"), None, None)
+    return VMOutcome(
+        plan, {"already": "already", "refused": "refused"}.get(plan.decision, "planned"), None, None
+    )
 
 
 def run_benefits(
@@ -254,24 +272,38 @@ def run_benefits(
     now: dt.datetime | None = None,
 ) -> BenefitsResult:
     if not vm_names and not all_eligible:
-        raise UsageError("name at least one VM with --vm" + (" or pass --all-eligible" if action == "enable" else ""))
+        raise UsageError(
+            "name at least one VM with --vm" + (" or pass --all-eligible" if action == "enable" else "")
+        )
     clusters = select_clusters(inventory, cluster_names)
     gathered, _ = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)
     when = now or dt.datetime.now(dt.timezone.utc)
     assessment = merge(
-        [assess_cluster(f, [n.name for n in c.nodes], inventory.policy, when) for f, c in zip(gathered, clusters, strict=True)]
+        [
+            assess_cluster(f, [n.name for n in c.nodes], inventory.policy, when)
+            for f, c in zip(gathered, clusters, strict=True)
+        ]
     )
     unreachable = {n.name: n.error or "" for n in assessment.nodes if n.facts is None}
     plans, not_assessed = plan_benefits(
-        assessment, action=action, vm_names=vm_names, all_eligible=all_eligible, transport=transport, force=force
+        assessment,
+        action=action,
+        vm_names=vm_names,
+        all_eligible=all_eligible,
+        transport=transport,
+        force=force,
     )
     changes = [p for p in plans if p.decision == "change"]
     if what_if or not changes:
         outcomes = tuple(_passive(p) for p in plans)
         return BenefitsResult(action, what_if, outcomes, not_assessed, unreachable)
     if len(changes) > 1 and not confirm(changes):
-        return BenefitsResult(action, False, tuple(_passive(p) for p in plans), not_assessed, unreachable, declined=True)
-    outcomes_list = apply_plans(inventory, resolver, plans, action=action, audit=audit, workers=workers, cancel=cancel)
+        return BenefitsResult(
+            action, False, tuple(_passive(p) for p in plans), not_assessed, unreachable, declined=True
+        )
+    outcomes_list = apply_plans(
+        inventory, resolver, plans, action=action, audit=audit, workers=workers, cancel=cancel
+    )
     return BenefitsResult(action, False, tuple(outcomes_list), not_assessed, unreachable)
 
 
@@ -282,7 +314,10 @@ def describe_call(action: Action, plans: Sequence[VMPlan]) -> list[dict[str, Any
     for plan in plans:
         if plan.decision == "change":
             by_node.setdefault(plan.node, []).append(plan)
-    return [{"node": node, "script": script.key, "parameters": script_parameters(p)} for node, p in by_node.items()]
+    return [
+        {"node": node, "script": script.key, "parameters": script_parameters(p)}
+        for node, p in by_node.items()
+    ]
 
 
 def benefits_report(result: BenefitsResult) -> Report:
@@ -314,8 +349,14 @@ def benefits_report(result: BenefitsResult) -> Report:
     table = Table(
         f"{result.action} {'(what-if: nothing was sent)' if result.what_if else ''}".strip(),
         columns(
-            ("cluster", "CLUSTER"), ("node", "NODE"), ("vm", "VM"), ("result", "RESULT"), ("via", "VIA"),
-            ("steps", "STEPS"), ("why", "WHY"), ("fix", "FIX"),
+            ("cluster", "CLUSTER"),
+            ("node", "NODE"),
+            ("vm", "VM"),
+            ("result", "RESULT"),
+            ("via", "VIA"),
+            ("steps", "STEPS"),
+            ("why", "WHY"),
+            ("fix", "FIX"),
         ),
         rows,
     )

@@ -41,7 +41,11 @@ def connections(nodes: Sequence[Node], resolver: CredentialResolver) -> list[Con
 
 def fetch_host_facts(connection: Connection, cancel: threading.Event) -> HostFacts:
     document = run_script(
-        connection.endpoint, HOST_FACTS, {"IncludeGuestOs": True}, cancel=cancel, timeout_s=HOST_FACTS_TIMEOUT_S
+        connection.endpoint,
+        HOST_FACTS,
+        {"IncludeGuestOs": True},
+        cancel=cancel,
+        timeout_s=HOST_FACTS_TIMEOUT_S,
     )
     try:
         return parse_host_facts(document, node=connection.node.name, cluster=connection.node.cluster)
@@ -63,7 +67,9 @@ def gather_clusters(
 ) -> tuple[list[ClusterFacts], list[Outcome[Connection, HostFacts]]]:
     """Host facts of every node of the given clusters; unreachable nodes are listed, not raised."""
     conns = connections([n for c in clusters for n in c.nodes], resolver)
-    outcomes = run_per_host(conns, fetch_host_facts, name_of=lambda c: c.node.name, workers=workers, cancel=cancel)
+    outcomes = run_per_host(
+        conns, fetch_host_facts, name_of=lambda c: c.node.name, workers=workers, cancel=cancel
+    )
     result = []
     for cluster in clusters:
         mine = [o for o in outcomes if o.target.node.cluster == cluster.name]

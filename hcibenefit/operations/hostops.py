@@ -73,48 +73,103 @@ def _cluster_blockers(assessment: Assessment) -> list[str]:
     return blockers
 
 
-def plan_node(node: NodeStatus, assessment: Assessment, action: HostAction, *, explicit: bool) -> NodePlan | None:
+def plan_node(
+    node: NodeStatus, assessment: Assessment, action: HostAction, *, explicit: bool
+) -> NodePlan | None:
     facts = node.facts
     if facts is None:
-        return NodePlan(node.name, node.cluster, action, "refused", f"unreachable: {node.error}", "bring the node back, rerun")
+        return NodePlan(
+            node.name,
+            node.cluster,
+            action,
+            "refused",
+            f"unreachable: {node.error}",
+            "bring the node back, rerun",
+        )
     status = facts.attestation.status if facts.attestation else "unknown"
     registration = facts.registration.registration_status if facts.registration else "unknown"
     if registration != "Registered":
-        return NodePlan(node.name, node.cluster, action, "refused", f"cluster registration is {registration}", "Register-AzStackHCI", status)
+        return NodePlan(
+            node.name,
+            node.cluster,
+            action,
+            "refused",
+            f"cluster registration is {registration}",
+            "Register-AzStackHCI",
+            status,
+        )
     if action == "sync":
         if status == "Active" and not explicit:
             return None
         if status == "Inactive":
             return NodePlan(
-                node.name, node.cluster, action, "refused", "attestation is Inactive: sync does not turn it on",
-                f"hcibenefit host enable --cluster {node.cluster} --node {node.name}", status,
+                node.name,
+                node.cluster,
+                action,
+                "refused",
+                "attestation is Inactive: sync does not turn it on",
+                f"hcibenefit host enable --cluster {node.cluster} --node {node.name}",
+                status,
             )
-        return NodePlan(node.name, node.cluster, action, "change", f"attestation is {status}: Sync-AzureStackHCI", None, status)
+        return NodePlan(
+            node.name,
+            node.cluster,
+            action,
+            "change",
+            f"attestation is {status}: Sync-AzureStackHCI",
+            None,
+            status,
+        )
     # enable
     switch = facts.switch or facts.attestation_switch
     if status == "Active" and switch is not None and switch.name == HOST_SWITCH:
-        return NodePlan(node.name, node.cluster, action, "already", "attestation is Active", None, status) if explicit else None
+        return (
+            NodePlan(node.name, node.cluster, action, "already", "attestation is Active", None, status)
+            if explicit
+            else None
+        )
     if status not in ("Inactive", "Error") and not explicit:
         return None
     if facts.module_version is None:
         return NodePlan(
-            node.name, node.cluster, action, "refused", "Az.StackHCI is not installed",
-            f"on {node.name}: Install-Module Az.StackHCI", status,
+            node.name,
+            node.cluster,
+            action,
+            "refused",
+            "Az.StackHCI is not installed",
+            f"on {node.name}: Install-Module Az.StackHCI",
+            status,
         )
     if switch is not None and (switch.name != HOST_SWITCH or switch.switch_type != "Internal"):
         return NodePlan(
-            node.name, node.cluster, action, "refused",
+            node.name,
+            node.cluster,
+            action,
+            "refused",
             f"the IMDS switch was altered ({switch.name}, {switch.switch_type}); enabling would not repair it",
-            f"on {node.name}: Disable-AzStackHCIAttestation -RemoveVM, then Enable-AzStackHCIAttestation -AddVM", status,
+            f"on {node.name}: Disable-AzStackHCIAttestation -RemoveVM, then Enable-AzStackHCIAttestation -AddVM",
+            status,
         )
     blockers = _cluster_blockers(assessment)
     if blockers:
         return NodePlan(
-            node.name, node.cluster, action, "refused",
+            node.name,
+            node.cluster,
+            action,
+            "refused",
             "every cluster node must be Up and reachable: " + "; ".join(blockers),
-            "bring the nodes up, rerun", status,
+            "bring the nodes up, rerun",
+            status,
         )
-    return NodePlan(node.name, node.cluster, action, "change", f"attestation is {status}: Enable-AzStackHCIAttestation", None, status)
+    return NodePlan(
+        node.name,
+        node.cluster,
+        action,
+        "change",
+        f"attestation is {status}: Enable-AzStackHCIAttestation",
+        None,
+        status,
+    )
 
 
 def run_host_action(
@@ -137,7 +192,10 @@ def run_host_action(
         raise UsageError(f"{', '.join(foreign)} not in cluster {cluster.name}; nothing was changed")
     gathered, _ = gather_clusters(inventory, [cluster], resolver, cancel=cancel)
     assessment = assess_cluster(
-        gathered[0], [n.name for n in cluster.nodes], inventory.policy, now or dt.datetime.now(dt.timezone.utc)
+        gathered[0],
+        [n.name for n in cluster.nodes],
+        inventory.policy,
+        now or dt.datetime.now(dt.timezone.utc),
     )
     plans = []
     for node in assessment.nodes:
@@ -180,12 +238,23 @@ def run_host_action(
             outcome = NodeOutcome(plan, "unverified", error or f"could not re-read the node: {exc}")
         outcomes.append(outcome)
         if audit is not None:
-            audit.record({"action": f"host-{action}", "node": plan.node, "cluster": plan.cluster, "before": plan.before,
-                          "after": outcome.after, "result": outcome.result, "error": outcome.error})
+            audit.record(
+                {
+                    "action": f"host-{action}",
+                    "node": plan.node,
+                    "cluster": plan.cluster,
+                    "before": plan.before,
+                    "after": outcome.after,
+                    "result": outcome.result,
+                    "error": outcome.error,
+                }
+            )
     return outcomes, False
 
 
-def host_report(action: HostAction, outcomes: Sequence[NodeOutcome], *, what_if: bool, declined: bool) -> Report:
+def host_report(
+    action: HostAction, outcomes: Sequence[NodeOutcome], *, what_if: bool, declined: bool
+) -> Report:
     script = HOST_ATTESTATION_ENABLE if action == "enable" else HOST_SYNC
     rows = [
         {
@@ -206,11 +275,23 @@ def host_report(action: HostAction, outcomes: Sequence[NodeOutcome], *, what_if:
         notes.append("nothing to do: no node needs it (name one with --node to force)")
     if declined:
         notes.append("not confirmed: nothing was changed")
-    data = {"action": f"host-{action}", "what_if": what_if, "declined": declined, "nodes": [o.to_dict() for o in outcomes]}
+    data = {
+        "action": f"host-{action}",
+        "what_if": what_if,
+        "declined": declined,
+        "nodes": [o.to_dict() for o in outcomes],
+    }
     table = Table(
         f"host {action}{' (what-if: nothing was sent)' if what_if else ''}",
-        columns(("cluster", "CLUSTER"), ("node", "NODE"), ("result", "RESULT"), ("before", "BEFORE"),
-                ("after", "AFTER"), ("why", "WHY"), ("fix", "FIX")),
+        columns(
+            ("cluster", "CLUSTER"),
+            ("node", "NODE"),
+            ("result", "RESULT"),
+            ("before", "BEFORE"),
+            ("after", "AFTER"),
+            ("why", "WHY"),
+            ("fix", "FIX"),
+        ),
         rows,
     )
     return Report(data=data, tables=[table], notes=notes)

@@ -71,7 +71,9 @@ def benefit_state(vm: VMFacts, host: HostFacts) -> dict[str, Any]:
     }
 
 
-def _refuse(status: VMStatus, action: Action, reason: str, fix: str | None, transport: str | None = None) -> VMPlan:
+def _refuse(
+    status: VMStatus, action: Action, reason: str, fix: str | None, transport: str | None = None
+) -> VMPlan:
     vm, host = status.vm, status.host
     return VMPlan(
         vm.name, vm.cluster, vm.node, action, "refused", (), transport, reason, fix, benefit_state(vm, host)
@@ -97,7 +99,9 @@ def plan_enable(
     vm, host, req = status.vm, status.host, status.requirement
     registration = host.registration.registration_status if host.registration else "unknown"
     if registration != "Registered":
-        return _refuse(status, "enable", f"cluster registration is {registration}", "Register-AzStackHCI, then retry")
+        return _refuse(
+            status, "enable", f"cluster registration is {registration}", "Register-AzStackHCI, then retry"
+        )
     if req.needed is False and not force:
         return _refuse(status, "enable", f"policy: {req.reason}", "pass --force to enable it anyway")
     chosen = req.transport if transport == "auto" else transport
@@ -109,7 +113,12 @@ def plan_enable(
             "start the VM (or turn on data exchange), or pass --transport V1|V2",
         )
     if chosen == "V2" and not host.supports_v2:
-        return _refuse(status, "enable", f"node {host.node} runs {host.release}: V2 needs 23H2 or later", "use --transport V1")
+        return _refuse(
+            status,
+            "enable",
+            f"node {host.node} runs {host.release}: V2 needs 23H2 or later",
+            "use --transport V1",
+        )
     att = host.attestation.status if host.attestation else "unknown"
     if att != "Active":
         fix = (
@@ -122,14 +131,45 @@ def plan_enable(
     before = benefit_state(vm, host)
     if chosen == "V2":
         if vm.gsi_enabled:
-            return VMPlan(vm.name, vm.cluster, vm.node, "enable", "already", (), "V2", "Guest Service Interface is on", None, before)
+            return VMPlan(
+                vm.name,
+                vm.cluster,
+                vm.node,
+                "enable",
+                "already",
+                (),
+                "V2",
+                "Guest Service Interface is on",
+                None,
+                before,
+            )
         return VMPlan(
-            vm.name, vm.cluster, vm.node, "enable", "change", (ENABLE_GSI,), "V2", "turn on the Guest Service Interface", None, before
+            vm.name,
+            vm.cluster,
+            vm.node,
+            "enable",
+            "change",
+            (ENABLE_GSI,),
+            "V2",
+            "turn on the Guest Service Interface",
+            None,
+            before,
         )
 
     nic = vm.imds_nic
     if nic is not None and nic.connected and nic.switch_name == HOST_SWITCH:
-        return VMPlan(vm.name, vm.cluster, vm.node, "enable", "already", (), "V1", "guest NIC present and connected", None, before)
+        return VMPlan(
+            vm.name,
+            vm.cluster,
+            vm.node,
+            "enable",
+            "already",
+            (),
+            "V1",
+            "guest NIC present and connected",
+            None,
+            before,
+        )
     if host.supports_v2 and not host.legacy_os_support:
         return _refuse(
             status,
@@ -149,10 +189,25 @@ def plan_enable(
         )
     if nic is not None:
         return VMPlan(
-            vm.name, vm.cluster, vm.node, "enable", "change", (CONNECT_NIC,), "V1", "connect the guest NIC to the IMDS switch", None, before
+            vm.name,
+            vm.cluster,
+            vm.node,
+            "enable",
+            "change",
+            (CONNECT_NIC,),
+            "V1",
+            "connect the guest NIC to the IMDS switch",
+            None,
+            before,
         )
     if host.module_version is None:
-        return _refuse(status, "enable", f"Az.StackHCI is not installed on {host.node}", f"on {host.node}: Install-Module Az.StackHCI", "V1")
+        return _refuse(
+            status,
+            "enable",
+            f"Az.StackHCI is not installed on {host.node}",
+            f"on {host.node}: Install-Module Az.StackHCI",
+            "V1",
+        )
     if vm.generation == 1 and vm.state != "Off":
         return _refuse(
             status,
@@ -161,7 +216,18 @@ def plan_enable(
             f"Stop-VM -Name {vm.name} on {host.node}, rerun, then start it",
             "V1",
         )
-    return VMPlan(vm.name, vm.cluster, vm.node, "enable", "change", (ADD_NIC,), "V1", "add the guest NIC on the IMDS switch", None, before)
+    return VMPlan(
+        vm.name,
+        vm.cluster,
+        vm.node,
+        "enable",
+        "change",
+        (ADD_NIC,),
+        "V1",
+        "add the guest NIC on the IMDS switch",
+        None,
+        before,
+    )
 
 
 def plan_disable(status: VMStatus) -> VMPlan:
@@ -170,7 +236,12 @@ def plan_disable(status: VMStatus) -> VMPlan:
     steps: list[str] = []
     if vm.imds_nic is not None:
         if host.module_version is None:
-            return _refuse(status, "disable", f"Az.StackHCI is not installed on {host.node}", f"on {host.node}: Install-Module Az.StackHCI")
+            return _refuse(
+                status,
+                "disable",
+                f"Az.StackHCI is not installed on {host.node}",
+                f"on {host.node}: Install-Module Az.StackHCI",
+            )
         if vm.generation == 1 and vm.state != "Off":
             return _refuse(
                 status,
@@ -182,10 +253,26 @@ def plan_disable(status: VMStatus) -> VMPlan:
     if host.supports_v2 and vm.gsi_enabled:
         steps.append(DISABLE_GSI)
     if not steps:
-        return VMPlan(vm.name, vm.cluster, vm.node, "disable", "already", (), None, "no guest NIC and no Guest Service Interface", None, before)
+        return VMPlan(
+            vm.name,
+            vm.cluster,
+            vm.node,
+            "disable",
+            "already",
+            (),
+            None,
+            "no guest NIC and no Guest Service Interface",
+            None,
+            before,
+        )
     transport = "+".join(t for t, s in (("V1", REMOVE_NIC), ("V2", DISABLE_GSI)) if s in steps)
-    reason = " and ".join({REMOVE_NIC: "remove the guest NIC", DISABLE_GSI: "turn off the Guest Service Interface"}[s] for s in steps)
-    return VMPlan(vm.name, vm.cluster, vm.node, "disable", "change", tuple(steps), transport, reason, None, before)
+    reason = " and ".join(
+        {REMOVE_NIC: "remove the guest NIC", DISABLE_GSI: "turn off the Guest Service Interface"}[s]
+        for s in steps
+    )
+    return VMPlan(
+        vm.name, vm.cluster, vm.node, "disable", "change", tuple(steps), transport, reason, None, before
+    )
 
 
 def script_parameters(plans: Sequence[VMPlan]) -> dict[str, list[str]]:

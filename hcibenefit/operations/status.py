@@ -81,8 +81,12 @@ def node_record(node: NodeStatus) -> dict[str, Any]:
         "registration": facts.registration.registration_status if facts and facts.registration else None,
         "attestation": att.status if att else None,
         "expiration": att.expiration.isoformat() if att and att.expiration else None,
-        "switch": None if switch is None else {"name": switch.name, "type": switch.switch_type, "id": switch.id},
-        "host_vnic_addresses": list(facts.host_vnic_addresses) if facts and facts.host_vnic_addresses is not None else None,
+        "switch": None
+        if switch is None
+        else {"name": switch.name, "type": switch.switch_type, "id": switch.id},
+        "host_vnic_addresses": list(facts.host_vnic_addresses)
+        if facts and facts.host_vnic_addresses is not None
+        else None,
         "legacy_os_support": (facts.legacy_os_support if facts.supports_v2 else None) if facts else None,
         "module_version": facts.module_version if facts else None,
         "vm_count": len(facts.vms) if facts else None,
@@ -122,7 +126,7 @@ def status_report(result: StatusResult) -> Report:
     nodes = [node_record(n) for n in result.assessment.nodes]
     vms = [vm_record(v) for v in result.vms()]
     findings = result.findings()
-    data = {
+    data: dict[str, Any] = {
         "nodes": nodes,
         "vms": vms,
         "findings": [f.to_dict() for f in findings],
@@ -132,7 +136,11 @@ def status_report(result: StatusResult) -> Report:
         {
             **n,
             "expires": n["expiration"][:10] if n["expiration"] else None,
-            "switch_text": (n["switch"]["name"] if n["switch"]["name"] == "AZSHCI_HOST-IMDS_DO_NOT_MODIFY" else f"renamed: {n['switch']['name']}")
+            "switch_text": (
+                n["switch"]["name"]
+                if n["switch"]["name"] == "AZSHCI_HOST-IMDS_DO_NOT_MODIFY"
+                else f"renamed: {n['switch']['name']}"
+            )
             + ("" if n["switch"]["type"] == "Internal" else f" ({n['switch']['type']})")
             if n["switch"]
             else ("missing" if n["verdict"] != "unreachable" else None),
@@ -146,7 +154,9 @@ def status_report(result: StatusResult) -> Report:
             **v,
             "needs": _yes_no(v["needs_benefits"]),
             "gen": v["generation"],
-            "nic": None if v["v1_nic"] is None else ("connected" if v["v1_nic"]["connected"] else "disconnected"),
+            "nic": None
+            if v["v1_nic"] is None
+            else ("connected" if v["v1_nic"]["connected"] else "disconnected"),
             "gsi": "n/a" if v["v2_gsi"] is None else _yes_no(v["v2_gsi"]),
             "want": v["transport"],
         }
@@ -156,26 +166,45 @@ def status_report(result: StatusResult) -> Report:
         Table(
             "Nodes",
             columns(
-                ("cluster", "CLUSTER"), ("name", "NODE"), ("verdict", "VERDICT"), ("release", "RELEASE"),
-                ("attestation", "ATTESTATION"), ("expires", "EXPIRES"), ("switch_text", "SWITCH"),
-                ("vnic", "HOST VNIC"), ("legacy", "LEGACY OS"), ("reason", "WHY"),
+                ("cluster", "CLUSTER"),
+                ("name", "NODE"),
+                ("verdict", "VERDICT"),
+                ("release", "RELEASE"),
+                ("attestation", "ATTESTATION"),
+                ("expires", "EXPIRES"),
+                ("switch_text", "SWITCH"),
+                ("vnic", "HOST VNIC"),
+                ("legacy", "LEGACY OS"),
+                ("reason", "WHY"),
             ),
             node_rows,
         ),
         Table(
             "VMs",
             columns(
-                ("cluster", "CLUSTER"), ("node", "NODE"), ("name", "VM"), ("verdict", "VERDICT"), ("gen", "GEN"),
-                ("state", "STATE"), ("os", "GUEST OS"), ("needs", "NEEDS"), ("want", "VIA"), ("nic", "V1 NIC"),
-                ("gsi", "V2 GSI"), ("attestation_status", "ATTESTATION"), ("reason", "WHY"),
+                ("cluster", "CLUSTER"),
+                ("node", "NODE"),
+                ("name", "VM"),
+                ("verdict", "VERDICT"),
+                ("gen", "GEN"),
+                ("state", "STATE"),
+                ("os", "GUEST OS"),
+                ("needs", "NEEDS"),
+                ("want", "VIA"),
+                ("nic", "V1 NIC"),
+                ("gsi", "V2 GSI"),
+                ("attestation_status", "ATTESTATION"),
+                ("reason", "WHY"),
             ),
             vm_rows,
         ),
     ]
     counts = data["summary"]
     notes = [
-        "VMs: " + ", ".join(f"{k} {v}" for k, v in counts["vm_verdicts"].items())
-        + " | nodes: " + ", ".join(f"{k} {v}" for k, v in counts["node_verdicts"].items())
+        "VMs: "
+        + ", ".join(f"{k} {v}" for k, v in counts["vm_verdicts"].items())
+        + " | nodes: "
+        + ", ".join(f"{k} {v}" for k, v in counts["node_verdicts"].items())
     ]
     notes += [f"! {n['name']}: {n['reason']}" for n in nodes if n["verdict"] == "unreachable"]
     return Report(data=data, tables=tables, notes=notes)

@@ -22,7 +22,12 @@ class ErrorRecordInfo:
     target: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        return {"message": self.message, "error_id": self.error_id, "category": self.category, "target": self.target}
+        return {
+            "message": self.message,
+            "error_id": self.error_id,
+            "category": self.category,
+            "target": self.target,
+        }
 
 
 class RemotingError(HcibenefitError):
@@ -62,7 +67,9 @@ class WSManFault(RemotingError):
     kind = "wsman-fault"
 
     def __init__(self, host: str, code: int | None, reason: str, *, hint: str | None = None) -> None:
-        text = f"WS-Management fault {code}: {reason}" if code is not None else f"WS-Management fault: {reason}"
+        text = (
+            f"WS-Management fault {code}: {reason}" if code is not None else f"WS-Management fault: {reason}"
+        )
         super().__init__(host, text, hint=hint)
         self.code = code
         self.reason = reason
@@ -73,7 +80,9 @@ class ScriptError(RemotingError):
 
     kind = "script-error"
 
-    def __init__(self, host: str, script: str, records: list[ErrorRecordInfo], *, hint: str | None = None) -> None:
+    def __init__(
+        self, host: str, script: str, records: list[ErrorRecordInfo], *, hint: str | None = None
+    ) -> None:
         first = records[0] if records else ErrorRecordInfo("the script failed without an error record", "")
         more = f" (+{len(records) - 1} more)" if len(records) > 1 else ""
         super().__init__(host, f"{script}: {first.message} [{first.error_id}]{more}", hint=hint)

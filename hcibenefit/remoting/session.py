@@ -234,7 +234,7 @@ class HostSession:
         self._pool = self._wsman = None
         if pool is not None:
             try:
-                from pypsrp.powershell import RunspacePoolState
+                from pypsrp.complex_objects import RunspacePoolState
 
                 if pool.state == RunspacePoolState.OPENED:
                     pool.close()
@@ -254,7 +254,8 @@ class HostSession:
         """Run one of our scripts and return its JSON document (parsed)."""
         if self._pool is None:
             raise RemotingError(self.endpoint.name, "session is not open")
-        from pypsrp.powershell import PowerShell, PSInvocationState
+        from pypsrp.complex_objects import PSInvocationState
+        from pypsrp.powershell import PowerShell
 
         host = self.endpoint.name
         ps = PowerShell(self._pool)

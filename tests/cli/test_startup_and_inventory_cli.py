@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("pypsrp", "psrpcore", "azure", "spnego", "cryptography", "requests")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["inventory", "validate", str(ROOT / "inventory.example.yaml")]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["inventory", "validate", str(ROOT / "inventory.example.yaml")]]
+)
 def test_startup_imports_no_remoting_or_azure(argv: list[str]) -> None:
     probe = (
         "import contextlib, io, sys\n"
@@ -26,7 +28,9 @@ def test_startup_imports_no_remoting_or_azure(argv: list[str]) -> None:
         f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
         "print(code, ','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[0] == "0"
     assert out[1:] == [], f"start-up imported {out[1:]}"
 
@@ -50,7 +54,9 @@ def test_validate_reports_file_line_and_field(tmp_path: Path, capsys: pytest.Cap
     assert "Traceback" not in err
 
 
-def test_missing_inventory_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_inventory_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("HCIBENEFIT_INVENTORY", raising=False)
     assert run(["status"]) == ExitCode.USAGE
     err = capsys.readouterr().err
@@ -71,7 +77,11 @@ def test_show_masks_secrets_and_names_sources(tmp_path: Path, monkeypatch: pytes
     document = json.loads(text)
     nodes = document["clusters"][0]["nodes"]
     assert nodes[1]["winrm"]["port"] == 5999 and nodes[0]["winrm"]["port"] == 5986
-    assert nodes[0]["credentials"] == {"username": "admin", "password_env": "SECRET_FOR_SHOW", "password": "***"}
+    assert nodes[0]["credentials"] == {
+        "username": "admin",
+        "password_env": "SECRET_FOR_SHOW",
+        "password": "***",
+    }
 
 
 def test_unknown_format_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,7 +90,9 @@ def test_unknown_format_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "format 'yaml' is not available" in capsys.readouterr().err
 
 
-def test_unexpected_errors_are_short_without_vv(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unexpected_errors_are_short_without_vv(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import hcibenefit.cli.inventory_cmd as inventory_cmd
 
     def boom(*_: object) -> None:

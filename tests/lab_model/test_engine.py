@@ -8,15 +8,25 @@ import pytest
 
 from hcibenefit.lab.state import GUEST_NIC, HOST_SWITCH
 from hcibenefit.lab.wsman.executor import CommandSpec, PipelineCall, TerminatingError
-from hcibenefit.remoting.catalog import HOST_ATTESTATION_ENABLE, HOST_FACTS, HOST_SYNC, VM_BENEFITS_DISABLE, VM_BENEFITS_ENABLE
+from hcibenefit.remoting.catalog import (
+    HOST_ATTESTATION_ENABLE,
+    HOST_FACTS,
+    HOST_SYNC,
+    VM_BENEFITS_DISABLE,
+    VM_BENEFITS_ENABLE,
+)
 from tests.conftest import CollectingOutput, EngineDriver
 
 HOSTILE = "x'; Remove-VM -Name * -Force; '"
 
 
-def _run_text(driver: EngineDriver, node: str, text: str, params: tuple = (), is_script: bool = True) -> CollectingOutput:
+def _run_text(
+    driver: EngineDriver, node: str, text: str, params: tuple = (), is_script: bool = True
+) -> CollectingOutput:
     out = CollectingOutput()
-    driver.engine.execute(PipelineCall(node, "u", "Microsoft.PowerShell", (CommandSpec(text, is_script, params),), ()), out)
+    driver.engine.execute(
+        PipelineCall(node, "u", "Microsoft.PowerShell", (CommandSpec(text, is_script, params),), ()), out
+    )
     return out
 
 
@@ -47,7 +57,9 @@ def test_parameters_are_bound_like_powershell(default_driver: EngineDriver) -> N
 
 def test_enable_adds_a_connected_guest_nic(default_driver: EngineDriver) -> None:
     document = default_driver.document("lab01-n1", VM_BENEFITS_ENABLE, {"NicVMName": ["avd-missing-nic"]})
-    assert document["results"] == [{"vm": "avd-missing-nic", "action": "add-guest-nic", "ok": True, "error": None}]
+    assert document["results"] == [
+        {"vm": "avd-missing-nic", "action": "add-guest-nic", "ok": True, "error": None}
+    ]
     vm = default_driver.state.vm("avd-missing-nic")
     assert vm is not None and vm.imds_nic() is not None and vm.imds_nic().switch_name == HOST_SWITCH  # type: ignore[union-attr]
 
@@ -98,7 +110,9 @@ clusters:
 
 
 def test_disable_removes_nic_and_gsi(default_driver: EngineDriver) -> None:
-    default_driver.document("lab02-n1", VM_BENEFITS_DISABLE, {"NicVMName": ["w10ms-legacy-ok"], "GsiVMName": ["w11ms-v2-ok"]})
+    default_driver.document(
+        "lab02-n1", VM_BENEFITS_DISABLE, {"NicVMName": ["w10ms-legacy-ok"], "GsiVMName": ["w11ms-v2-ok"]}
+    )
     w10, w11 = default_driver.state.vm("w10ms-legacy-ok"), default_driver.state.vm("w11ms-v2-ok")
     assert w10 is not None and w10.imds_nic() is None
     assert w11 is not None and w11.gsi is False

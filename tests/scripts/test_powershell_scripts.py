@@ -20,6 +20,7 @@ from hcibenefit.remoting.catalog import ALL_SCRIPTS, HEADER, parse_header
 ts = pytest.importorskip("tree_sitter")
 tsp = pytest.importorskip("tree_sitter_powershell")
 
+# fmt: off
 PLATFORM_CMDLETS = {
     # platform.md §2: AzureStackHCI (in-box) and Az.StackHCI
     "Get-AzureStackHCI", "Sync-AzureStackHCI", "Get-AzureStackHCIAttestation", "Set-AzureStackHCIAttestation",
@@ -49,7 +50,8 @@ DOCUMENTED_MEMBERS = {
     "AttestationSwitchId", "LegacyOsSupport", "Name", "AttestationHost", "SupportedVersions",
     # §11 object members
     "Id", "Generation", "State", "IsClustered", "SwitchType", "Notes", "VMName", "VMId", "SwitchName",
-    "Connected", "MacAddress", "IPAddresses", "Enabled", "PrimaryStatusDescription", "GuestIntrinsicExchangeItems",
+    "Connected", "MacAddress", "IPAddresses", "Enabled", "PrimaryStatusDescription",
+    "GuestIntrinsicExchangeItems",
     "SystemName", "IPAddress", "PrefixLength", "Direction", "Action", "Version", "Caption", "BuildNumber",
     "Description", "LicenseStatus", "LicenseFamily", "ProductKeyChannel", "GracePeriodRemaining", "EditionID",
     "LastRunTime", "LastTaskResult", "NextRunTime", "NumberOfMissedRuns", "Actions", "Execute", "TimeCreated",
@@ -58,8 +60,10 @@ DOCUMENTED_MEMBERS = {
     "Exception", "FullyQualifiedErrorId", "CategoryInfo", "Category", "PSObject", "Properties", "Count",
     "ContainsKey", "Add", "ToArray", "ToLowerInvariant", "ToUniversalTime", "ToString", "MinValue", "Empty",
     "INSTANCE", "PROPERTY", "NAME", "VALUE", "DefaultWebProxy", "Create", "TotalMilliseconds", "Elapsed",
-    "StartNew", "Stop", "Trim", "Split", "Length", "Substring", "UtcNow", "GetString", "UTF8", "FromBase64String",
+    "StartNew", "Stop", "Trim", "Split", "Length", "Substring", "UtcNow", "GetString", "UTF8",
+    "FromBase64String",
 }
+# fmt: on
 
 SCRIPT_DIR = Path(str(files("hcibenefit.remoting").joinpath("scripts")))
 SCRIPTS = sorted(SCRIPT_DIR.glob("*.ps1"))
@@ -133,7 +137,9 @@ def test_script_reads_only_documented_members(path: Path) -> None:
         if n.type == "member_name" and re.fullmatch(r"[A-Z][A-Za-z0-9]*", _text(source, n))  # type: ignore[attr-defined]
     }
     assert members, f"{path.name}: no members found, the walk is broken"
-    assert members <= DOCUMENTED_MEMBERS, f"{path.name}: undocumented members {sorted(members - DOCUMENTED_MEMBERS)}"
+    assert members <= DOCUMENTED_MEMBERS, (
+        f"{path.name}: undocumented members {sorted(members - DOCUMENTED_MEMBERS)}"
+    )
 
 
 def _declared_parameters(path: Path) -> dict[str, tuple[str, bool]]:
