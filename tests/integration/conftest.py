@@ -1,0 +1,93 @@
+"""The lab, started in-process on loopback, and hcibenefit run against it as a user would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hcibenefit.cli.app import run
+from hcibenefit.lab.fleet import Lab
+from hcibenefit.lab.spec import default_fleet
+
+HOST_PASSWORD = "Lab-Host-Pa55word!"
+GUEST_PASSWORD = "Lab-Guest-Pa55word!"
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+class LabClient:
+    """Runs hcibenefit commands against a running lab and reads the lab's state."""
+
+    def __init__(self, lab: Lab, inventory: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.lab = lab
+        self.inventory = inventory
+        self._capsys = capsys
+
+    def cli(self, *argv: str) -> CliResult:
+        self._capsys.readouterr()
+        code = run(["-i", str(self.inventory), *argv])
+        captured = self._capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    def state(self) -> dict[str, Any]:
+        return self.lab.snapshot()
+
+    def vm(self, name: str) -> dict[str, Any]:
+        return next(v for v in self.state()["vms"] if v["name"] == name)
+
+    def invocations(self, script_id: str) -> int:
+        return sum(n["invocations"].get(script_id, 0) for n in self.state()["nodes"])
+
+
+def start_lab(spec: Any, **kwargs: Any) -> Lab:
+    lab = Lab(
+        spec,
+        password=HOST_PASSWORD,
+        guest_password=GUEST_PASSWORD,
+        read_timeout=kwargs.pop("read_timeout", 6.0),
+        **kwargs,
+    )
+    lab.start()
+    return lab
+
+
+@pytest.fixture(scope="session")
+def default_lab() -> Iterator[Lab]:
+    lab = start_lab(default_fleet())
+    try:
+        yield lab
+    finally:
+        lab.stop()
+
+
+def client_for(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> LabClient:
+    for name, value in lab.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HCIBENEFIT_AUDIT_LOG", str(tmp_path / "audit.log"))
+    return LabClient(lab, lab.write_inventory(tmp_path / "inventory.yaml"), capsys)
+
+
+@pytest.fixture
+def lab(
+    default_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[LabClient]:
+    """The default fleet, reset to its spec for every test; no remote shell may be left open after it."""
+    default_lab.reset()
+    client = client_for(default_lab, tmp_path, monkeypatch, capsys)
+    yield client
+    assert default_lab.open_shells() == 0, "a test left remote shells open"

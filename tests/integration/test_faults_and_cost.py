@@ -1,0 +1,169 @@
+"""Node faults as typed errors, one failing node never stopping the rest, and the cost of a status."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hcibenefit.exitcodes import ExitCode
+from hcibenefit.inventory import CredentialResolver, load_inventory
+from hcibenefit.lab.spec import generate_fleet, parse_fleet
+from hcibenefit.operations.gather import connections
+from hcibenefit.remoting.catalog import HOST_FACTS, Script
+from hcibenefit.remoting.errors import (
+    AuthenticationFailed,
+    MalformedOutputError,
+    QuotaExceeded,
+    RemoteTimeout,
+    ScriptError,
+    UnreachableError,
+)
+from hcibenefit.remoting.session import Endpoint, HostSession, run_script
+from tests.integration.conftest import LabClient, client_for, start_lab
+
+FAULTY = """
+clusters:
+  - name: faulty
+    nodes:
+      - {name: f-ok}
+      - {name: f-down, faults: {down: true}}
+      - {name: f-hang, faults: {hang: true}}
+      - {name: f-auth, faults: {auth_fail: true}}
+      - {name: f-slow, faults: {latency_ms: 200}}
+    vms:
+      - {name: vm-ok, node: f-ok, benefits: v1}
+      - {name: vm-slow, node: f-slow, benefits: v1}
+"""
+
+
+@dataclass(frozen=True)
+class TextScript(Script):
+    """A script given as text, for sending things our catalog never would."""
+
+    body: str = ""
+
+    def text(self) -> str:
+        return self.body
+
+
+@pytest.fixture(scope="module")
+def faulty_lab():  # type: ignore[no-untyped-def]
+    lab = start_lab(parse_fleet(FAULTY, "faulty.yaml"), read_timeout=3.0)
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture
+def faulty(faulty_lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    faulty_lab.reset()
+    client = client_for(faulty_lab, tmp_path, monkeypatch, capsys)
+    yield client
+    assert faulty_lab.open_shells() == 0
+
+
+def _endpoint(client: LabClient, node: str) -> Endpoint:
+    inventory = load_inventory(client.inventory)
+    return connections([inventory.node(node)], CredentialResolver())[0].endpoint
+
+
+def test_each_fault_is_its_own_typed_error(faulty: LabClient) -> None:
+    expected = {"f-down": UnreachableError, "f-hang": RemoteTimeout, "f-auth": AuthenticationFailed}
+    for node, error_type in expected.items():
+        with pytest.raises(error_type) as caught:
+            run_script(_endpoint(faulty, node), HOST_FACTS, {"IncludeGuestOs": True})
+        assert caught.value.host == node and caught.value.hint
+    assert run_script(_endpoint(faulty, "f-slow"), HOST_FACTS)["schema"] == "host-facts/1"
+
+
+def test_one_failing_node_does_not_stop_the_sweep(faulty: LabClient) -> None:
+    started = time.monotonic()
+    result = faulty.cli("status", "--format", "json", "--fail-on", "none")
+    elapsed = time.monotonic() - started
+    assert result.code == ExitCode.INCOMPLETE
+    nodes = {n["name"]: n for n in result.json()["nodes"]}
+    assert nodes["f-ok"]["verdict"] == "ok" and nodes["f-slow"]["verdict"] == "ok"
+    assert nodes["f-down"]["reason"].startswith("unreachable:")
+    assert nodes["f-hang"]["reason"].startswith("timeout:")
+    assert nodes["f-auth"]["reason"].startswith("authentication:")
+    assert {v["name"] for v in result.json()["vms"]} == {"vm-ok", "vm-slow"}
+    # A hung node costs at most its read timeout (3 s here), not one timeout per request or per VM.
+    assert elapsed < 3 * 3.0
+
+
+def test_quota_exceeded_is_reported_as_such(faulty: LabClient) -> None:
+    faulty.lab.set_faults("f-ok", max_shells=1)
+    holder = HostSession(_endpoint(faulty, "f-ok"))
+    holder.open()
+    try:
+        with pytest.raises(QuotaExceeded) as caught:
+            run_script(_endpoint(faulty, "f-ok"), HOST_FACTS)
+        assert "MaxShellsPerUser" in (caught.value.hint or "")
+    finally:
+        holder.close()
+
+
+def test_script_errors_carry_the_powershell_error_record(faulty: LabClient) -> None:
+    unknown = TextScript("adhoc", 1, "adhoc.ps1", mutating=False, body="Get-Foo -Name x")
+    with pytest.raises(ScriptError) as caught:
+        run_script(_endpoint(faulty, "f-ok"), unknown)
+    record = caught.value.records[0]
+    assert record.error_id.startswith("CommandNotFoundException") and "Get-Foo" in record.message
+
+
+def test_wrong_schema_is_malformed_output(faulty: LabClient) -> None:
+    mislabelled = TextScript("vm-benefits-enable", 1, "x.ps1", mutating=False, body=HOST_FACTS.text())
+    with pytest.raises(MalformedOutputError):
+        run_script(_endpoint(faulty, "f-ok"), mislabelled)
+
+
+def test_cancel_stops_the_pipeline_and_closes_the_shell(faulty: LabClient) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    from hcibenefit.remoting.session import Cancelled
+
+    with pytest.raises(Cancelled), HostSession(_endpoint(faulty, "f-slow"), cancel=cancel) as session:
+        session.run(HOST_FACTS)
+    assert faulty.lab.open_shells() == 0
+
+
+@pytest.mark.parametrize("auth", ["ntlm"])
+def test_status_over_ntlm_with_message_encryption(
+    auth: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = start_lab(generate_fleet(1, 2, 3, seed=7), auth=auth)
+    try:
+        client = client_for(lab, tmp_path, monkeypatch, capsys)
+        result = client.cli("status", "--format", "json", "--fail-on", "none")
+        assert result.code == ExitCode.OK, result.err
+        assert len(result.json()["vms"]) == 6
+        assert lab.open_shells() == 0
+    finally:
+        lab.stop()
+
+
+def _status_requests(
+    vms_per_node: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, int]:
+    tmp_path.mkdir()
+    lab = start_lab(generate_fleet(1, 4, vms_per_node, seed=3))
+    try:
+        client = client_for(lab, tmp_path, monkeypatch, capsys)
+        result = client.cli("status", "--format", "json", "--fail-on", "none")
+        assert result.code == ExitCode.OK and len(result.json()["vms"]) == 4 * vms_per_node
+        state = client.state()
+        return sum(n["requests"] for n in state["nodes"]), client.invocations("host-facts")
+    finally:
+        lab.stop()
+
+
+def test_status_cost_does_not_grow_with_the_number_of_vms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = _status_requests(1, tmp_path / "small", monkeypatch, capsys)
+    large = _status_requests(25, tmp_path / "large", monkeypatch, capsys)
+    assert small == large
+    assert small[1] == 4

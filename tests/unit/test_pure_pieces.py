@@ -1,0 +1,148 @@
+"""Pure pieces: fleet spec errors, redaction, rendering, the parallel runner, error mapping, facts shape."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+
+import pytest
+import requests
+
+from hcibenefit.errors import ConfigError, UsageError
+from hcibenefit.facts.host import FactsError, parse_host_facts, parse_time
+from hcibenefit.lab.spec import generate_fleet, parse_fleet, parse_scale
+from hcibenefit.logsafe import RedactingFilter, redact, register_secret
+from hcibenefit.remoting.errors import RemoteTimeout, RemotingError, TLSError, UnreachableError
+from hcibenefit.remoting.runner import run_per_host
+from hcibenefit.remoting.session import map_exception
+from hcibenefit.report import Report, Table, columns, render
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        ("clusters: []\n", "fleet.yaml:1:11: clusters", "at least 1"),
+        (
+            "clusters:\n  - name: c\n    nodes: [n1]\n    vms: [{name: v, node: n9}]\n",
+            "fleet.yaml:4:",
+            "no node named 'n9'",
+        ),
+        (
+            "clusters:\n  - name: c\n    version: 24H2\n    nodes: [n1]\n",
+            "fleet.yaml:3:14: clusters[0].version",
+            "22H2, 23H2",
+        ),
+        (
+            "clusters:\n  - name: c\n    nodes: [{name: n1, atestation: Active}]\n",
+            "clusters[0].nodes[0].atestation",
+            "did you mean 'attestation'",
+        ),
+        (
+            "clusters:\n  - name: c\n    nodes: [{name: n1, faults: {latency_ms: fast}}]\n",
+            "faults.latency_ms",
+            'got "fast"',
+        ),
+        ("- a\n", "fleet.yaml:1:1", "mapping at the top level"),
+        ("clusters: [\n", "fleet.yaml:", "invalid YAML"),
+    ],
+)
+def test_fleet_spec_errors_point_at_the_field(text: str, where: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_fleet(text, "fleet.yaml")
+    assert where in str(caught.value) and words in str(caught.value)
+
+
+def test_generator_is_reproducible_and_sized() -> None:
+    first, second = generate_fleet(3, 2, 5, seed=9), generate_fleet(3, 2, 5, seed=9)
+    assert first == second and first.node_count() == 6 and first.vm_count() == 30
+    assert parse_scale("10,4,25") == (10, 4, 25)
+    with pytest.raises(UsageError):
+        parse_scale("10x4")
+
+
+def test_registered_secrets_are_masked_in_logs_and_text() -> None:
+    register_secret("s3cr3t-value-xyz")
+    assert redact("password=s3cr3t-value-xyz;") == "password=***;"
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger("hcibenefit.test-redaction")
+    logger.addHandler(handler)
+    try:
+        try:
+            raise ValueError("bad s3cr3t-value-xyz")
+        except ValueError:
+            logger.error("failed with %s", "s3cr3t-value-xyz", exc_info=True)
+    finally:
+        logger.removeHandler(handler)
+    assert "s3cr3t-value-xyz" not in stream.getvalue() and "***" in stream.getvalue()
+
+
+def test_renderers_show_the_same_facts() -> None:
+    report = Report(
+        data={"x": [1, None]},
+        tables=[Table("T", columns(("a", "A"), ("b", "B")), [{"a": True, "b": None}])],
+        notes=["n"],
+    )
+    out = io.StringIO()
+    render(report, "table", out)
+    assert "yes" in out.getvalue() and "-" in out.getvalue() and "n" in out.getvalue()
+    out = io.StringIO()
+    render(report, "json", out)
+    assert out.getvalue().strip().startswith("{") and '"x"' in out.getvalue()
+
+
+def test_runner_isolates_failures_and_keeps_order() -> None:
+    def work(target: int, cancel: threading.Event) -> int:
+        if target == 2:
+            raise UnreachableError(f"h{target}", "refused")
+        if target == 3:
+            raise ValueError("parser bug")
+        return target * 10
+
+    for workers in (1, 4):
+        outcomes = run_per_host([1, 2, 3, 4], work, name_of=lambda t: f"h{t}", workers=workers)
+        assert [o.value for o in outcomes] == [10, None, None, 40]
+        assert isinstance(outcomes[1].error, UnreachableError)
+        assert isinstance(outcomes[2].error, RemotingError) and "parser bug" in outcomes[2].error.detail
+
+
+def test_runner_on_interrupt_cancels_and_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hcibenefit.remoting.runner as runner
+
+    finished = []
+    cancel = threading.Event()
+
+    def work(target: int, ev: threading.Event) -> int:
+        ev.wait(5)
+        finished.append(target)
+        return target
+
+    def interrupted_wait(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "wait", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        run_per_host([1, 2], work, name_of=str, workers=2, cancel=cancel)
+    assert cancel.is_set() and sorted(finished) == [1, 2]
+
+
+def test_transport_exceptions_map_to_errors_a_person_can_act_on() -> None:
+    refused = requests.exceptions.ConnectionError(
+        "HTTPSConnectionPool: Max retries ([Errno 111] Connection refused)"
+    )
+    assert isinstance(map_exception("n1", refused), UnreachableError)
+    assert "Connection refused" in map_exception("n1", refused).detail
+    assert isinstance(
+        map_exception("n1", requests.exceptions.SSLError("certificate verify failed")), TLSError
+    )
+    assert isinstance(map_exception("n1", requests.exceptions.ReadTimeout("x")), RemoteTimeout)
+
+
+def test_host_facts_shape_errors_name_the_field() -> None:
+    with pytest.raises(FactsError, match="schema"):
+        parse_host_facts({"schema": "other/1"}, node="n", cluster="c")
+    with pytest.raises(FactsError, match=r"vms\[0\]"):
+        parse_host_facts({"schema": "host-facts/1", "vms": ["nope"]}, node="n", cluster="c")
+    assert parse_time("2026-11-28T10:00:00.1234567Z") is not None and parse_time("garbage") is None
