@@ -23,8 +23,9 @@ from hcibenefit.inventory.model import (
     PasswordKeyring,
     PasswordSource,
 )
+from hcibenefit.logsafe import MASK, register_secret
 
-_MASK = "***"
+_MASK = MASK
 
 
 class Secret:
@@ -36,6 +37,8 @@ class Secret:
         if not isinstance(value, str):
             raise TypeError("Secret wraps a str")
         self._value = value
+        # Second line of defence: should the value ever end up in a message, logging masks it.
+        register_secret(value)
 
     def reveal(self) -> str:
         return self._value
