@@ -15,7 +15,9 @@ from typing import Any, Protocol
 class CommandSpec:
     text: str  # script text or cmdlet name
     is_script: bool
-    parameters: tuple[tuple[str | None, Any], ...]  # (name or None for positional, value as psrpcore deserialised it)
+    parameters: tuple[
+        tuple[str | None, Any], ...
+    ]  # (name or None for positional, value as psrpcore deserialised it)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ class TerminatingError(Exception):
 class PipelineOutput(Protocol):
     stopping: threading.Event  # set when the client sends ctrl_c/Terminate; executors poll it while sleeping
 
-    def write_output(self, value: Any) -> None: ...  # str, int, bool, dict, list ... as psrpcore serialises them
+    def write_output(
+        self, value: Any
+    ) -> None: ...  # str, int, bool, dict, list ... as psrpcore serialises them
 
     def write_error(
         self, message: str, *, error_id: str, category: str = "NotSpecified", target: str | None = None
