@@ -160,8 +160,10 @@ class Listener:
         self._track(sock, True)
         try:
             if self._tls is not None:
+                # The plain socket stays tracked during the handshake so close() can still end it.
+                tls_sock = self._tls.wrap_socket(sock, server_side=True)
                 self._track(sock, False)
-                sock = self._tls.wrap_socket(sock, server_side=True)
+                sock = tls_sock
                 self._track(sock, True)
             conn = Connection(peer)
             with sock.makefile("rb") as rfile:

@@ -368,13 +368,6 @@ class WSManServer:
             bundle.write_bytes(self._ca.cert_pem)
             self.ca_bundle_path = str(bundle)
 
-    def __enter__(self) -> WSManServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def add_node(self, name: str, faults: NodeFaults | None = None) -> Endpoint:
         """A new endpoint with its own loopback address (127.77.x.y where the platform allows) and port."""
         if name.lower() in self._nodes:
@@ -441,15 +434,8 @@ class WSManServer:
             else:
                 node.listener.open()
 
-    def faults(self, name: str) -> NodeFaults:
-        return self._node(name).faults
-
     def endpoint(self, name: str) -> Endpoint:
         return self._node(name).endpoint
 
     def stats(self, name: str) -> NodeStats:
         return self._node(name).stats()
-
-    @property
-    def nodes(self) -> list[str]:
-        return [node.name for node in self._nodes.values()]

@@ -214,7 +214,7 @@ class Shell:
         with self.cond:
             self._check_open()
             pipeline = self._pipeline(command_id)
-            pipeline.stop()
+            pipeline.stop()  # powershell/signal/ctrl_c, and Terminate of a command still running
             if code == soap.SIGNAL_TERMINATE:
                 pipeline.ps.close()
                 del self.pipelines[pipeline.id]

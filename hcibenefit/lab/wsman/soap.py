@@ -29,7 +29,6 @@ ACTION_SIGNAL = f"{RSP}/Signal"
 SHELL_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 CONFIG_RESOURCE = "http://schemas.microsoft.com/wbem/wsman/1/config"
 SIGNAL_TERMINATE = f"{RSP}/signal/Terminate"
-SIGNAL_PS_CTRL_C = "powershell/signal/ctrl_c"
 STATE_DONE = f"{RSP}/CommandState/Done"
 STATE_RUNNING = f"{RSP}/CommandState/Running"
 
