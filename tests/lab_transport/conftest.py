@@ -13,12 +13,11 @@ import pytest
 if importlib.util.find_spec("hcibenefit") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from transport_helpers import PASSWORD, USER, ScriptedExecutor, TransportLab
+from transport_helpers import EXTRA_CONFIGURATION, PASSWORD, USER, ScriptedExecutor, TransportLab
 
 from hcibenefit.lab.wsman import NodeFaults, WSManServer
 
 NODES = 3
-EXTRA_CONFIGURATION = "HciBenefit.Diagnostics"
 _servers: dict[str, TransportLab] = {}
 
 

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 
 import pytest
 import requests
-from pypsrp.exceptions import AuthenticationError, WSManFaultError
+from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from transport_helpers import TransportLab
 
@@ -79,3 +79,9 @@ def test_latency_delays_every_response(lab: TransportLab) -> None:
     baseline = timed_get()
     lab.server.set_faults(lab.endpoints[0].name, latency_ms=400)
     assert timed_get() >= 0.4 > baseline
+
+
+def test_unencrypted_soap_over_http_is_refused(ntlm_lab: TransportLab) -> None:
+    with pytest.raises(WinRMTransportError) as caught, ntlm_lab.wsman(encryption="never") as w:
+        RunspacePool(w).open()
+    assert caught.value.code == 500

@@ -7,10 +7,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import EXTRA_CONFIGURATION
 from pypsrp.complex_objects import PSCredential
 from pypsrp.powershell import PowerShell, RunspacePool
-from transport_helpers import USER, TransportLab, wait_for
+from transport_helpers import EXTRA_CONFIGURATION, USER, TransportLab, wait_for
 
 pytestmark = pytest.mark.lab
 

@@ -17,6 +17,7 @@ from hcibenefit.lab.wsman import Endpoint, PipelineCall, PipelineOutput, Termina
 
 USER = "labadmin"
 PASSWORD = "Corr3ct-Horse!"
+EXTRA_CONFIGURATION = "HciBenefit.Diagnostics"  # a JEA-style endpoint the shared servers accept
 
 
 class ScriptedExecutor:

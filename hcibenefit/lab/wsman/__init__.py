@@ -22,8 +22,9 @@ does is up to a `ScriptExecutor` (see `executor`).
   1000, MaxEnvelopeSizekb 500, configuration `Microsoft.PowerShell` plus `accepted_configurations`.
 
 Deliberately not Windows: no WinRS cmd shell, Connect/Disconnect/Reconnect, Kerberos, CredSSP, host
-calls, chunked requests or Negotiate over HTTPS; a shell is reaped for idleness only when its node
-is next used or asked for stats.
+calls, chunked requests, Negotiate over HTTPS or Basic over HTTP; error records carry no
+InvocationInfo; a shell is reaped for idleness only when its node is next used or asked for stats;
+ctrl_c reports the pipeline Stopped at once, whether or not the executor has noticed `stopping`.
 """
 
 from hcibenefit.lab.wsman.executor import (

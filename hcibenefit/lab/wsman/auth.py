@@ -26,7 +26,8 @@ _LENGTH = re.compile(rb"Length=(\d+)")
 
 # pyspnego's NTLM acceptor reads its credentials from the file NTLM_USER_FILE names, a process-wide
 # setting. Holding this lock while a context is created or stepped lets several servers, each with its
-# own user file, share one process.
+# own user file, share one process. Side effect: other code reading NTLM_USER_FILE during a handshake
+# sees the server's file; the previous value is restored right after.
 _USER_FILE_LOCK = threading.Lock()
 
 

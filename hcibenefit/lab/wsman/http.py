@@ -59,6 +59,7 @@ def _read_request(rfile: BinaryIO) -> HttpRequest | None:
         return None
     method, path, _version = line.decode("latin-1").split()
     headers = http.client.parse_headers(rfile)
+    # Limitation: bodies must carry Content-Length (pypsrp always sends it); chunked bodies are not read.
     length = int(headers.get("Content-Length") or 0)
     body = rfile.read(length) if length else b""
     return HttpRequest(method, path, headers, body) if len(body) == length else None

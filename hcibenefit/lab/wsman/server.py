@@ -179,8 +179,9 @@ class _Node:
         if not request.body:
             return HttpResponse(200, headers=final)  # pypsrp's priming request that sets up the context
         if not request.headers.get("Content-Type", "").startswith("multipart/encrypted"):
-            # WinRM's default AllowUnencrypted=false refuses plain SOAP over HTTP.
-            return HttpResponse(401, headers=final)
+            # WinRM's default AllowUnencrypted=false refuses plain SOAP over HTTP; after Negotiate/Kerberos
+            # it answers 500 (diyan/pywinrm#129). The body is an assumption: none was recorded.
+            return HttpResponse(500, headers=final)
         try:
             plain = acceptor.unwrap(request.body)
         except AuthFailed as exc:
@@ -375,6 +376,7 @@ class WSManServer:
         index = len(self._nodes)
         address = f"127.77.{index // 254}.{index % 254 + 1}" if self._aliases else "127.0.0.1"
         node = _Node(self, name, address, faults or NodeFaults(), self._tls(index, name, address))
+        # Bound even when the node starts down, to fix its port; `up` binds that port again.
         node.listener.bind()
         if node.faults.down:
             node.listener.close()

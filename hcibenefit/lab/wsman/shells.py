@@ -308,6 +308,8 @@ class Pipeline:
     def write_error(
         self, message: str, *, error_id: str, category: str = "NotSpecified", target: str | None = None
     ) -> None:
+        # Limitation: records carry no InvocationInfo even when the client asks for it (pypsrp does by
+        # default); PowerShell would name the command and script position.
         kind = "Microsoft.PowerShell.Commands.WriteErrorException"  # what Write-Error records carry
         info = _category_info(category, kind, target)
         self._emit(
