@@ -160,6 +160,8 @@ class Shell:
         """Move psrpcore's outgoing messages into per-target queues (the pool's and each pipeline's)."""
         # psrpcore hands out one target at a time in queue order; a Receive asks for one target, so
         # queueing per target keeps one pipeline's output from blocking another's or the pool's.
+        # Asked without a size, psrpcore emits every message whole, as a single fragment; Receive
+        # re-fragments them to the envelope size of the request at hand.
         while (payload := self.pool.data_to_send()) is not None:
             data, offset = payload.data, 0
             while offset < len(data):
