@@ -132,7 +132,7 @@ def run(
     spec = _spec(fleet, scale, seed)
     appctx = app_context(ctx)
     with Lab(spec, auth=_auth(auth)) as lab:
-        inventory = lab.write_inventory(lab._workdir / "inventory.yaml")
+        inventory = lab.write_inventory(lab.workdir / "inventory.yaml")
         saved = {k: os.environ.get(k) for k in [*lab.environment(), "HCIBENEFIT_INVENTORY"]}
         os.environ.update(lab.environment())
         os.environ["HCIBENEFIT_INVENTORY"] = str(inventory)

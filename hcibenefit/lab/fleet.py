@@ -57,6 +57,8 @@ class Lab:
         self.signing: LabSigningChain | None = None
         self.server: WSManServer | None = None
         self.endpoints: dict[str, Endpoint] = {}
+        # The server mutates these in place on set_faults; kept to show them in /lab/state.
+        self.faults: dict[str, NodeFaults] = {}
         self._control: ThreadingHTTPServer | None = None
         self._control_thread: threading.Thread | None = None
 
@@ -84,9 +86,9 @@ class Lab:
         )
         for cluster in self.spec.clusters:
             for node in cluster.nodes:
-                self.endpoints[node.name.lower()] = self.server.add_node(
-                    node.name, NodeFaults(**asdict(node.faults))
-                )
+                faults = NodeFaults(**asdict(node.faults))
+                self.faults[node.name.lower()] = faults
+                self.endpoints[node.name.lower()] = self.server.add_node(node.name, faults)
         self.server.start()
         self._start_control()
 
@@ -128,6 +130,11 @@ class Lab:
         return Path(self.server.ca_bundle_path) if self.server and self.server.ca_bundle_path else None
 
     @property
+    def workdir(self) -> Path:
+        """A private directory that lives as long as the lab (CA bundles, generated inventories)."""
+        return self._workdir
+
+    @property
     def attestation_ca(self) -> Path:
         return self._workdir / "attestation-ca.pem"
 
@@ -150,6 +157,7 @@ class Lab:
                             "open_shells": stats.open_shells if stats else 0,
                             "shells_created": stats.shells_created if stats else 0,
                             "requests": stats.requests if stats else 0,
+                            "faults": asdict(self.faults[node_spec.name.lower()]),
                             "invocations": self.engine.counts(node.name),
                             "attestation": node.attestation,
                             "expiration": node.expiration.isoformat() if node.expiration else None,
@@ -263,11 +271,21 @@ class Lab:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/") == "/lab/state":
-                    self._reply(200, lab.snapshot())
+                    self._guarded(lambda: self._reply(200, lab.snapshot()))
                 else:
                     self._reply(404, {"error": f"no such endpoint {self.path}"})
 
+            def _guarded(self, action: Any) -> None:
+                try:
+                    action()
+                except Exception as exc:  # a bug in the lab must answer, not drop the connection
+                    log.exception("control endpoint failed")
+                    self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+
             def do_POST(self) -> None:
+                self._guarded(self._post)
+
+            def _post(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 if self.path.rstrip("/") == "/lab/reset":
