@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-
-# The package is not installed in the project venv and pyproject sets no pytest pythonpath, so plain `pytest`
-# (unlike `python -m pytest`) cannot import it. Only when that is so, put the checkout on the path.
-if importlib.util.find_spec("hcibenefit") is None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from attestation_helpers import OpensslChain, make_openssl_chain
 
 from hcibenefit.lab.signing import LabSigningChain
