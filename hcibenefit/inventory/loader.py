@@ -18,16 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hcibenefit.inventory._engine import (
-    Ctx,
-    InventoryError,
-    InventoryIssue,
-    Loc,
-    Section,
-    YNode,
-    is_null,
-    node_loc,
-)
 from hcibenefit.inventory.model import (
     DEFAULT_HTTP_PORT,
     AttestationSettings,
@@ -49,30 +39,37 @@ from hcibenefit.inventory.model import (
     WinRMSettings,
 )
 from hcibenefit.inventory.schema import INVENTORY
+from hcibenefit.yamlschema import (
+    Ctx,
+    Issue,
+    Loc,
+    SchemaError,
+    Section,
+    compose,
+    node_loc,
+    read_document,
+)
 
 __all__ = ["InventoryError", "InventoryIssue", "load_inventory", "parse_inventory"]
+
+InventoryIssue = Issue
+
+
+class InventoryError(SchemaError):
+    """The inventory is invalid. ``str()`` gives one line per problem; ``errors`` lists the lines."""
+
+    default_hint = "see inventory.example.yaml for a commented example of every key"
 
 
 def load_inventory(path: str | os.PathLike[str]) -> Inventory:
     """Load and validate an inventory file. Raises `InventoryError` (a `ConfigError`)."""
     source = os.fspath(path)
-    try:
-        data = Path(source).read_bytes()
-    except OSError as e:
-        reason = e.strerror or type(e).__name__
-        raise InventoryError(
-            [InventoryIssue(source, None, None, "", f"cannot read the inventory file: {reason}")],
-            hint="check the path given with the inventory option; inventory.example.yaml shows the format",
-        ) from None
-    try:
-        # utf-8-sig: editors on Windows like to start files with a byte-order mark.
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise InventoryError(
-            [InventoryIssue(source, line, col, "", f"not UTF-8 text (byte 0x{data[e.start]:02x})")]
-        ) from None
+    text = read_document(
+        source,
+        InventoryError,
+        what="the inventory file",
+        hint="check the path given with the inventory option; inventory.example.yaml shows the format",
+    )
     return parse_inventory(text, source, base_dir=Path(source).parent)
 
 
@@ -80,7 +77,12 @@ def parse_inventory(text: str, source_name: str, *, base_dir: Path | None = None
     """Validate inventory text. ``source_name`` is used in messages; relative paths in the file are
     resolved against ``base_dir`` (default: the directory part of ``source_name``)."""
     ctx = Ctx(source_name, base_dir if base_dir is not None else Path(source_name).parent)
-    root = _compose(text, ctx)
+    root = compose(
+        text,
+        ctx,
+        document="an inventory",
+        empty="the inventory is empty; expected a mapping with at least clusters: (see inventory.example.yaml)",
+    )
     if root is None:
         raise InventoryError(ctx.issues)
     top = ctx.walk(INVENTORY, root, node_loc(root, ""))
@@ -96,46 +98,6 @@ def parse_inventory(text: str, source_name: str, *, base_dir: Path | None = None
 
 def _sorted(issues: list[InventoryIssue]) -> list[InventoryIssue]:
     return sorted(issues, key=lambda i: (i.line or 0, i.col or 0))
-
-
-def _compose(text: str, ctx: Ctx) -> YNode | None:
-    """The YAML node graph, or None after recording why there is none."""
-    # Imported here, not at module level: ruamel.yaml costs ~25 ms and CLI start-up (--help,
-    # --version) should not pay for it.
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-    from ruamel.yaml.reader import ReaderError
-
-    try:
-        root = YAML(typ="safe", pure=True).compose(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = e.problem or e.context
-        if problem == "but found another document":
-            problem = "a second YAML document starts here; an inventory is a single document"
-        message = f"YAML syntax error: {problem}"
-        if e.context and e.problem and e.context_mark is not None:
-            message += f" ({e.context} at line {e.context_mark.line + 1})"
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        ctx.error(Loc(line, col, ""), message)
-        return None
-    except ReaderError as e:  # a control character YAML does not allow
-        pos = e.position if isinstance(e.position, int) else 0
-        line = text.count("\n", 0, pos) + 1
-        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        char = e.character if isinstance(e.character, int) else 0
-        ctx.error(Loc(line, col, ""), f"YAML syntax error: control character U+{char:04X} is not allowed")
-        return None
-    except YAMLError as e:  # anything else ruamel reports without a position
-        ctx.error(Loc(1, 1, ""), f"YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        return None
-    if root is None or is_null(root):
-        ctx.error(
-            Loc(1, 1, ""),
-            "the inventory is empty; expected a mapping with at least clusters: (see inventory.example.yaml)",
-        )
-        return None
-    return root
 
 
 # --- pass 2: unique names --------------------------------------------------------------------

@@ -12,7 +12,15 @@ layer.
 
 from __future__ import annotations
 
-from hcibenefit.inventory._engine import (
+from hcibenefit.inventory.model import (
+    AUTH_KINDS,
+    AZURE_CREDENTIAL_KINDS,
+    CREDSSP_MECHANISMS,
+    ENCRYPTIONS,
+    GUEST_ACCESS_MODES,
+    TRANSPORTS,
+)
+from hcibenefit.yamlschema import (
     Bool,
     CertValidation,
     Choice,
@@ -33,14 +41,6 @@ from hcibenefit.inventory._engine import (
     Str,
     StrOrMap,
     join,
-)
-from hcibenefit.inventory.model import (
-    AUTH_KINDS,
-    AZURE_CREDENTIAL_KINDS,
-    CREDSSP_MECHANISMS,
-    ENCRYPTIONS,
-    GUEST_ACCESS_MODES,
-    TRANSPORTS,
 )
 
 PASSWORD_SOURCES = ("password_env", "password_cmd", "keyring")

@@ -11,8 +11,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from hcibenefit.yamlcheck import Node as YNode
-from hcibenefit.yamlcheck import load_yaml_document
+from hcibenefit.yamlschema import (
+    Bool,
+    Choice,
+    Ctx,
+    Field,
+    Int,
+    ListOf,
+    MapSpec,
+    SchemaError,
+    Section,
+    Str,
+    StrOrMap,
+    compose,
+    node_loc,
+    read_document,
+)
 
 Version = Literal["22H2", "23H2"]
 Registration = Literal["Registered", "NotYet", "OutOfPolicy"]
@@ -97,133 +111,153 @@ class FleetSpec:
 
 # --- loading ---------------------------------------------------------------------------------------
 
-_FAULT_KEYS = {"latency_ms": int, "down": bool, "auth_fail": bool, "hang": bool, "max_shells": int}
+
+class FleetSpecError(SchemaError):
+    default_hint = "see the README's Fleet spec section, or hcibenefit/lab/fleets/default.yaml"
 
 
-def _enum(node: YNode, literal: Any) -> str:
-    choices = get_args(literal)
-    value = node.string()
-    if value not in choices:
-        node.fail(f"expected one of {', '.join(choices)}, got {value!r}")
-    return value
+def _choice(literal: Any) -> Choice:
+    return Choice(get_args(literal))
 
 
-def _faults(node: YNode) -> FaultsSpec:
-    node.only_keys(_FAULT_KEYS)
-    spec = FaultsSpec()
-    if (n := node.get("latency_ms")) is not None:
-        spec.latency_ms = n.integer(0, 600_000)
-    for key in ("down", "auth_fail", "hang"):
-        if (n := node.get(key)) is not None:
-            setattr(spec, key, n.boolean())
-    if (n := node.get("max_shells")) is not None:
-        spec.max_shells = n.integer(1, 10_000)
-    return spec
+NAME = Str("a name")
+FAULTS = MapSpec(
+    "a mapping of node faults",
+    {
+        "latency_ms": Int(0, 600_000),
+        "down": Bool(),
+        "auth_fail": Bool(),
+        "hang": Bool(),
+        "max_shells": Int(1, 10_000),
+    },
+)
+NODE = StrOrMap(
+    NAME,
+    MapSpec(
+        "a node",
+        {
+            "name": Field(NAME, required=True),
+            "attestation": _choice(NodeAttestation),
+            "expires_in_days": Int(-3650, 3650),
+            "switch": _choice(SwitchState),
+            "legacy_os_support": Bool(),
+            "module": Str('an Az.StackHCI version such as "2.3.1", or missing'),
+            "state": _choice(ClusterNodeState),
+            "faults": FAULTS,
+        },
+    ),
+    key="name",
+    expected="a node name or a node mapping",
+)
+GUEST = MapSpec(
+    "a mapping of guest settings",
+    {
+        "license_status": Int(0, 6),
+        "task": _choice(TaskState),
+        "imds": _choice(ImdsState),
+        "document": _choice(DocumentState),
+        "powershell_direct": _choice(DirectState),
+        "runs_needed": Int(1, 10),
+    },
+)
+VM = MapSpec(
+    "a VM",
+    {
+        "name": Field(NAME, required=True),
+        "node": Field(NAME, required=True),
+        "generation": Int(1, 2),
+        "state": _choice(VMState),
+        "edition": Str("an EditionID such as ServerRdsh"),
+        "os": Str("an OS name"),
+        "benefits": _choice(Benefits),
+        "kvp": Bool(),
+        "guest": GUEST,
+    },
+)
+CLUSTER = MapSpec(
+    "a cluster",
+    {
+        "name": Field(NAME, required=True),
+        "version": _choice(Version),
+        "registration": _choice(Registration),
+        "nodes": Field(ListOf(NODE, min_items=1), required=True),
+        "vms": ListOf(VM),
+    },
+)
+FLEET = MapSpec(
+    "a fleet spec",
+    {"clusters": Field(ListOf(CLUSTER, min_items=1, expected="a list of clusters"), required=True)},
+)
 
 
-def _node(node: YNode) -> NodeSpec:
-    if node.is_scalar():
-        return NodeSpec(name=node.string())
-    node.only_keys(
-        {"name", "attestation", "expires_in_days", "switch", "legacy_os_support", "module", "state", "faults"}
-    )
-    spec = NodeSpec(name=node.require("name").string())
-    if (n := node.get("attestation")) is not None:
-        spec.attestation = _enum(n, NodeAttestation)  # type: ignore[assignment]
-    if (n := node.get("expires_in_days")) is not None:
-        spec.expires_in_days = n.integer(-3650, 3650)
-    if (n := node.get("switch")) is not None:
-        spec.switch = _enum(n, SwitchState)  # type: ignore[assignment]
-    if (n := node.get("legacy_os_support")) is not None:
-        spec.legacy_os_support = n.boolean()
-    if (n := node.get("module")) is not None:
-        spec.module = n.string()
-    if (n := node.get("state")) is not None:
-        spec.state = _enum(n, ClusterNodeState)  # type: ignore[assignment]
-    if (n := node.get("faults")) is not None:
-        spec.faults = _faults(n)
-    return spec
+def _values(section: Section) -> dict[str, Any]:
+    return {k: v for k, v in section.values.items() if not isinstance(v, Section)}
 
 
-def _guest(node: YNode) -> GuestSpec:
-    node.only_keys({"license_status", "task", "imds", "document", "powershell_direct", "runs_needed"})
-    spec = GuestSpec()
-    if (n := node.get("license_status")) is not None:
-        spec.license_status = n.integer(0, 6)
-    if (n := node.get("task")) is not None:
-        spec.task = _enum(n, TaskState)  # type: ignore[assignment]
-    if (n := node.get("imds")) is not None:
-        spec.imds = _enum(n, ImdsState)  # type: ignore[assignment]
-    if (n := node.get("document")) is not None:
-        spec.document = _enum(n, DocumentState)  # type: ignore[assignment]
-    if (n := node.get("powershell_direct")) is not None:
-        spec.powershell_direct = _enum(n, DirectState)  # type: ignore[assignment]
-    if (n := node.get("runs_needed")) is not None:
-        spec.runs_needed = n.integer(1, 10)
-    return spec
+def _node(section: Section) -> NodeSpec:
+    faults = section.section("faults")
+    return NodeSpec(**_values(section), faults=FaultsSpec(**_values(faults)) if faults else FaultsSpec())
 
 
-def _vm(node: YNode) -> VMSpec:
-    node.only_keys({"name", "node", "generation", "state", "edition", "os", "benefits", "kvp", "guest"})
-    spec = VMSpec(name=node.require("name").string(), node=node.require("node").string())
-    if (n := node.get("generation")) is not None:
-        spec.generation = n.integer(1, 2)
-    if (n := node.get("state")) is not None:
-        spec.state = _enum(n, VMState)  # type: ignore[assignment]
-    if (n := node.get("edition")) is not None:
-        spec.edition = n.string()
-    if (n := node.get("os")) is not None:
-        spec.os = n.string()
-    if (n := node.get("benefits")) is not None:
-        spec.benefits = _enum(n, Benefits)  # type: ignore[assignment]
-    if (n := node.get("kvp")) is not None:
-        spec.kvp = n.boolean()
-    if (n := node.get("guest")) is not None:
-        spec.guest = _guest(n)
-    return spec
+def _vm(section: Section) -> VMSpec:
+    guest = section.section("guest")
+    return VMSpec(**_values(section), guest=GuestSpec(**_values(guest)) if guest else GuestSpec())
 
 
-def _cluster(node: YNode) -> ClusterSpec:
-    node.only_keys({"name", "version", "registration", "nodes", "vms"})
-    spec = ClusterSpec(name=node.require("name").string())
-    if (n := node.get("version")) is not None:
-        spec.version = _enum(n, Version)  # type: ignore[assignment]
-    if (n := node.get("registration")) is not None:
-        spec.registration = _enum(n, Registration)  # type: ignore[assignment]
-    nodes_node = node.require("nodes")
-    spec.nodes = [_node(item) for item in nodes_node.items(min_items=1)]
-    names = {n.name.lower() for n in spec.nodes}
-    if (vms := node.get("vms")) is not None:
-        for item in vms.items():
-            vm = _vm(item)
-            if vm.node.lower() not in names:
-                item.require("node").fail(f"no node named {vm.node!r} in cluster {spec.name!r}")
-            spec.vms.append(vm)
-    return spec
+def _cluster(section: Section, ctx: Ctx) -> ClusterSpec:
+    nodes = [_node(n) for n in section.get("nodes", ())]
+    known = {n.name.lower() for n in nodes}
+    vms = []
+    for vm_section in section.get("vms", ()):
+        vm = _vm(vm_section)
+        if vm.node.lower() not in known:
+            ctx.error(
+                vm_section.loc_of("node"), f"no node named {vm.node!r} in cluster {section.get('name')!r}"
+            )
+        vms.append(vm)
+    scalars = {k: v for k, v in _values(section).items() if k not in ("nodes", "vms")}
+    return ClusterSpec(**scalars, nodes=nodes, vms=vms)
+
+
+def _check_unique(clusters: list[tuple[Section, ClusterSpec]], ctx: Ctx) -> None:
+    node_owner: dict[str, str] = {}
+    vm_seen: set[str] = set()
+    for section, cluster in clusters:
+        for node_section, node in zip(section.get("nodes", ()), cluster.nodes, strict=True):
+            key = node.name.lower()
+            if key in node_owner:
+                ctx.error(
+                    node_section.loc_of("name"),
+                    f"node {node.name!r} is defined twice (also in {node_owner[key]!r})",
+                )
+            node_owner.setdefault(key, cluster.name)
+        for vm_section, vm in zip(section.get("vms", ()), cluster.vms, strict=True):
+            if vm.name.lower() in vm_seen:
+                ctx.error(
+                    vm_section.loc_of("name"),
+                    f"VM name {vm.name!r} is used twice; the lab needs fleet-unique VM names",
+                )
+            vm_seen.add(vm.name.lower())
 
 
 def parse_fleet(text: str, source: str) -> FleetSpec:
-    root = load_yaml_document(text, source)
-    root.only_keys({"clusters"})
-    clusters = [_cluster(item) for item in root.require("clusters").items(min_items=1)]
-    seen_nodes: dict[str, str] = {}
-    seen_vms: set[str] = set()
-    for cluster in clusters:
-        for n in cluster.nodes:
-            if n.name.lower() in seen_nodes:
-                root.fail(f"node {n.name!r} appears in {seen_nodes[n.name.lower()]!r} and {cluster.name!r}")
-            seen_nodes[n.name.lower()] = cluster.name
-        for vm in cluster.vms:
-            if vm.name.lower() in seen_vms:
-                root.fail(f"VM name {vm.name!r} is used twice; the lab needs fleet-unique VM names")
-            seen_vms.add(vm.name.lower())
-    return FleetSpec(clusters=clusters, source=source)
+    """Validate a fleet spec; every problem is reported as file:line:col: field: message."""
+    ctx = Ctx(source, Path(source).parent)
+    root = compose(
+        text, ctx, document="a fleet spec", empty="the fleet spec is empty; expected a mapping with clusters:"
+    )
+    top = ctx.walk(FLEET, root, node_loc(root, "")) if root is not None else None
+    clusters: list[tuple[Section, ClusterSpec]] = []
+    if isinstance(top, Section):
+        clusters = [(c, _cluster(c, ctx)) for c in top.get("clusters", ())]
+        _check_unique(clusters, ctx)
+    if ctx.issues or not isinstance(top, Section):
+        raise FleetSpecError(sorted(ctx.issues, key=lambda i: (i.line or 0, i.col or 0)))
+    return FleetSpec(clusters=[c for _, c in clusters], source=source)
 
 
 def load_fleet(path: Path) -> FleetSpec:
-    from hcibenefit.yamlcheck import read_text
-
-    return parse_fleet(read_text(path), str(path))
+    return parse_fleet(read_document(str(path), FleetSpecError, what="the fleet spec"), str(path))
 
 
 def default_fleet() -> FleetSpec:

@@ -22,7 +22,7 @@ from hcibenefit.report import Report, Table, columns, render
 @pytest.mark.parametrize(
     ("text", "where", "words"),
     [
-        ("clusters: []\n", "fleet.yaml:1:11: clusters", "at least 1"),
+        ("clusters: []\n", "fleet.yaml:1:11: clusters", "got an empty list"),
         (
             "clusters:\n  - name: c\n    nodes: [n1]\n    vms: [{name: v, node: n9}]\n",
             "fleet.yaml:4:",
@@ -36,15 +36,20 @@ from hcibenefit.report import Report, Table, columns, render
         (
             "clusters:\n  - name: c\n    nodes: [{name: n1, atestation: Active}]\n",
             "clusters[0].nodes[0].atestation",
-            "did you mean 'attestation'",
+            'did you mean "attestation"',
         ),
         (
             "clusters:\n  - name: c\n    nodes: [{name: n1, faults: {latency_ms: fast}}]\n",
             "faults.latency_ms",
             'got "fast"',
         ),
-        ("- a\n", "fleet.yaml:1:1", "mapping at the top level"),
-        ("clusters: [\n", "fleet.yaml:", "invalid YAML"),
+        ("- a\n", "fleet.yaml:1:1", "expected a fleet spec, got a list"),
+        ("clusters: [\n", "fleet.yaml:2:1", "YAML syntax error"),
+        (
+            "clusters:\n  - name: c\n    nodes: [n1, n1]\n",
+            "fleet.yaml:3:17: clusters[0].nodes[1]",
+            "defined twice",
+        ),
     ],
 )
 def test_fleet_spec_errors_point_at_the_field(text: str, where: str, words: str) -> None:

@@ -1,4 +1,5 @@
-"""A small declarative validator over ruamel.yaml's node graph.
+"""A small declarative validator over ruamel.yaml's node graph, for every YAML file people write
+(the inventory, the lab's fleet spec).
 
 Why nodes and not loaded Python objects: every node keeps its own line and column, so each error
 can point at the exact value, and duplicate keys can be reported with their field path (the
@@ -15,6 +16,7 @@ import json
 import math
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,8 +64,8 @@ def join(path: str, key: str | int) -> str:
 
 
 @dataclass(frozen=True)
-class InventoryIssue:
-    """One problem in the inventory, rendered as ``file:line:col: field.path: message``."""
+class Issue:
+    """One problem in a document, rendered as ``file:line:col: field.path: message``."""
 
     source: str
     line: int | None
@@ -76,16 +78,15 @@ class InventoryIssue:
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
-class InventoryError(ConfigError):
-    """The inventory is invalid. ``str()`` gives one line per problem; ``errors`` lists the lines."""
+class SchemaError(ConfigError):
+    """The document is invalid. ``str()`` gives one line per problem; ``errors`` lists the lines."""
 
-    def __init__(self, issues: Sequence[InventoryIssue], *, hint: str | None = None) -> None:
-        self.issues: tuple[InventoryIssue, ...] = tuple(issues)
+    default_hint: str | None = None
+
+    def __init__(self, issues: Sequence[Issue], *, hint: str | None = None) -> None:
+        self.issues: tuple[Issue, ...] = tuple(issues)
         self.errors: list[str] = [str(i) for i in self.issues]
-        super().__init__(
-            "\n".join(self.errors),
-            hint=hint or "see inventory.example.yaml for a commented example of every key",
-        )
+        super().__init__("\n".join(self.errors), hint=hint or self.default_hint)
 
 
 class _Invalid:
@@ -103,7 +104,7 @@ class Ctx:
     def __init__(self, source: str, base_dir: Path) -> None:
         self.source = source
         self.base_dir = base_dir
-        self.issues: list[InventoryIssue] = []
+        self.issues: list[Issue] = []
         self.warnings: list[str] = []
         self._seen: set[tuple[int, int, str]] = set()
         self._redact = False
@@ -115,10 +116,10 @@ class Ctx:
         key = (loc.line, loc.col, message)
         if key not in self._seen:
             self._seen.add(key)
-            self.issues.append(InventoryIssue(self.source, loc.line, loc.col, loc.path, message))
+            self.issues.append(Issue(self.source, loc.line, loc.col, loc.path, message))
 
     def warn(self, loc: Loc, message: str) -> None:
-        text = str(InventoryIssue(self.source, loc.line, loc.col, loc.path, message))
+        text = str(Issue(self.source, loc.line, loc.col, loc.path, message))
         if text not in self.warnings:
             self.warnings.append(text)
 
@@ -155,6 +156,62 @@ class Ctx:
     def walk(self, vtype: ValueType, node: YNode, loc: Loc) -> Any:
         with self.entering(node, loc) as ok:
             return vtype.check(node, loc, self) if ok else INVALID
+
+
+# --- reading documents -----------------------------------------------------------------------
+
+
+def compose(text: str, ctx: Ctx, *, document: str, empty: str) -> YNode | None:
+    """The YAML node graph, or None after recording why there is none."""
+    # Imported here, not at module level: ruamel.yaml costs ~25 ms and CLI start-up (--help,
+    # --version) should not pay for it.
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
+
+    try:
+        root = YAML(typ="safe", pure=True).compose(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = e.problem or e.context
+        if problem == "but found another document":
+            problem = f"a second YAML document starts here; {document} is a single document"
+        message = f"YAML syntax error: {problem}"
+        if e.context and e.problem and e.context_mark is not None:
+            message += f" ({e.context} at line {e.context_mark.line + 1})"
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        ctx.error(Loc(line, col, ""), message)
+        return None
+    except ReaderError as e:  # a control character YAML does not allow
+        pos = e.position if isinstance(e.position, int) else 0
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        char = e.character if isinstance(e.character, int) else 0
+        ctx.error(Loc(line, col, ""), f"YAML syntax error: control character U+{char:04X} is not allowed")
+        return None
+    except YAMLError as e:  # anything else ruamel reports without a position
+        ctx.error(Loc(1, 1, ""), f"YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        return None
+    if root is None or is_null(root):
+        ctx.error(Loc(1, 1, ""), empty)
+        return None
+    return root
+
+
+def read_document(source: str, error: type[SchemaError], *, what: str, hint: str | None = None) -> str:
+    """A document's text; an unreadable or non-UTF-8 file raises ``error`` naming the file."""
+    try:
+        data = Path(source).read_bytes()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise error([Issue(source, None, None, "", f"cannot read {what}: {reason}")], hint=hint) from None
+    try:
+        # utf-8-sig: editors on Windows like to start files with a byte-order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise error([Issue(source, line, col, "", f"not UTF-8 text (byte 0x{data[e.start]:02x})")]) from None
 
 
 # --- scalars ---------------------------------------------------------------------------------
@@ -232,20 +289,20 @@ def short_tag(tag: str) -> str:
 # --- value types -----------------------------------------------------------------------------
 
 
-class ValueType:
+class ValueType(ABC):
     """Checks one node and returns its value, or records an error and returns `INVALID`."""
 
     expected: str = "a value"
 
-    def check(self, node: YNode, loc: Loc, ctx: Ctx) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, node: YNode, loc: Loc, ctx: Ctx) -> Any: ...
 
     def fail(self, node: YNode, loc: Loc, ctx: Ctx, expected: str | None = None) -> _Invalid:
         ctx.error(loc, f"expected {expected or self.expected}{ctx.got(node)}")
         return INVALID
 
 
-class Scalar(ValueType):
+class Scalar(ValueType, ABC):
     def check(self, node: YNode, loc: Loc, ctx: Ctx) -> Any:
         if node.id != "scalar":
             return self.fail(node, loc, ctx)
@@ -256,8 +313,8 @@ class Scalar(ValueType):
             return INVALID
         return self.convert(value, node, loc, ctx)
 
-    def convert(self, value: object, node: YNode, loc: Loc, ctx: Ctx) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def convert(self, value: object, node: YNode, loc: Loc, ctx: Ctx) -> Any: ...
 
 
 class Str(Scalar):
