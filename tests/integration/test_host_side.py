@@ -205,3 +205,22 @@ clusters:
         assert lab.open_shells() == 0
     finally:
         lab.stop()
+
+
+def test_wrong_password_is_an_authentication_error_per_node(
+    lab: LabClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HCIBENEFIT_LAB_PASSWORD", "Wrong-Pa55word-123")
+    result = lab.cli("-vv", "status", "--format", "json")
+    # Unreachable nodes are a high finding (cluster.node-unreachable) and make the sweep incomplete.
+    assert result.code == ExitCode.FINDINGS_AND_INCOMPLETE
+    nodes = result.json()["nodes"]
+    assert all(n["verdict"] == "unreachable" and n["reason"].startswith("authentication:") for n in nodes)
+    assert "Wrong-Pa55word-123" not in result.out + result.err
+
+
+def test_unset_password_variable_changes_nothing(lab: LabClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HCIBENEFIT_LAB_PASSWORD")
+    result = lab.cli("enable", "--vm", "avd-missing-nic")
+    assert result.code == ExitCode.USAGE and "HCIBENEFIT_LAB_PASSWORD" in result.err
+    assert sum(n["requests"] for n in lab.state()["nodes"]) >= 0 and lab.invocations("host-facts") == 0
