@@ -34,7 +34,7 @@ from hcibenefit.remoting.errors import (
 )
 
 if TYPE_CHECKING:
-    from hcibenefit.inventory import ResolvedCredential, WinRMSettings
+    from hcibenefit.inventory import ResolvedCredential, Secret, WinRMSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,21 @@ class Endpoint:
 
 class Cancelled(RemotingError):
     kind = "cancelled"
+
+
+@dataclass(frozen=True)
+class CredentialParameter:
+    """A script parameter of type [pscredential], e.g. the guest credential for PowerShell Direct.
+
+    `run()` sends it as a PSCredential whose password is a SecureString, encrypted with the pool's
+    session key, so the password never travels or appears as script text or a plain string.
+    """
+
+    username: str
+    password: Secret
+
+    def __repr__(self) -> str:
+        return f"CredentialParameter(username={self.username!r}, password=***)"
 
 
 def _wsman_kwargs(endpoint: Endpoint) -> dict[str, Any]:
@@ -258,10 +273,13 @@ class HostSession:
         from pypsrp.powershell import PowerShell
 
         host = self.endpoint.name
+        values = dict(parameters or {})
+        if any(isinstance(v, CredentialParameter) for v in values.values()):
+            values = self._with_secure_credentials(values)
         ps = PowerShell(self._pool)
         ps.add_script(script.text())
-        if parameters:
-            ps.add_parameters(dict(parameters))
+        if values:
+            ps.add_parameters(values)
         log.debug("%s: running %s", host, script.key)
         started = time.monotonic()
         try:
@@ -291,6 +309,23 @@ class HostSession:
         if ps.had_errors or records:
             raise self._script_error(script, records)
         return self._parse(script, ps.output)
+
+    def _with_secure_credentials(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Swap CredentialParameter values for pypsrp PSCredentials; needs the session key first."""
+        from pypsrp.complex_objects import PSCredential
+
+        try:
+            # A SecureString can only be serialised once the pool and the host share a session key.
+            self._pool.exchange_keys()
+        except Exception as exc:
+            raise map_exception(self.endpoint.name, exc, self.endpoint.settings) from None
+        make_credential: Any = PSCredential  # pypsrp's complex objects are untyped
+        return {
+            name: make_credential(username=value.username, password=value.password.reveal())
+            if isinstance(value, CredentialParameter)
+            else value
+            for name, value in values.items()
+        }
 
     def _close_pipeline(self, ps: Any) -> None:
         try:
