@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from hcibenefit.lab.binding import bind
 from hcibenefit.lab.emulation import EMULATIONS, NOT_RECOGNIZED, Invocation
+from hcibenefit.lab.guest_emulation import guest_emulations
 from hcibenefit.lab.state import FleetState
 from hcibenefit.lab.wsman.executor import PipelineCall, PipelineOutput, TerminatingError
 from hcibenefit.remoting.catalog import parse_header
@@ -71,7 +72,7 @@ class LabEngine:
         command = call.commands[0]
         header = parse_header(command.text) if command.is_script else None
         key = f"{header[0]}/{header[1]}" if header else None
-        emulation = EMULATIONS.get(key) if key else None
+        emulation = (EMULATIONS.get(key) or guest_emulations(self).get(key)) if key else None
         if emulation is None or header is None:
             name = command.text if not command.is_script else _first_command(command.text)
             self._count(call.node, header[0] if header else "unknown")

@@ -1,0 +1,427 @@
+"""Per-VM activation verdicts from inside the guest, combined with what the owner node says. Pure.
+
+Every VM gets one verdict word and one reason code (the most useful thing to fix first); `problems`
+lists every code found, in fix-first order. Reasons are a closed set, each with its title and fix
+below, so a reader can check them in one screen.
+
+Verdicts:
+  activated       Windows is licensed (LicenseStatus 1) and nothing in its Azure Benefits path is broken.
+  at-risk         licensed now, but the IMDS path or the task is broken, so the next re-activation
+                  fails (ASSUMPTION: IMDS-based activation is renewed; the task runs daily, SEED).
+  not-activated   not licensed; the reason says why.
+  not-assessable  the guest could not be asked (VM not running, PowerShell Direct unavailable, node
+                  unreachable); not a finding about the guest.
+  auth-failed     the guest refused the guest credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from hcibenefit.checks.eligibility import Requirement
+from hcibenefit.facts.guest import HOST_IMDS_ADDRESS, GuestError, GuestProbe, license_status_name
+from hcibenefit.facts.host import HOST_SWITCH, HostFacts, VMFacts
+
+Verdict = Literal["activated", "at-risk", "not-activated", "not-assessable", "auth-failed"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+FINDING_VERDICTS: frozenset[str] = frozenset({"at-risk", "not-activated"})
+INCOMPLETE_VERDICTS: frozenset[str] = frozenset({"not-assessable", "auth-failed"})
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    title: str
+    fix: str | None
+    """A template; {vm}, {cluster} and {node} are filled in."""
+
+
+_REASONS = (
+    Reason("licensed", "Windows is activated", None),
+    Reason(
+        "other-channel",
+        "not activated, and the VM does not use Azure Benefits",
+        "activate it the usual way (KMS, AVMA or MAK); Azure Benefits are for multi-session and Azure Edition guests",
+    ),
+    Reason(
+        "benefits-missing",
+        "the VM has no Azure Benefits (no V1 guest NIC, no V2 Guest Service Interface)",
+        "hcibenefit enable --vm {vm}",
+    ),
+    Reason(
+        "node-not-serving",
+        "the owner node's IMDS attestation is not active",
+        "hcibenefit status --cluster {cluster} (fix node {node} first: host sync or host enable)",
+    ),
+    Reason(
+        "imds-path-broken",
+        "the V1 path on the host is broken (guest NIC, switch, host vNIC or legacy OS support)",
+        "hcibenefit status --vm {vm} shows the host-side finding; hcibenefit enable --vm {vm} reconnects the NIC",
+    ),
+    Reason(
+        "imds-unreachable",
+        "the guest cannot reach IMDS at 169.254.169.253 although the host side looks right",
+        "inside {vm}: check the IMDS NIC has a 169.254.x.x address, Windows Firewall and proxy settings; "
+        "then hcibenefit guest kick --vm {vm}",
+    ),
+    Reason(
+        "document-unparsable",
+        "IMDS answered with something that is not an attested document",
+        "check what answers on 169.254.169.253 from inside {vm}",
+    ),
+    Reason(
+        "bad-signature",
+        "the attested document's signature does not verify",
+        "on {node}: hcibenefit host sync --cluster {cluster}; look for anything rewriting HTTP on the IMDS switch",
+    ),
+    Reason(
+        "missing-intermediate",
+        "the signer's intermediate CA is missing, so the chain cannot be built",
+        "install the intermediate CA certificates in {vm} (and in the inventory's attestation.ca_files), "
+        "then hcibenefit guest kick --vm {vm}",
+    ),
+    Reason(
+        "untrusted-chain",
+        "the document's chain does not end at a trusted root",
+        "check attestation.ca_files in the inventory and the root certificates in {vm}",
+    ),
+    Reason(
+        "san-mismatch",
+        "the document was not signed by an IMDS certificate",
+        "check attestation.san_pattern in the inventory; otherwise something else answers as IMDS",
+    ),
+    Reason(
+        "nonce-mismatch",
+        "the document does not carry the nonce we sent (replayed or cached)",
+        "look for a proxy or cache between {vm} and 169.254.169.253",
+    ),
+    Reason(
+        "document-expired",
+        "IMDS served an expired attested document",
+        "hcibenefit host sync --cluster {cluster}; check the clocks of {node} and {vm}",
+    ),
+    Reason(
+        "document-not-yet-valid",
+        "IMDS served a document from the future",
+        "check the clocks of {node} and {vm}",
+    ),
+    Reason(
+        "task-missing",
+        "the guest has no LicenseImdsIntegration task",
+        "install the latest cumulative update in {vm} (platform.md section 6)",
+    ),
+    Reason(
+        "task-disabled",
+        "the LicenseImdsIntegration task is disabled",
+        "hcibenefit guest kick --vm {vm} --enable-task",
+    ),
+    Reason(
+        "task-never-ran", "the LicenseImdsIntegration task has never run", "hcibenefit guest kick --vm {vm}"
+    ),
+    Reason(
+        "task-failed", "the LicenseImdsIntegration task's last run failed", "hcibenefit guest kick --vm {vm}"
+    ),
+    Reason(
+        "activation-pending",
+        "the task ran successfully but Windows is not activated yet",
+        "hcibenefit guest kick --vm {vm} (the seed article saw activation take a second run)",
+    ),
+    Reason("no-product-key", "no Windows product with a key is installed", "check the image in {vm}"),
+    Reason("license-unknown", "the guest could not read its licensing state", None),
+    Reason("vm-off", "the VM is off", "start {vm}, then check again"),
+    Reason("vm-saved", "the VM is saved", "start {vm}, then check again"),
+    Reason("vm-paused", "the VM is paused", "resume {vm}, then check again"),
+    Reason("vm-not-running", "the VM is not running", "start {vm}, then check again"),
+    Reason("vm-not-found", "the owner node no longer finds the VM (moved or renamed)", "run the check again"),
+    Reason(
+        "powershell-direct-unavailable",
+        "PowerShell Direct into the guest failed",
+        "PowerShell Direct needs a Windows 10 / Server 2016 or later guest that has finished booting; "
+        "or reach it over WinRM (clusters[].guests.vms.{vm}.access: winrm)",
+    ),
+    Reason(
+        "guest-unreachable",
+        "the guest's WinRM endpoint could not be reached",
+        "check the guest address and WinRM settings under clusters[].guests in the inventory",
+    ),
+    Reason(
+        "node-unreachable", "the owner node could not be reached", "hcibenefit status --cluster {cluster}"
+    ),
+    Reason(
+        "probe-failed",
+        "the probe failed on the owner node",
+        "rerun with -vv; the detail has PowerShell's error",
+    ),
+    Reason("no-answer", "the guest sent no answer", "rerun with -vv; the detail has any unattributed errors"),
+    Reason(
+        "bad-credentials",
+        "the guest refused the guest credential",
+        "check guest_credentials for cluster {cluster} in the inventory (user and password source)",
+    ),
+)
+REASONS: dict[str, Reason] = {r.code: r for r in _REASONS}
+
+# The verifier's failure kinds (hcibenefit.attestation) as reason codes.
+DOCUMENT_REASONS = {
+    "unparsable": "document-unparsable",
+    "bad-signature": "bad-signature",
+    "untrusted-chain": "untrusted-chain",
+    "missing-intermediate": "missing-intermediate",
+    "san-mismatch": "san-mismatch",
+    "nonce-mismatch": "nonce-mismatch",
+    "expired": "document-expired",
+    "not-yet-valid": "document-not-yet-valid",
+}
+_NOT_RUNNING = {"Off": "vm-off", "Saved": "vm-saved", "Paused": "vm-paused"}
+
+
+@dataclass(frozen=True)
+class DocumentCheck:
+    """The verifier's result for the document the probe fetched, reduced to what verdicts need."""
+
+    ok: bool
+    failure_kind: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class NotProbed:
+    """The guest was not (or could not be) asked: a reason code and what happened."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class GuestContext:
+    """Who the VM is and what its owner node says about it (None: not located)."""
+
+    vm: str
+    cluster: str
+    node: str | None
+    vm_facts: VMFacts | None
+    host: HostFacts | None
+    requirement: Requirement | None
+
+
+@dataclass(frozen=True)
+class GuestVerdict:
+    verdict: Verdict
+    reason: str
+    detail: str
+    fix: str | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return REASONS[self.reason].title
+
+
+def not_running(state: str) -> str:
+    return _NOT_RUNNING.get(state, "vm-not-running")
+
+
+def _fix(code: str, ctx: GuestContext) -> str | None:
+    template = REASONS[code].fix
+    if template is None:
+        return None
+    return template.format(vm=ctx.vm, cluster=ctx.cluster, node=ctx.node or "the owner node")
+
+
+def _verdict(
+    verdict: Verdict, code: str, detail: str, ctx: GuestContext, problems: Sequence[str] = ()
+) -> GuestVerdict:
+    return GuestVerdict(verdict, code, detail, _fix(code, ctx), tuple(problems) or (code,))
+
+
+# --- failures before any guest answer ------------------------------------------------------------
+
+# ASSUMPTION: the ids PowerShell Direct gives (RemotingErrorIdStrings); the messages are matched too,
+# since the ids are not documented in platform.md.
+_AUTH_IDS = ("InvalidCredential", "AuthenticationFailed")
+_AUTH_WORDS = ("credential is invalid", "user name or password is incorrect", "logon failure")
+
+
+def classify_failure(failure: GuestError) -> tuple[Verdict, str]:
+    error_id = failure.error_id
+    message = failure.message.lower()
+    if error_id.startswith(_AUTH_IDS) or any(w in message for w in _AUTH_WORDS):
+        return "auth-failed", "bad-credentials"
+    if error_id.startswith("InvalidVMState") or "not in running state" in message:
+        return "not-assessable", "vm-not-running"
+    if (
+        error_id.startswith("InvalidVMNameNotSingle")
+        or "does not resolve to a single virtual machine" in message
+    ):
+        return "not-assessable", "vm-not-found"
+    return "not-assessable", "powershell-direct-unavailable"
+
+
+def assess_failure(ctx: GuestContext, failures: Sequence[GuestError]) -> GuestVerdict:
+    """The verdict for a guest that answered only with errors: the first classified one decides."""
+    classified = [(classify_failure(f), f) for f in failures]
+    # An authentication failure is the most actionable; report it even when other errors came too.
+    classified.sort(key=lambda item: item[0][0] != "auth-failed")
+    (verdict, code), first = classified[0]
+    detail = f"{first.message} [{first.error_id}]" if first.error_id else first.message
+    return _verdict(verdict, code, detail, ctx)
+
+
+def assess_not_probed(ctx: GuestContext, outcome: NotProbed) -> GuestVerdict:
+    return _verdict("not-assessable", outcome.reason, outcome.detail, ctx)
+
+
+# --- the guest answered ---------------------------------------------------------------------------
+
+
+def transports(vm: VMFacts, host: HostFacts) -> tuple[str, ...]:
+    """The Azure Benefits transports configured for the VM on its owner node."""
+    found = []
+    if vm.imds_nic is not None:
+        found.append("V1")
+    if host.supports_v2 and vm.gsi_enabled:
+        found.append("V2")
+    return tuple(found)
+
+
+def _uses_imds(ctx: GuestContext) -> bool:
+    if ctx.vm_facts is None or ctx.host is None:
+        return True  # no host view: judge the guest on its own
+    return bool(transports(ctx.vm_facts, ctx.host)) or (
+        ctx.requirement is not None and ctx.requirement.needed is True
+    )
+
+
+def _host_problems(ctx: GuestContext) -> list[tuple[str, str]]:
+    """(code, detail) for what the owner node shows broken in this VM's path to IMDS."""
+    vm, host = ctx.vm_facts, ctx.host
+    if vm is None or host is None:
+        return []
+    found: list[tuple[str, str]] = []
+    configured = transports(vm, host)
+    if not configured:
+        why = ctx.requirement.reason if ctx.requirement is not None else "the guest uses IMDS"
+        found.append(
+            (
+                "benefits-missing",
+                f"{why}; no guest NIC on the IMDS switch (V1) or Guest Service Interface (V2)",
+            )
+        )
+        return found
+    registration = host.registration.registration_status if host.registration else "unknown"
+    status = host.attestation.status if host.attestation else "unknown"
+    if registration != "Registered":
+        found.append(("node-not-serving", f"cluster registration is {registration}"))
+    elif status != "Active":
+        found.append(("node-not-serving", f"owner node {host.node} attestation is {status}"))
+    if configured == ("V1",):
+        nic = vm.imds_nic
+        broken = []
+        if nic is not None and (not nic.connected or nic.switch_name != HOST_SWITCH):
+            broken.append(
+                "guest NIC " + (f"connected to {nic.switch_name}" if nic.connected else "not connected")
+            )
+        if host.switch is None or host.switch.switch_type != "Internal":
+            broken.append(f"{host.node} has no usable {HOST_SWITCH}")
+        elif host.host_vnic_addresses is not None and HOST_IMDS_ADDRESS not in host.host_vnic_addresses:
+            broken.append(f"{host.node}'s IMDS vNIC lacks {HOST_IMDS_ADDRESS}")
+        if not host.legacy_os_support:
+            broken.append(f"{host.node} has legacy OS support (V1) off")
+        if broken:
+            found.append(("imds-path-broken", "; ".join(broken)))
+    return found
+
+
+def _guest_path_problems(
+    ctx: GuestContext, probe: GuestProbe, document: DocumentCheck | None
+) -> list[tuple[str, str]]:
+    """(code, detail) for what the guest itself saw of IMDS and the document."""
+    found: list[tuple[str, str]] = []
+    uses_v2 = ctx.vm_facts is not None and ctx.host is not None and "V2" in transports(ctx.vm_facts, ctx.host)
+    attempt = probe.attempt(HOST_IMDS_ADDRESS)
+    # V2 documents travel over VMBus (ASSUMPTION, lab/state.py): no HTTP answer is expected there.
+    if not uses_v2 and (attempt is None or not attempt.ok):
+        if attempt is None:
+            detail = f"the probe did not try {HOST_IMDS_ADDRESS}"
+        else:
+            status = f"HTTP {attempt.status_code}: " if attempt.status_code else ""
+            detail = f"{HOST_IMDS_ADDRESS}: {status}{attempt.error or 'no answer'}"
+        if not probe.imds_addresses:
+            detail += "; the guest has no 169.254.x.x address"
+        found.append(("imds-unreachable", detail))
+    if document is not None and not document.ok and document.failure_kind is not None:
+        code = DOCUMENT_REASONS.get(document.failure_kind, "document-unparsable")
+        found.append((code, document.reason))
+    return found
+
+
+def _task_problems(probe: GuestProbe, *, licensed: bool) -> list[tuple[str, str]]:
+    task = probe.task
+    if not probe.task_known:
+        return []
+    if not task.present:
+        return [
+            ("task-missing", "Get-ScheduledTask finds no \\Microsoft\\Windows\\Clip\\LicenseImdsIntegration")
+        ]
+    if task.state == "Disabled":
+        return [("task-disabled", "task state is Disabled")]
+    if licensed:
+        return []  # an activated guest's task history is not a risk
+    if task.never_ran:
+        return [("task-never-ran", f"task state {task.state}, never run")]
+    if task.last_task_result not in (0, None):
+        latest = next((e for e in probe.spp_events if e.id == 8198), None)
+        extra = f"; Security-SPP {latest.id}: {latest.message}" if latest else ""
+        return [("task-failed", f"last run result {task.last_result_hex}{extra}")]
+    return []
+
+
+def assess_probe(ctx: GuestContext, probe: GuestProbe, document: DocumentCheck | None) -> GuestVerdict:
+    licensed = probe.licensed
+    license = probe.license
+    if licensed is None:
+        problem = probe.problem("license")
+        return _verdict("not-assessable", "license-unknown", problem.message if problem else "unknown", ctx)
+    uses_imds = _uses_imds(ctx)
+    if licensed:
+        status = f"LicenseStatus 1 (Licensed){', ' + license.product_key_channel if license and license.product_key_channel else ''}"
+        if not uses_imds:
+            return _verdict("activated", "licensed", f"{status}; the VM does not use Azure Benefits", ctx)
+        risks = _host_problems(ctx)
+        if not risks:
+            risks = _guest_path_problems(ctx, probe, document)
+        risks += _task_problems(probe, licensed=True)
+        if risks:
+            return _verdict(
+                "at-risk", risks[0][0], f"{status}, but {risks[0][1]}", ctx, [c for c, _ in risks]
+            )
+        how = (
+            "the document travels over VMBus (V2), the probe cannot fetch it"
+            if document is None
+            else "the attested document verifies"
+        )
+        return _verdict("activated", "licensed", f"{status}; {how}", ctx)
+    if license is None:
+        return _verdict(
+            "not-activated",
+            "no-product-key",
+            "SoftwareLicensingProduct lists no Windows product with a key",
+            ctx,
+        )
+    status = f"LicenseStatus {license.license_status} ({license_status_name(license.license_status)})"
+    if not uses_imds:
+        return _verdict("not-activated", "other-channel", status, ctx)
+    causes = _host_problems(ctx)
+    if not causes:
+        causes = _guest_path_problems(ctx, probe, document)
+    causes += _task_problems(probe, licensed=False)
+    if not causes:
+        causes = [
+            (
+                "activation-pending",
+                f"task last ran {probe.task.last_run_time or 'at an unknown time'} with result 0",
+            )
+        ]
+    return _verdict("not-activated", causes[0][0], f"{status}: {causes[0][1]}", ctx, [c for c, _ in causes])

@@ -1,0 +1,157 @@
+"""The lab's emulation of the guest scripts: faithful to the scripts, derived from the host model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hcibenefit.lab.guest_emulation import CLIP_LOG, SPP_PROVIDER, GuestEndpointExecutor
+from hcibenefit.lab.wsman.executor import CommandSpec, PipelineCall
+from hcibenefit.remoting.catalog import (
+    GUEST_KICK_BODY,
+    GUEST_PROBE,
+    GUEST_PROBE_BODY,
+    HOST_SYNC,
+    VM_BENEFITS_ENABLE,
+)
+from tests.conftest import CollectingOutput
+from tests.guest.conftest import GUEST_PASSWORD, FakeCredential, body_of
+
+
+def _failure_ids(document: dict[str, Any]) -> dict[str, str]:
+    return {f["vm"]: f["error_id"].split(",")[0] for f in document["failures"]}
+
+
+def test_one_probe_call_answers_for_every_vm_of_the_node(guest_driver: Any) -> None:
+    driver = guest_driver()
+    vms = ["avd-ok-01", "avd-missing-nic", "sql-01", "avd-twice", "avd-wrong-nonce", "avd-imds-blocked"]
+    document = driver.probe("lab01-n1", vms)
+    assert document["schema"] == "guest-probe/1"
+    assert sorted(r["vm"] for r in document["results"]) == sorted(vms)
+    assert driver.engine.counts("lab01-n1") == {"guest-probe": 1}
+    body = body_of(document, "avd-ok-01")
+    assert body["schema"] == "guest-probe-body/1" and body["nonce"] == "0123456789"
+    assert json.loads(body["document"]["raw"])["data"]  # the HCI envelope
+
+
+def test_direct_errors_per_vm_never_stop_the_others(guest_driver: Any) -> None:
+    driver = guest_driver()
+    document = driver.probe("lab01-n1", ["avd-ok-01", "avd-bad-guest-creds", "w11ms-v2-ok", "no-such-vm"])
+    assert [r["vm"] for r in document["results"]] == ["avd-ok-01"]
+    assert _failure_ids(document) == {
+        "avd-bad-guest-creds": "InvalidCredential",
+        "w11ms-v2-ok": "InvalidVMNameNotSingle",  # it lives on lab02-n1: invisible from here
+        "no-such-vm": "InvalidVMNameNotSingle",
+    }
+    stopped = driver.probe("lab01-n2", ["avd-off", "avd-saved"])
+    assert _failure_ids(stopped) == {"avd-off": "InvalidVMState", "avd-saved": "InvalidVMState"}
+    broken = driver.probe("lab02-n2", ["w11ms-direct-fails"])
+    assert _failure_ids(broken) == {"w11ms-direct-fails": "PSSessionStateBroken"}
+
+
+def test_a_wrong_guest_password_is_refused_for_every_vm(guest_driver: Any) -> None:
+    driver = guest_driver()
+    document = driver.probe("lab01-n1", ["avd-ok-01", "avd-twice"], password=GUEST_PASSWORD + "x")
+    assert document["results"] == []
+    assert set(_failure_ids(document).values()) == {"InvalidCredential"}
+    driver.engine.guest_password = None  # a lab that knows no guest password accepts nobody
+    assert driver.probe("lab01-n1", ["avd-ok-01"])["results"] == []
+
+
+def test_the_lab_runs_only_our_probe_body_and_validates_the_nonce(guest_driver: Any) -> None:
+    driver = guest_driver()
+    credential = FakeCredential("Administrator", GUEST_PASSWORD)
+    params = {"VMName": ["avd-ok-01"], "Credential": credential, "ProbeScript": "Remove-Item C:\\ -Recurse"}
+    document = json.loads(driver.call("lab01-n1", GUEST_PROBE, params).output[0])
+    assert _failure_ids(document) == {"avd-ok-01": "CommandNotFoundException"}
+    hostile = {**params, "ProbeScript": GUEST_PROBE_BODY.text(), "Nonce": "1&x=2"}
+    document = json.loads(driver.call("lab01-n1", GUEST_PROBE, hostile).output[0])
+    assert _failure_ids(document) == {"avd-ok-01": "ParameterArgumentValidationError"}
+
+
+def test_imds_reachability_follows_the_host_model(guest_driver: Any) -> None:
+    driver = guest_driver()
+
+    def host_imds(node: str, vm: str) -> dict[str, Any]:
+        attempts = body_of(driver.probe(node, [vm]), vm)["imds"]
+        assert attempts[0]["address"] == "169.254.169.254" and attempts[0]["ok"] is False  # never on HCI
+        return next(a for a in attempts if a["address"] == "169.254.169.253")
+
+    assert host_imds("lab01-n1", "avd-ok-01")["ok"] is True
+    assert host_imds("lab01-n1", "avd-imds-blocked")["error"] == "The operation has timed out."
+    assert host_imds("lab01-n3", "avd-on-expired-node")["ok"] is False
+    driver.document("lab01-n3", HOST_SYNC)
+    assert host_imds("lab01-n3", "avd-on-expired-node")["ok"] is True
+    missing = body_of(driver.probe("lab01-n1", ["avd-missing-nic"]), "avd-missing-nic")
+    assert missing["imds"][1]["ok"] is False and not [
+        a for a in missing["addresses"] if a["address"].startswith("169.254.")
+    ]
+    driver.document("lab01-n1", VM_BENEFITS_ENABLE, {"NicVMName": ["avd-missing-nic"]})
+    after = body_of(driver.probe("lab01-n1", ["avd-missing-nic"]), "avd-missing-nic")
+    assert after["imds"][1]["ok"] is True and any(
+        a["address"].startswith("169.254.") for a in after["addresses"]
+    )
+
+
+def test_kick_runs_until_activated_and_writes_events(guest_driver: Any) -> None:
+    driver = guest_driver()
+    twice = body_of(driver.kick("lab01-n1", ["avd-twice"]), "avd-twice")
+    assert [r["license_status"] for r in twice["runs"]] == [5, 1] and twice["license_after"] == 1
+    assert driver.state.vm("avd-twice").guest.runs == 2  # type: ignore[union-attr]
+    blocked = body_of(driver.kick("lab01-n1", ["avd-imds-blocked"]), "avd-imds-blocked")
+    assert [r["last_task_result"] for r in blocked["runs"]] == [0x80072EE2, 0x80072EE2]
+    events = body_of(driver.probe("lab01-n1", ["avd-imds-blocked"]), "avd-imds-blocked")["events"]
+    assert [e["id"] for e in events["security_spp"]] == [8198, 8198]
+    assert "hr=0x80072EE2" not in events["security_spp"][0]["message"]  # only the first line is reported
+    assert events["clip"] and all(e["level"] == "Error" for e in events["clip"])
+    vm = driver.state.vm("avd-imds-blocked")
+    assert vm is not None and any(p == SPP_PROVIDER for _, _, p, _ in vm.guest.events)
+    assert any(p == CLIP_LOG for _, _, p, _ in vm.guest.events)
+    assert "hr=0x80072EE2" in next(t for i, _, _, t in vm.guest.events if i == 8198)
+
+
+def test_kick_leaves_a_disabled_task_alone_unless_asked(guest_driver: Any) -> None:
+    driver = guest_driver()
+    refused = body_of(driver.kick("lab01-n2", ["azedition-task-disabled"]), "azedition-task-disabled")
+    assert refused["error"]["message"].startswith("The LicenseImdsIntegration task is disabled")
+    assert refused["runs"] == [] and driver.state.vm("azedition-task-disabled").guest.task == "Disabled"  # type: ignore[union-attr]
+    enabled = body_of(
+        driver.kick("lab01-n2", ["azedition-task-disabled"], enable_task=True), "azedition-task-disabled"
+    )
+    assert enabled["enabled_task"] is True and enabled["license_after"] == 1
+    assert driver.state.vm("azedition-task-disabled").guest.task == "Ready"  # type: ignore[union-attr]
+
+
+def test_kick_reports_a_missing_task_as_not_found(guest_driver: Any) -> None:
+    driver = guest_driver(
+        "clusters:\n  - name: c\n    nodes: [n1]\n    vms:\n"
+        "      - {name: v, node: n1, benefits: v1, guest: {license_status: 5, task: Missing}}\n"
+    )
+    result = body_of(driver.kick("n1", ["v"]), "v")
+    assert result["task_present"] is False and result["error"]["error_id"].startswith(
+        "CmdletizationQuery_NotFound"
+    )
+    assert driver.state.vm("v").guest.runs == 0  # type: ignore[union-attr]
+
+
+def test_kick_activates_only_when_the_path_works(guest_driver: Any) -> None:
+    driver = guest_driver()
+    driver.kick("lab01-n1", ["avd-missing-nic"])
+    assert driver.state.vm("avd-missing-nic").guest.license_status == 5  # type: ignore[union-attr]
+    driver.document("lab01-n1", VM_BENEFITS_ENABLE, {"NicVMName": ["avd-missing-nic"]})
+    driver.kick("lab01-n1", ["avd-missing-nic"])
+    assert driver.state.vm("avd-missing-nic").guest.license_status == 1  # type: ignore[union-attr]
+
+
+def test_guest_endpoint_executor_answers_the_bodies_for_its_vm(guest_driver: Any) -> None:
+    driver = guest_driver()
+    executor = GuestEndpointExecutor(driver.state, driver.engine)
+    out = CollectingOutput()
+    probe = CommandSpec(GUEST_PROBE_BODY.text(), True, (("Nonce", "9999999999"),))
+    executor.execute(PipelineCall("avd-twice", "Administrator", "Microsoft.PowerShell", (probe,), ()), out)
+    body = json.loads(out.output[0])
+    assert body["schema"] == "guest-probe-body/1" and body["nonce"] == "9999999999"
+    kick = CommandSpec(GUEST_KICK_BODY.text(), True, ())
+    executor.execute(PipelineCall("avd-twice", "Administrator", "Microsoft.PowerShell", (kick,), ()), out)
+    assert json.loads(out.output[1])["license_after"] == 1
+    assert executor.invocations == {"avd-twice:guest-probe-body/1": 1, "avd-twice:guest-kick-body/1": 1}
