@@ -99,7 +99,15 @@ def _configure_logging(verbosity: int, quiet: bool) -> None:
 
 
 def _register_commands() -> None:
-    from hcibenefit.cli import benefits_cmd, host_cmd, inventory_cmd, lab_cmd, status_cmd
+    from hcibenefit.cli import (
+        attest_cmd,
+        benefits_cmd,
+        guest_cmd,
+        host_cmd,
+        inventory_cmd,
+        lab_cmd,
+        status_cmd,
+    )
 
     app.command("status")(status_cmd.status)
     app.command("enable")(benefits_cmd.enable)
@@ -107,6 +115,8 @@ def _register_commands() -> None:
     app.add_typer(host_cmd.app, name="host")
     app.add_typer(inventory_cmd.app, name="inventory")
     app.add_typer(lab_cmd.app, name="lab")
+    app.add_typer(guest_cmd.app, name="guest")
+    app.add_typer(attest_cmd.app, name="attest")
 
 
 _register_commands()
