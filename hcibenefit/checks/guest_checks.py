@@ -175,6 +175,8 @@ DOCUMENT_REASONS = {
     "not-yet-valid": "document-not-yet-valid",
 }
 _NOT_RUNNING = {"Off": "vm-off", "Saved": "vm-saved", "Paused": "vm-paused"}
+HOST_CAUSES: frozenset[str] = frozenset({"benefits-missing", "node-not-serving", "imds-path-broken"})
+"""Reasons fixed on the owner node: running the guest's task cannot help until they are."""
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,8 @@ def _guest_path_problems(
     if document is not None and not document.ok and document.failure_kind is not None:
         code = DOCUMENT_REASONS.get(document.failure_kind, "document-unparsable")
         found.append((code, document.reason))
+    elif document is None and attempt is not None and attempt.ok and probe.document_raw is None:
+        found.append(("document-unparsable", f"{HOST_IMDS_ADDRESS} answered, but with no document"))
     return found
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from hcibenefit.checks.eligibility import Requirement, requirement
 from hcibenefit.checks.guest_checks import (
     FINDING_VERDICTS,
+    HOST_CAUSES,
     INCOMPLETE_VERDICTS,
     REASONS,
     DocumentCheck,
@@ -774,7 +775,11 @@ def plan_kick(record: GuestRecord, *, enable_task: bool) -> KickPlan:
             )
         return KickPlan(record, "already", False, "Windows is already activated")
     how = "enable the task, then run it" if disabled else "run the task"
-    return KickPlan(record, "kick", disabled, f"{how} (up to {KICK_MAX_RUNS} runs until activated)")
+    why = f"{how} (up to {KICK_MAX_RUNS} runs until activated)"
+    if verdict.reason in HOST_CAUSES:
+        # Kicked anyway, as asked: the runs record the failure in the guest's own logs.
+        why += f"; it will fail until the host side is fixed ({verdict.title}: {verdict.fix})"
+    return KickPlan(record, "kick", disabled, why)
 
 
 def _fix_for(code: str, record: GuestRecord) -> str | None:

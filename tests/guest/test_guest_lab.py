@@ -268,6 +268,8 @@ def test_a_vm_that_gets_its_nic_activates_after_a_kick(lab: LabClient) -> None:
     assert (
         before["reason"] == "benefits-missing" and before["fix"] == "hcibenefit enable --vm avd-missing-nic"
     )
+    planned = lab.cli("guest", "kick", "--vm", "avd-missing-nic", "--what-if", "--format", "json").json()[0]
+    assert "it will fail until the host side is fixed" in planned["why"]
     assert lab.cli("enable", "--vm", "avd-missing-nic").code == ExitCode.OK
     kicked = lab.cli("guest", "kick", "--vm", "avd-missing-nic", "--format", "json").json()[0]
     assert kicked["before"]["reason"] == "task-never-ran"

@@ -272,3 +272,18 @@ def test_document_check_reason_is_the_first_failing_check() -> None:
         )
     )
     assert ok.ok and ok.failure_kind is None
+
+
+def test_an_imds_answer_without_a_document_is_unparsable(guest_driver: Any) -> None:
+    driver = guest_driver(FAULTS)
+    cluster = driver.state.node("n1").cluster
+    host = parse_host_facts(
+        driver.document("n1", HOST_FACTS, {"IncludeGuestOs": True}), node="n1", cluster=cluster
+    )
+    vm = next(v for v in host.vms if v.name == "never-ran")
+    body = body_document(parse_fan_out(driver.probe("n1", ["never-ran"]), schema="guest-probe/1").output_of("never-ran"),
+                         schema="guest-probe-body/1")  # fmt: skip
+    probe = parse_probe_body({**body, "document": {"fetched_from": None, "raw": None}})
+    ctx = GuestContext(vm.name, cluster, "n1", vm, host, requirement(vm, host, Policy()))
+    verdict = assess_probe(ctx, probe, None)
+    assert (verdict.verdict, verdict.reason) == ("not-activated", "document-unparsable")

@@ -112,6 +112,7 @@ try {
 }
 catch {
     # "Not found" is the answer "task missing"; anything else leaves the task state unknown.
+    # ASSUMPTION: the CIM cmdlets' not-found id (CmdletizationQuery_NotFound_TaskName) is not in platform.md.
     if ([string]$_.FullyQualifiedErrorId -notlike 'CmdletizationQuery_NotFound*') { Add-Problem 'task' $_ }
 }
 

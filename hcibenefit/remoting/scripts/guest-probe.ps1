@@ -25,7 +25,7 @@ $failures = @()
 $answers = @(Invoke-Command -VMName $VMName -Credential $Credential -ScriptBlock ([scriptblock]::Create($ProbeScript)) -ArgumentList $Nonce, $TimeoutSec -ThrottleLimit $ThrottleLimit -ErrorAction SilentlyContinue -ErrorVariable failures)
 
 foreach ($answer in $answers) {
-    # Remote output carries the VM it came from as PSComputerName.
+    # Remote output carries the VM it came from as PSComputerName (ASSUMPTION: the VM name, for -VMName).
     [void]$results.Add([ordered]@{ vm = [string]$answer.PSComputerName; output = [string]$answer })
 }
 
