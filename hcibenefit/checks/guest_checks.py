@@ -384,13 +384,14 @@ def _task_problems(probe: GuestProbe, *, licensed: bool) -> list[tuple[str, str]
 
 def assess_probe(ctx: GuestContext, probe: GuestProbe, document: DocumentCheck | None) -> GuestVerdict:
     licensed = probe.licensed
-    license = probe.license
+    product = probe.license
     if licensed is None:
         problem = probe.problem("license")
         return _verdict("not-assessable", "license-unknown", problem.message if problem else "unknown", ctx)
     uses_imds = _uses_imds(ctx)
     if licensed:
-        status = f"LicenseStatus 1 (Licensed){', ' + license.product_key_channel if license and license.product_key_channel else ''}"
+        channel = product.product_key_channel if product is not None else ""
+        status = "LicenseStatus 1 (Licensed)" + (f", {channel}" if channel else "")
         if not uses_imds:
             return _verdict("activated", "licensed", f"{status}; the VM does not use Azure Benefits", ctx)
         risks = _host_problems(ctx)
@@ -407,14 +408,14 @@ def assess_probe(ctx: GuestContext, probe: GuestProbe, document: DocumentCheck |
             else "the attested document verifies"
         )
         return _verdict("activated", "licensed", f"{status}; {how}", ctx)
-    if license is None:
+    if product is None:
         return _verdict(
             "not-activated",
             "no-product-key",
             "SoftwareLicensingProduct lists no Windows product with a key",
             ctx,
         )
-    status = f"LicenseStatus {license.license_status} ({license_status_name(license.license_status)})"
+    status = f"LicenseStatus {product.license_status} ({license_status_name(product.license_status)})"
     if not uses_imds:
         return _verdict("not-activated", "other-channel", status, ctx)
     causes = _host_problems(ctx)

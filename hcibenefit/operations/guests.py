@@ -19,7 +19,7 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from hcibenefit.checks.eligibility import Requirement, requirement
 from hcibenefit.checks.guest_checks import (
@@ -39,6 +39,7 @@ from hcibenefit.checks.guest_checks import (
 )
 from hcibenefit.errors import UsageError
 from hcibenefit.facts.guest import (
+    EventFacts,
     FanOut,
     GuestError,
     GuestProbe,
@@ -80,8 +81,9 @@ KICK_MAX_RUNS = 2
 KICK_WAIT_S = 120
 KICK_TIMEOUT_S = 1200.0
 
-T = TypeVar("T")
-Answer = Any  # GuestProbe | KickResult | tuple[GuestError, ...] | NotProbed
+GuestAnswer: TypeAlias = "GuestProbe | KickResult"
+Answer: TypeAlias = "GuestProbe | KickResult | tuple[GuestError, ...] | NotProbed"
+"""Per VM: what its body returned, the errors PowerShell gave instead, or why it was not asked."""
 
 
 def new_nonce() -> str:
@@ -207,6 +209,7 @@ def _target(inventory: Inventory, vm: VMFacts, host: HostFacts, cluster: Cluster
 @dataclass(frozen=True)
 class Batch:
     name: str
+    """The node's name, or the guest's for WinRM: for log lines."""
     endpoint: Endpoint
     targets: tuple[GuestTarget, ...]
     direct: bool
@@ -214,8 +217,11 @@ class Batch:
     credential: CredentialParameter | None
 
 
-def _guest_credential(cluster: Cluster, resolver: CredentialResolver) -> ResolvedCredential:
-    spec = cluster.guest_credentials
+def _guest_credential(target: GuestTarget, resolver: CredentialResolver) -> ResolvedCredential:
+    assert target.cluster is not None
+    cluster = target.cluster
+    # The node carries the effective guest credentials (the inventory merges them like host ones).
+    spec = target.node.guest_credentials if target.node is not None else cluster.guest_credentials
     if spec is None:
         raise UsageError(
             f'cluster "{cluster.name}" has no guest_credentials; nothing was sent to any guest',
@@ -235,15 +241,13 @@ def plan_batches(targets: Sequence[GuestTarget], resolver: CredentialResolver) -
         for t in targets
         if t.not_probed is None and t.node is not None and t.cluster is not None and t.access is not None
     ]
-    guest_creds = {
-        t.cluster.name: _guest_credential(t.cluster, resolver) for t in sendable if t.cluster is not None
-    }
+    guest_creds = {t.name.casefold(): _guest_credential(t, resolver) for t in sendable}
     batches: list[Batch] = []
     by_node: dict[str, list[GuestTarget]] = {}
     for target in sendable:
-        assert target.cluster is not None and target.access is not None
+        assert target.access is not None
         if target.access.access == "winrm":
-            cred = guest_creds[target.cluster.name]
+            cred = guest_creds[target.name.casefold()]
             endpoint = Endpoint(target.name, target.access.address, target.access.winrm, cred)
             batches.append(Batch(target.name, endpoint, (target,), False, None))
         else:
@@ -252,7 +256,7 @@ def plan_batches(targets: Sequence[GuestTarget], resolver: CredentialResolver) -
     for node_name, mine in by_node.items():
         node = mine[0].node
         assert node is not None
-        cred = guest_creds[mine[0].cluster_name or ""]
+        cred = guest_creds[mine[0].name.casefold()]
         assert cred.username is not None and cred.password is not None
         endpoint = connections([node], resolver)[0].endpoint
         batches.append(
@@ -262,7 +266,7 @@ def plan_batches(targets: Sequence[GuestTarget], resolver: CredentialResolver) -
 
 
 def _answers_from_fan_out(
-    batch: Batch, fan: FanOut, body_schema: str, parse: Callable[[Mapping[str, Any]], T]
+    batch: Batch, fan: FanOut, body_schema: str, parse: Callable[[Mapping[str, Any]], GuestAnswer]
 ) -> dict[str, Answer]:
     answers: dict[str, Answer] = {}
     for target in batch.targets:
@@ -294,7 +298,7 @@ def _run_batch(
     body_script: Script,
     parameters: Mapping[str, Any],
     body_text_parameter: str,
-    parse: Callable[[Mapping[str, Any]], T],
+    parse: Callable[[Mapping[str, Any]], GuestAnswer],
     timeout_s: float,
 ) -> dict[str, Answer]:
     if batch.direct:
@@ -430,8 +434,8 @@ def probe_targets(
     """One probe call per owner node (or WinRM guest), then a verdict per target."""
     batches = plan_batches(targets, resolver)
     trust = trust if trust is not None else trust_for(inventory)
-    nonces = {b.name: new_nonce() for b in batches}
-    nonce_of = {t.name.casefold(): nonces[b.name] for b in batches for t in b.targets}
+    # One fresh nonce per call; a VM belongs to exactly one batch, so its nonce is its batch's.
+    nonce_of = {t.name.casefold(): nonce for b in batches for nonce in [new_nonce()] for t in b.targets}
 
     def work(batch: Batch, ev: threading.Event) -> dict[str, Answer]:
         return _run_batch(
@@ -439,7 +443,7 @@ def probe_targets(
             ev,
             host_script=GUEST_PROBE,
             body_script=GUEST_PROBE_BODY,
-            parameters={"Nonce": nonces[batch.name], "TimeoutSec": IMDS_TIMEOUT_S},
+            parameters={"Nonce": nonce_of[batch.targets[0].name.casefold()], "TimeoutSec": IMDS_TIMEOUT_S},
             body_text_parameter="ProbeScript",
             parse=parse_probe_body,
             timeout_s=PROBE_TIMEOUT_S,
@@ -471,11 +475,13 @@ def _record(
         evidence.update(_probe_evidence(answer, report, nonce, target.vm))
     elif isinstance(answer, NotProbed):
         verdict = assess_not_probed(ctx, answer)
-    else:
+    elif isinstance(answer, tuple):
         verdict = assess_failure(ctx, answer)
         evidence["errors"] = [
             {"message": f.message, "error_id": f.error_id, "category": f.category} for f in answer
         ]
+    else:
+        raise TypeError(f"a kick result is not a probe answer: {type(answer).__name__}")
     return GuestRecord(target, verdict, evidence)
 
 
@@ -556,7 +562,7 @@ def _probe_evidence(
     }
 
 
-def _event_dict(event: Any) -> dict[str, Any]:
+def _event_dict(event: EventFacts) -> dict[str, Any]:
     return {"id": event.id, "time": event.time, "level": event.level, "message": event.message}
 
 
@@ -898,7 +904,7 @@ def run_kick(
     return KickRunResult(tuple(outcomes), False, calls, unreachable)
 
 
-def _kick_outcome(plan: KickPlan, answer: Answer, after: GuestRecord | None) -> KickOutcome:
+def _kick_outcome(plan: KickPlan, answer: Answer | None, after: GuestRecord | None) -> KickOutcome:
     if isinstance(answer, KickResult):
         if answer.error is not None:
             return KickOutcome(
@@ -907,7 +913,7 @@ def _kick_outcome(plan: KickPlan, answer: Answer, after: GuestRecord | None) -> 
         return KickOutcome(plan, "kicked", answer, None, after)
     if isinstance(answer, NotProbed):
         return KickOutcome(plan, "failed", None, f"{answer.reason}: {answer.detail}", after)
-    if answer:
+    if isinstance(answer, tuple) and answer:
         first = answer[0]
         return KickOutcome(plan, "failed", None, f"{first.message} [{first.error_id}]", after)
     return KickOutcome(plan, "failed", None, "no answer", after)

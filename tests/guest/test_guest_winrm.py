@@ -99,3 +99,18 @@ def test_kick_over_winrm_activates_the_guest(
     assert record["access"] == "winrm" and record["after"]["verdict"] == "activated"
     assert executor.invocations["avd-twice:guest-kick-body/1"] == 1
     assert lab.invocations("guest-kick") == 0
+
+
+def test_an_unreachable_winrm_guest_is_not_assessable_and_the_rest_go_on(
+    guests: tuple[LabClient, GuestEndpointExecutor, WSManServer],
+) -> None:
+    lab, _, server = guests
+    server.set_faults("avd-twice", down=True)
+    result = lab.cli("guest", "check", "--vm", "avd-twice", "--vm", "avd-ok-01", "--format", "json")
+    assert result.code == ExitCode.INCOMPLETE
+    records = by_vm(result.json())
+    assert (records["avd-twice"]["verdict"], records["avd-twice"]["reason"]) == (
+        "not-assessable",
+        "guest-unreachable",
+    )
+    assert records["avd-ok-01"]["verdict"] == "activated"
