@@ -59,7 +59,10 @@ def root(
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     ask_pass: Annotated[
-        bool, typer.Option("--ask-pass", help="Prompt once per user name for passwords instead of the inventory's source.")
+        bool,
+        typer.Option(
+            "--ask-pass", help="Prompt once per user name for passwords instead of the inventory's source."
+        ),
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -168,7 +171,10 @@ def _print_unexpected(exc: Exception) -> int:
     if _boundary_verbosity >= 2:
         print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
     else:
-        print("hint: this is a bug in hcibenefit; rerun with -vv for the traceback and report it", file=sys.stderr)
+        print(
+            "hint: this is a bug in hcibenefit; rerun with -vv for the traceback and report it",
+            file=sys.stderr,
+        )
     return int(ExitCode.USAGE)
 
 

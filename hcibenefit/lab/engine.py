@@ -82,7 +82,10 @@ class LabEngine:
                 out.write_error(message, error_id="CommandNotFoundException", category="ObjectNotFound")
                 return
             raise TerminatingError(
-                message, error_id="CommandNotFoundException", category="ObjectNotFound", exception_type=_COMMAND_NOT_FOUND
+                message,
+                error_id="CommandNotFoundException",
+                category="ObjectNotFound",
+                exception_type=_COMMAND_NOT_FOUND,
             )
         self._count(call.node, header[0])
         params = bind(emulation.signature, command.parameters)

@@ -79,7 +79,9 @@ def _wsman_kwargs(endpoint: Endpoint) -> dict[str, Any]:
         "ssl": s.ssl,
         "path": s.path,
         "auth": s.auth,
-        "cert_validation": str(s.cert_validation) if not isinstance(s.cert_validation, bool) else s.cert_validation,
+        "cert_validation": str(s.cert_validation)
+        if not isinstance(s.cert_validation, bool)
+        else s.cert_validation,
         "encryption": s.encryption,
         "connection_timeout": s.connection_timeout,
         "read_timeout": s.read_timeout,
@@ -131,7 +133,7 @@ def map_exception(host: str, exc: BaseException, settings: WinRMSettings | None 
                 host,
                 f"too many open shells for this user (WS-Management quota, fault {code})",
                 hint="close other sessions or wait for them to time out; raise MaxShellsPerUser "
-                "(winrm set winrm/config/winrs @{MaxShellsPerUser=\"50\"}) if this is routine",
+                '(winrm set winrm/config/winrs @{MaxShellsPerUser="50"}) if this is routine',
             )
         return WSManFault(host, code, reason)
     if isinstance(exc, requests.exceptions.SSLError):
@@ -182,7 +184,9 @@ def _record_info(record: Any) -> ErrorRecordInfo:
             adapted = getattr(exception, "adapted_properties", None) or {}
             extended = getattr(exception, "extended_properties", None) or {}
             message = str(adapted.get("Message") or extended.get("Message") or "")
-    message = message or getattr(record, "details_message", None) or getattr(record, "message", None) or str(record)
+    message = (
+        message or getattr(record, "details_message", None) or getattr(record, "message", None) or str(record)
+    )
     category = getattr(record, "reason", None) or ""
     target = getattr(record, "target_object", None)
     return ErrorRecordInfo(
@@ -224,12 +228,23 @@ class HostSession:
             except BaseException as exc:
                 self.close()
                 error = map_exception(self.endpoint.name, exc, settings)
-                if not isinstance(exc, Exception) or not isinstance(error, UnreachableError) or attempt == attempts:
+                if (
+                    not isinstance(exc, Exception)
+                    or not isinstance(error, UnreachableError)
+                    or attempt == attempts
+                ):
                     if isinstance(exc, Exception):
                         raise error from None
                     raise
                 delay = settings.reconnection_backoff * (2 ** (attempt - 1))
-                log.info("%s: %s; retrying in %.1f s (%d/%d)", self.endpoint.name, error.detail, delay, attempt, attempts - 1)
+                log.info(
+                    "%s: %s; retrying in %.1f s (%d/%d)",
+                    self.endpoint.name,
+                    error.detail,
+                    delay,
+                    attempt,
+                    attempts - 1,
+                )
                 if self.cancel.wait(delay):
                     raise Cancelled(self.endpoint.name, "cancelled") from None
 
@@ -265,7 +280,9 @@ class HostSession:
 
     # --- running scripts ---------------------------------------------------------------------------
 
-    def run(self, script: Script, parameters: Mapping[str, Any] | None = None, *, timeout_s: float = 300.0) -> Any:
+    def run(
+        self, script: Script, parameters: Mapping[str, Any] | None = None, *, timeout_s: float = 300.0
+    ) -> Any:
         """Run one of our scripts and return its JSON document (parsed)."""
         if self._pool is None:
             raise RemotingError(self.endpoint.name, "session is not open")
@@ -357,7 +374,9 @@ class HostSession:
         try:
             document = json.loads(texts[0])
         except json.JSONDecodeError as exc:
-            raise MalformedOutputError(self.endpoint.name, f"{script.key} returned invalid JSON: {exc}") from None
+            raise MalformedOutputError(
+                self.endpoint.name, f"{script.key} returned invalid JSON: {exc}"
+            ) from None
         expected = f"{script.id}/{script.version}"
         if not isinstance(document, dict) or document.get("schema") != expected:
             found = document.get("schema") if isinstance(document, dict) else type(document).__name__

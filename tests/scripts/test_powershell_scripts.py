@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 from hcibenefit.lab.emulation import EMULATIONS
+from hcibenefit.lab.engine import LabEngine
+from hcibenefit.lab.guest_emulation import KICK_BODY_SIGNATURE, PROBE_BODY_SIGNATURE, guest_emulations
+from hcibenefit.lab.spec import default_fleet
+from hcibenefit.lab.state import FleetState
 from hcibenefit.remoting.catalog import ALL_SCRIPTS, HEADER, parse_header
 
 ts = pytest.importorskip("tree_sitter")
@@ -152,15 +156,28 @@ def _declared_parameters(path: Path) -> dict[str, tuple[str, bool]]:
         types = re.findall(r"\[([A-Za-z\[\]]+)\]", text)
         assert name is not None
         type_name = next((t for t in types if t.lower() != "parameter"), "object").lower()
-        declared[name.group(1)] = (type_name, "Mandatory" in text)
+        mandatory = re.search(r"Mandatory(\s*=\s*\$true)?\b", text, re.IGNORECASE) is not None
+        declared[name.group(1)] = (type_name, mandatory)
     return declared
+
+
+def _lab_signatures() -> dict[str, tuple[object, ...]]:
+    """Every signature the lab binds parameters with: host scripts, guest fan-out, guest bodies."""
+    engine = LabEngine(FleetState(default_fleet()))
+    signatures: dict[str, tuple[object, ...]] = {k: e.signature for k, e in EMULATIONS.items()}
+    signatures.update({k: e.signature for k, e in guest_emulations(engine).items()})
+    signatures["guest-probe-body/1"] = PROBE_BODY_SIGNATURE
+    signatures["guest-kick-body/1"] = KICK_BODY_SIGNATURE
+    return signatures
+
+
+def test_the_lab_emulates_every_shipped_script() -> None:
+    assert set(_lab_signatures()) == {s.key for s in ALL_SCRIPTS}
 
 
 @pytest.mark.parametrize("script", ALL_SCRIPTS, ids=lambda s: s.key)
 def test_lab_binds_the_same_parameters_the_script_declares(script: object) -> None:
-    emulation = EMULATIONS.get(script.key)  # type: ignore[attr-defined]
-    if emulation is None:
-        pytest.skip(f"{script.key} is emulated elsewhere")  # type: ignore[attr-defined]
+    signature = _lab_signatures()[script.key]  # type: ignore[attr-defined]
     declared = _declared_parameters(SCRIPT_DIR / script.filename)  # type: ignore[attr-defined]
-    bound = {p.name: (p.type, p.mandatory) for p in emulation.signature}
+    bound = {p.name: (p.type, p.mandatory) for p in signature}  # type: ignore[attr-defined]
     assert bound == declared
