@@ -232,7 +232,7 @@ def cluster_node_down(meta: CheckMeta, host: HostFacts, view: ClusterView) -> It
                     meta,
                     view.name,
                     member.name.lower(),
-                    f"Get-ClusterNode says {member.state}",
+                    f"state {member.state} in Get-ClusterNode",
                     {"node": member.name},
                 )
 

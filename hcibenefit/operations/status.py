@@ -159,6 +159,8 @@ def status_report(result: StatusResult) -> Report:
             else ("connected" if v["v1_nic"]["connected"] else "disconnected"),
             "gsi": "n/a" if v["v2_gsi"] is None else _yes_no(v["v2_gsi"]),
             "want": v["transport"],
+            # A healthy row needs no explanation; the JSON keeps the reason for every VM.
+            "reason": None if v["verdict"] in ("ok", "not-needed") else v["reason"],
         }
         for v in vms
     ]

@@ -35,6 +35,9 @@ _FRAGMENT = struct.Struct(">QQBI")  # MS-PSRP 2.2.4: object id, fragment id, sta
 _START, _END = 1, 2
 
 
+RECEIVE_LINGER_S = 0.1
+
+
 class _CategoryInfo(ErrorCategoryInfo):
     # Windows renders ErrorCategory_Message (what pypsrp calls record.message) as
     # "Category: (TargetName:TargetType) [Activity], Reason"; psrpcore leaves out the colon.
@@ -187,6 +190,13 @@ class Shell:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise soap.timed_out()
+                self.cond.wait(remaining)
+                self._check_open()
+            # Output usually comes with the pipeline's end a moment later; lingering briefly sends both
+            # in one answer, so the number of Receives does not depend on thread timing. Assumption:
+            # WinRM also batches what its plugin has buffered; the exact window is not documented.
+            linger_until = min(deadline, time.monotonic() + RECEIVE_LINGER_S)
+            while pipeline and not pipeline.finished and (remaining := linger_until - time.monotonic()) > 0:
                 self.cond.wait(remaining)
                 self._check_open()
             fragments = self._take(self._outbox[target], room, stream_overhead)
