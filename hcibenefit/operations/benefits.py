@@ -7,19 +7,19 @@ node one mutating call and one host-facts call to verify. Never one call per VM.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hcibenefit.checks.assess import Assessment, VMStatus, assess_cluster, merge
+from hcibenefit.checks.assess import Assessment, assess_cluster, merge
 from hcibenefit.errors import UsageError
 from hcibenefit.facts.host import FactsError, HostFacts
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.audit import AuditLog
 from hcibenefit.operations.gather import Connection, connections, fetch_host_facts, gather_clusters
+from hcibenefit.operations.lookup import find_by_name, unknown_vm_error
 from hcibenefit.operations.plan import (
     Action,
     TransportChoice,
@@ -70,36 +70,6 @@ class BenefitsResult:
         return self.declined or bool(self.not_assessed) or any(o.result in bad for o in self.outcomes)
 
 
-def _locate(assessment: Assessment, names: Sequence[str]) -> tuple[list[VMStatus], list[str], list[str]]:
-    by_name: dict[str, list[VMStatus]] = {}
-    for status in assessment.vms:
-        by_name.setdefault(status.vm.name.casefold(), []).append(status)
-    found, missing, ambiguous = [], [], []
-    for name in dict.fromkeys(names):
-        matches = by_name.get(name.casefold(), [])
-        if not matches:
-            missing.append(name)
-        elif len(matches) > 1:
-            ambiguous.append(f"{name} ({', '.join(m.vm.node for m in matches)})")
-        else:
-            found.append(matches[0])
-    return found, missing, ambiguous
-
-
-def _unknown_vm_error(missing: Sequence[str], assessment: Assessment) -> UsageError:
-    known = [s.vm.name for s in assessment.vms]
-    hints = []
-    for name in missing:
-        close = difflib.get_close_matches(name, known, n=3)
-        if close:
-            hints.append(f"{name}: did you mean {', '.join(close)}?")
-    quoted = ", ".join(repr(n) for n in missing)
-    return UsageError(
-        f"no VM named {quoted} on any node of the selected clusters; nothing was changed",
-        hint="; ".join(hints) or "run `hcibenefit status` to list the VMs",
-    )
-
-
 def plan_benefits(
     assessment: Assessment,
     *,
@@ -114,19 +84,20 @@ def plan_benefits(
     Raises UsageError for a name found nowhere when every node answered; with nodes unreachable such a
     name is reported as not assessed instead, since the VM may live there.
     """
-    found, missing, ambiguous = _locate(assessment, vm_names)
-    if ambiguous:
-        raise UsageError(f"VM name on more than one node: {'; '.join(ambiguous)}; nothing was changed")
+    lookup = find_by_name(vm_names, assessment.vms, name_of=lambda s: s.vm.name, node_of=lambda s: s.vm.node)
+    if lookup.ambiguous:
+        raise UsageError(f"VM name on more than one node: {'; '.join(lookup.ambiguous)}; nothing was changed")
     not_assessed: dict[str, str] = {}
-    if missing:
+    if lookup.missing:
         unreachable = [n.name for n in assessment.nodes if n.facts is None]
         if not unreachable:
-            raise _unknown_vm_error(missing, assessment)
-        for name in missing:
+            known = [s.vm.name for s in assessment.vms]
+            raise unknown_vm_error(lookup.missing, known, nothing_done="nothing was changed")
+        for name in lookup.missing:
             not_assessed[name] = (
                 f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
             )
-    targets = list(found)
+    targets = [status for _, status in lookup.found]
     if all_eligible:
         named = {s.vm.name for s in targets}
         targets += [s for s in assessment.vms if s.requirement.needed and s.vm.name not in named]

@@ -13,7 +13,6 @@ only as a PSCredential parameter (SecureString) or as WinRM authentication; neve
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import logging
 import secrets
 import threading
@@ -54,6 +53,7 @@ from hcibenefit.facts.host import FactsError, HostFacts, VMFacts
 from hcibenefit.inventory import Cluster, CredentialResolver, GuestVM, Inventory, Node, ResolvedCredential
 from hcibenefit.operations.audit import AuditLog
 from hcibenefit.operations.gather import connections, gather_clusters
+from hcibenefit.operations.lookup import find_by_name, unknown_vm_error
 from hcibenefit.operations.status import select_clusters
 from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY, GUEST_PROBE, GUEST_PROBE_BODY, Script
 from hcibenefit.remoting.errors import (
@@ -127,19 +127,6 @@ class GuestTarget:
         )
 
 
-def _unknown_vm_error(missing: Sequence[str], known: Sequence[str]) -> UsageError:
-    hints = []
-    for name in missing:
-        close = difflib.get_close_matches(name, known, n=3)
-        if close:
-            hints.append(f"{name}: did you mean {', '.join(close)}?")
-    quoted = ", ".join(repr(n) for n in missing)
-    return UsageError(
-        f"no VM named {quoted} on any node of the selected clusters; nothing was sent to any guest",
-        hint="; ".join(hints) or "run `hcibenefit status` to list the VMs",
-    )
-
-
 def locate(
     inventory: Inventory,
     resolver: CredentialResolver,
@@ -155,31 +142,23 @@ def locate(
     clusters = select_clusters(inventory, cluster_names)
     gathered, _ = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)
     unreachable = {name: why for facts in gathered for name, why in facts.unreachable.items()}
-    by_name: dict[str, list[tuple[VMFacts, HostFacts, Cluster]]] = {}
-    for facts, cluster in zip(gathered, clusters, strict=True):
-        for host in facts.hosts:
-            for vm in host.vms:
-                by_name.setdefault(vm.name.casefold(), []).append((vm, host, cluster))
-    targets: list[GuestTarget] = []
-    missing: list[str] = []
-    ambiguous: list[str] = []
-    for name in dict.fromkeys(n.casefold() for n in vm_names):
-        typed = next(n for n in vm_names if n.casefold() == name)
-        matches = by_name.get(name, [])
-        if len(matches) > 1:
-            ambiguous.append(f"{typed} ({', '.join(h.node for _, h, _ in matches)})")
-        elif not matches:
-            missing.append(typed)
-        else:
-            vm, host, cluster = matches[0]
-            targets.append(_target(inventory, vm, host, cluster))
-    if ambiguous:
+    candidates = [
+        (vm, host, cluster)
+        for facts, cluster in zip(gathered, clusters, strict=True)
+        for host in facts.hosts
+        for vm in host.vms
+    ]
+    lookup = find_by_name(vm_names, candidates, name_of=lambda c: c[0].name, node_of=lambda c: c[1].node)
+    targets = [_target(inventory, vm, host, cluster) for _, (vm, host, cluster) in lookup.found]
+    missing = lookup.missing
+    if lookup.ambiguous:
         raise UsageError(
-            f"VM name on more than one node: {'; '.join(ambiguous)}; nothing was sent to any guest"
+            f"VM name on more than one node: {'; '.join(lookup.ambiguous)}; nothing was sent to any guest"
         )
     if missing:
         if not unreachable:
-            raise _unknown_vm_error(missing, [vm.name for found in by_name.values() for vm, _, _ in found])
+            known = [vm.name for vm, _, _ in candidates]
+            raise unknown_vm_error(missing, known, nothing_done="nothing was sent to any guest")
         why = f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
         only = clusters[0] if len(clusters) == 1 else None
         for name in missing:
