@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
 from hcibenefit.lab.binding import bind
-from hcibenefit.lab.emulation import EMULATIONS, NOT_RECOGNIZED, Invocation
+from hcibenefit.lab.emulation import EMULATIONS, NOT_RECOGNIZED, Emulation, Invocation
 from hcibenefit.lab.guest_emulation import guest_emulations
 from hcibenefit.lab.state import FleetState
 from hcibenefit.lab.wsman.executor import PipelineCall, PipelineOutput, TerminatingError
@@ -46,6 +46,8 @@ class LabEngine:
         # Set by the Lab: what guests sign documents with and the password they accept.
         self.signing: LabSigningChain | None = None
         self.guest_password: str | None = None
+        # Guest emulations read signing and guest_password when they run, so they are bound once here.
+        self.emulations: dict[str, Emulation] = {**EMULATIONS, **guest_emulations(self)}
 
     def reset_counters(self) -> None:
         with self._lock:
@@ -72,7 +74,7 @@ class LabEngine:
         command = call.commands[0]
         header = parse_header(command.text) if command.is_script else None
         key = f"{header[0]}/{header[1]}" if header else None
-        emulation = (EMULATIONS.get(key) or guest_emulations(self).get(key)) if key else None
+        emulation = self.emulations.get(key) if key else None
         if emulation is None or header is None:
             name = command.text if not command.is_script else _first_command(command.text)
             self._count(call.node, header[0] if header else "unknown")

@@ -71,13 +71,25 @@ def benefit_state(vm: VMFacts, host: HostFacts) -> dict[str, Any]:
     }
 
 
+def _plan(
+    status: VMStatus,
+    action: Action,
+    decision: Decision,
+    transport: str | None,
+    reason: str,
+    *,
+    steps: tuple[str, ...] = (),
+    fix: str | None = None,
+) -> VMPlan:
+    vm = status.vm
+    before = benefit_state(vm, status.host)
+    return VMPlan(vm.name, vm.cluster, vm.node, action, decision, steps, transport, reason, fix, before)
+
+
 def _refuse(
     status: VMStatus, action: Action, reason: str, fix: str | None, transport: str | None = None
 ) -> VMPlan:
-    vm, host = status.vm, status.host
-    return VMPlan(
-        vm.name, vm.cluster, vm.node, action, "refused", (), transport, reason, fix, benefit_state(vm, host)
-    )
+    return _plan(status, action, "refused", transport, reason, fix=fix)
 
 
 def _cluster_switch_gaps(assessment: Assessment, cluster: str) -> list[str]:
@@ -128,48 +140,16 @@ def plan_enable(
         )
         return _refuse(status, "enable", f"owner node {host.node} attestation is {att}", fix, chosen)
 
-    before = benefit_state(vm, host)
     if chosen == "V2":
         if vm.gsi_enabled:
-            return VMPlan(
-                vm.name,
-                vm.cluster,
-                vm.node,
-                "enable",
-                "already",
-                (),
-                "V2",
-                "Guest Service Interface is on",
-                None,
-                before,
-            )
-        return VMPlan(
-            vm.name,
-            vm.cluster,
-            vm.node,
-            "enable",
-            "change",
-            (ENABLE_GSI,),
-            "V2",
-            "turn on the Guest Service Interface",
-            None,
-            before,
+            return _plan(status, "enable", "already", "V2", "Guest Service Interface is on")
+        return _plan(
+            status, "enable", "change", "V2", "turn on the Guest Service Interface", steps=(ENABLE_GSI,)
         )
 
     nic = vm.imds_nic
     if nic is not None and nic.connected and nic.switch_name == HOST_SWITCH:
-        return VMPlan(
-            vm.name,
-            vm.cluster,
-            vm.node,
-            "enable",
-            "already",
-            (),
-            "V1",
-            "guest NIC present and connected",
-            None,
-            before,
-        )
+        return _plan(status, "enable", "already", "V1", "guest NIC present and connected")
     if host.supports_v2 and not host.legacy_os_support:
         return _refuse(
             status,
@@ -188,17 +168,8 @@ def plan_enable(
             "V1",
         )
     if nic is not None:
-        return VMPlan(
-            vm.name,
-            vm.cluster,
-            vm.node,
-            "enable",
-            "change",
-            (CONNECT_NIC,),
-            "V1",
-            "connect the guest NIC to the IMDS switch",
-            None,
-            before,
+        return _plan(
+            status, "enable", "change", "V1", "connect the guest NIC to the IMDS switch", steps=(CONNECT_NIC,)
         )
     if host.module_version is None:
         return _refuse(
@@ -216,23 +187,11 @@ def plan_enable(
             f"Stop-VM -Name {vm.name} on {host.node}, rerun, then start it",
             "V1",
         )
-    return VMPlan(
-        vm.name,
-        vm.cluster,
-        vm.node,
-        "enable",
-        "change",
-        (ADD_NIC,),
-        "V1",
-        "add the guest NIC on the IMDS switch",
-        None,
-        before,
-    )
+    return _plan(status, "enable", "change", "V1", "add the guest NIC on the IMDS switch", steps=(ADD_NIC,))
 
 
 def plan_disable(status: VMStatus) -> VMPlan:
     vm, host = status.vm, status.host
-    before = benefit_state(vm, host)
     steps: list[str] = []
     if vm.imds_nic is not None:
         if host.module_version is None:
@@ -253,26 +212,13 @@ def plan_disable(status: VMStatus) -> VMPlan:
     if host.supports_v2 and vm.gsi_enabled:
         steps.append(DISABLE_GSI)
     if not steps:
-        return VMPlan(
-            vm.name,
-            vm.cluster,
-            vm.node,
-            "disable",
-            "already",
-            (),
-            None,
-            "no guest NIC and no Guest Service Interface",
-            None,
-            before,
-        )
+        return _plan(status, "disable", "already", None, "no guest NIC and no Guest Service Interface")
     transport = "+".join(t for t, s in (("V1", REMOVE_NIC), ("V2", DISABLE_GSI)) if s in steps)
     reason = " and ".join(
         {REMOVE_NIC: "remove the guest NIC", DISABLE_GSI: "turn off the Guest Service Interface"}[s]
         for s in steps
     )
-    return VMPlan(
-        vm.name, vm.cluster, vm.node, "disable", "change", tuple(steps), transport, reason, None, before
-    )
+    return _plan(status, "disable", "change", transport, reason, steps=tuple(steps))
 
 
 def script_parameters(plans: Sequence[VMPlan]) -> dict[str, list[str]]:

@@ -3,6 +3,9 @@
 A script's first line is `# hcibenefit-script: <id>/<version>`. The id/version pair is how the lab
 recognises a script, how `/lab/state` counts invocations, and how a report names what ran. User input
 never becomes script text: scripts take everything through their param() block.
+
+Each script is sent alone and must read on its own (an admin may run it by hand), so the few helper
+functions they share (date formatting, error records) are repeated in each file on purpose.
 """
 
 from __future__ import annotations

@@ -176,17 +176,11 @@ def _short(exc: BaseException) -> str:
 
 
 def _record_info(record: Any) -> ErrorRecordInfo:
+    # pypsrp keeps the exception's text in its adapted Message property; record.message is only the
+    # category line ("ObjectNotFound: (x:String) [], ..."), so it is not used as the message.
     exception = getattr(record, "exception", None)
-    message = ""
-    if exception is not None:
-        message = getattr(exception, "message", None) or ""
-        if not message:
-            adapted = getattr(exception, "adapted_properties", None) or {}
-            extended = getattr(exception, "extended_properties", None) or {}
-            message = str(adapted.get("Message") or extended.get("Message") or "")
-    message = (
-        message or getattr(record, "details_message", None) or getattr(record, "message", None) or str(record)
-    )
+    adapted = getattr(exception, "adapted_properties", None) or {}
+    message = adapted.get("Message") or getattr(record, "details_message", None) or str(record)
     category = getattr(record, "reason", None) or ""
     target = getattr(record, "target_object", None)
     return ErrorRecordInfo(

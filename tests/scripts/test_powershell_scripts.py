@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hcibenefit.lab.emulation import EMULATIONS
 from hcibenefit.lab.engine import LabEngine
-from hcibenefit.lab.guest_emulation import KICK_BODY_SIGNATURE, PROBE_BODY_SIGNATURE, guest_emulations
+from hcibenefit.lab.guest_emulation import KICK_BODY_SIGNATURE, PROBE_BODY_SIGNATURE
 from hcibenefit.lab.spec import default_fleet
 from hcibenefit.lab.state import FleetState
 from hcibenefit.remoting.catalog import ALL_SCRIPTS, HEADER, parse_header
@@ -164,8 +163,7 @@ def _declared_parameters(path: Path) -> dict[str, tuple[str, bool]]:
 def _lab_signatures() -> dict[str, tuple[object, ...]]:
     """Every signature the lab binds parameters with: host scripts, guest fan-out, guest bodies."""
     engine = LabEngine(FleetState(default_fleet()))
-    signatures: dict[str, tuple[object, ...]] = {k: e.signature for k, e in EMULATIONS.items()}
-    signatures.update({k: e.signature for k, e in guest_emulations(engine).items()})
+    signatures: dict[str, tuple[object, ...]] = {k: e.signature for k, e in engine.emulations.items()}
     signatures["guest-probe-body/1"] = PROBE_BODY_SIGNATURE
     signatures["guest-kick-body/1"] = KICK_BODY_SIGNATURE
     return signatures
