@@ -30,7 +30,7 @@ def check(
 
     One call per owner node carries the probes for all its VMs; VMs that are not running are not sent.
     """
-    from hcibenefit.operations.guests import check_guests, check_report
+    from hcibenefit.operations.guests.check import check_guests, check_report
 
     app_ = app_context(ctx)
     fmt = app_.choose_format(format, ("table", "json"))
@@ -60,7 +60,7 @@ def kick(
     audit_log: AuditOption = None,
 ) -> int:
     """Run the guests' LicenseImdsIntegration task (twice if needed) and report activation before and after."""
-    from hcibenefit.operations.guests import kick_report, run_kick
+    from hcibenefit.operations.guests.kick import kick_report, run_kick
 
     app_ = app_context(ctx)
     fmt = app_.choose_format(format, ("table", "json"))

@@ -31,7 +31,7 @@ from hcibenefit.facts.guest import GuestError, body_document, parse_fan_out, par
 from hcibenefit.facts.host import parse_host_facts
 from hcibenefit.inventory.model import Policy
 from hcibenefit.lab.signing import LAB_SAN_PATTERN
-from hcibenefit.operations.guests import document_check
+from hcibenefit.operations.guests.check import document_check
 from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY, HOST_FACTS
 from tests.guest.conftest import GUEST_PASSWORD, FakeCredential, GuestDriver, signing_chain
 

@@ -1,0 +1,385 @@
+"""`hcibenefit guest kick`: run LicenseImdsIntegration in the guest, wait, re-check, and report before/after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from hcibenefit.checks.guest_checks import (
+    FINDING_VERDICTS,
+    HOST_CAUSES,
+    INCOMPLETE_VERDICTS,
+    REASONS,
+    NotProbed,
+)
+from hcibenefit.facts.guest import (
+    KickResult,
+    license_status_name,
+    parse_kick_body,
+)
+from hcibenefit.inventory import CredentialResolver, Inventory
+from hcibenefit.operations.audit import AuditLog
+from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY
+from hcibenefit.remoting.runner import DEFAULT_WORKERS
+from hcibenefit.report import Report, Table, columns
+
+if TYPE_CHECKING:
+    pass
+
+from hcibenefit.operations.guests.check import (
+    GuestCheckResult,
+    GuestRecord,
+    check_guests,
+    check_report,
+    probe_targets,
+    trust_for,
+)
+from hcibenefit.operations.guests.targets import (
+    KICK_MAX_RUNS,
+    KICK_TIMEOUT_S,
+    KICK_WAIT_S,
+    Answer,
+    Batch,
+    locate,
+    new_nonce,
+    plan_batches,
+    run_batch,
+    run_batches,
+)
+
+log = logging.getLogger(__name__)
+
+# --- the kick ---------------------------------------------------------------------------------------
+
+KickDecision = Literal["kick", "already", "refused", "skipped"]
+
+
+@dataclass(frozen=True)
+class KickPlan:
+    record: GuestRecord
+    decision: KickDecision
+    enable_task: bool
+    why: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class KickOutcome:
+    plan: KickPlan
+    result: str
+    """planned, already, refused, skipped, kicked, failed"""
+    kick: KickResult | None = None
+    error: str | None = None
+    after: GuestRecord | None = None
+
+    @property
+    def final(self) -> GuestRecord:
+        return self.after or self.plan.record
+
+    def to_dict(self) -> dict[str, Any]:
+        final = self.final.to_dict()
+        before = self.plan.record
+        return {
+            **{
+                k: final[k]
+                for k in ("vm", "cluster", "node", "access", "verdict", "reason", "title", "detail")
+            },
+            "fix": self.plan.fix if self.result == "refused" else final["fix"],
+            "result": self.result,
+            "why": self.plan.why,
+            "enable_task": self.plan.enable_task,
+            "before": _brief(before),
+            "after": _brief(self.after) if self.after else None,
+            "task_enabled": self.kick.enabled_task if self.kick else False,
+            "runs": [
+                {
+                    "run": r.run,
+                    "finished": r.finished,
+                    "last_result_hex": r.last_result_hex,
+                    "license_status": r.license_status,
+                    "license_status_name": license_status_name(r.license_status),
+                }
+                for r in (self.kick.runs if self.kick else ())
+            ],
+            "error": self.error,
+            "evidence": final["evidence"],
+        }
+
+
+def _brief(record: GuestRecord) -> dict[str, Any]:
+    lic = record.evidence.get("license")
+    return {
+        "verdict": record.verdict.verdict,
+        "reason": record.verdict.reason,
+        "license_status": lic["status"] if lic else None,
+    }
+
+
+@dataclass(frozen=True)
+class KickRunResult:
+    outcomes: tuple[KickOutcome, ...]
+    what_if: bool
+    calls: tuple[dict[str, Any], ...]
+    unreachable_nodes: Mapping[str, str] = field(default_factory=dict)
+    declined: bool = False
+
+    @property
+    def findings(self) -> bool:
+        return any(o.final.verdict.verdict in FINDING_VERDICTS for o in self.outcomes)
+
+    @property
+    def incomplete(self) -> bool:
+        return self.declined or any(
+            o.final.verdict.verdict in INCOMPLETE_VERDICTS or o.result == "failed" for o in self.outcomes
+        )
+
+
+def plan_kick(record: GuestRecord, *, enable_task: bool) -> KickPlan:
+    """What a kick would do for one VM, from its check before: pure."""
+    verdict = record.verdict
+    task = record.evidence.get("task")
+    lic = record.evidence.get("license")
+    licensed = bool(lic and lic["status"] == 1)
+    if verdict.verdict in INCOMPLETE_VERDICTS:
+        return KickPlan(record, "skipped", False, f"cannot reach the guest: {verdict.detail}", verdict.fix)
+    if task is None:
+        return KickPlan(record, "skipped", False, "the guest could not read its task state", verdict.fix)
+    if not task["present"]:
+        return KickPlan(
+            record, "refused", False, REASONS["task-missing"].title, _fix_for("task-missing", record)
+        )
+    disabled = task["state"] == "Disabled"
+    if disabled and not enable_task:
+        return KickPlan(
+            record,
+            "refused",
+            False,
+            "the LicenseImdsIntegration task is disabled; not enabled without --enable-task",
+            _fix_for("task-disabled", record),
+        )
+    if licensed:
+        if disabled:
+            return KickPlan(
+                record, "kick", True, "already activated; enable the disabled task so it can renew"
+            )
+        return KickPlan(record, "already", False, "Windows is already activated")
+    how = "enable the task, then run it" if disabled else "run the task"
+    why = f"{how} (up to {KICK_MAX_RUNS} runs until activated)"
+    if verdict.reason in HOST_CAUSES:
+        # Kicked anyway, as asked: the runs record the failure in the guest's own logs.
+        why += f"; it will fail until the host side is fixed ({verdict.title}: {verdict.fix})"
+    return KickPlan(record, "kick", disabled, why)
+
+
+def _fix_for(code: str, record: GuestRecord) -> str | None:
+    template = REASONS[code].fix
+    if template is None:
+        return None
+    t = record.target
+    return template.format(
+        vm=t.name, cluster=t.cluster_name or "?", node=t.node.name if t.node else "the owner node"
+    )
+
+
+def describe_kick_calls(plans: Sequence[KickPlan], *, enable_task: bool) -> list[dict[str, Any]]:
+    """The exact mutating calls a kick sends: one per owner node (or WinRM guest). No secrets."""
+    calls: dict[str, dict[str, Any]] = {}
+    for plan in plans:
+        if plan.decision != "kick":
+            continue
+        target = plan.record.target
+        if target.access_mode == "winrm":
+            key = f"guest:{target.name}"
+            calls[key] = {
+                "target": target.name,
+                "via": "winrm",
+                "script": GUEST_KICK_BODY.key,
+                "parameters": {"EnableTask": enable_task, "MaxRuns": KICK_MAX_RUNS, "WaitSec": KICK_WAIT_S},
+            }
+            continue
+        node = target.node.name if target.node else "?"
+        call = calls.setdefault(
+            f"node:{node}",
+            {
+                "target": node,
+                "via": "powershell-direct",
+                "script": GUEST_KICK.key,
+                "parameters": {
+                    "VMName": [],
+                    "EnableTask": enable_task,
+                    "MaxRuns": KICK_MAX_RUNS,
+                    "WaitSec": KICK_WAIT_S,
+                    "KickScript": f"<{GUEST_KICK_BODY.key}>",
+                    "Credential": "<guest_credentials as a PSCredential>",
+                },
+            },
+        )
+        call["parameters"]["VMName"].append(target.name)
+    return list(calls.values())
+
+
+def run_kick(
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    *,
+    vm_names: Sequence[str],
+    cluster_names: Sequence[str] = (),
+    what_if: bool = False,
+    enable_task: bool = False,
+    confirm: Callable[[Sequence[KickPlan]], bool] = lambda plans: True,
+    audit: AuditLog | None = None,
+    workers: int = DEFAULT_WORKERS,
+    cancel: threading.Event | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> KickRunResult:
+    targets, unreachable = locate(
+        inventory, resolver, vm_names, cluster_names=cluster_names, workers=workers, cancel=cancel
+    )
+    trust = trust_for(inventory)
+    before = probe_targets(inventory, resolver, targets, workers=workers, cancel=cancel, now=now, trust=trust)
+    plans = [plan_kick(r, enable_task=enable_task) for r in before]
+    calls = tuple(describe_kick_calls(plans, enable_task=enable_task))
+    kicks = [p for p in plans if p.decision == "kick"]
+    passive = {"already": "already", "refused": "refused", "skipped": "skipped", "kick": "planned"}
+    if what_if or not kicks:
+        return KickRunResult(
+            tuple(KickOutcome(p, passive[p.decision]) for p in plans), what_if, calls, unreachable
+        )
+    if len(kicks) > 1 and not confirm(kicks):
+        unchanged = tuple(KickOutcome(p, passive[p.decision]) for p in plans)
+        return KickRunResult(unchanged, False, calls, unreachable, declined=True)
+
+    # One EnableTask for all VMs of a batch: the body enables only a task that is disabled.
+    kick_targets = [p.record.target for p in kicks]
+    batches = plan_batches(kick_targets, resolver)
+
+    def work(batch: Batch, ev: threading.Event) -> dict[str, Answer]:
+        return run_batch(
+            batch,
+            ev,
+            host_script=GUEST_KICK,
+            body_script=GUEST_KICK_BODY,
+            parameters={"EnableTask": enable_task, "MaxRuns": KICK_MAX_RUNS, "WaitSec": KICK_WAIT_S},
+            body_text_parameter="KickScript",
+            parse=parse_kick_body,
+            timeout_s=KICK_TIMEOUT_S,
+        )
+
+    kicked = run_batches(batches, work, workers=workers, cancel=cancel)
+    # Re-check what the kick did: one more probe call per owner node, with a fresh nonce.
+    after = {
+        r.target.name.casefold(): r
+        for r in probe_targets(
+            inventory, resolver, kick_targets, workers=workers, cancel=cancel, now=now, trust=trust
+        )
+    }
+    outcomes: list[KickOutcome] = []
+    for plan in plans:
+        if plan.decision != "kick":
+            outcomes.append(KickOutcome(plan, passive[plan.decision]))
+            continue
+        key = plan.record.target.name.casefold()
+        outcomes.append(_kick_outcome(plan, kicked.get(key), after.get(key)))
+    if audit is not None:
+        for outcome in outcomes:
+            if outcome.plan.decision == "kick":
+                _audit(audit, outcome)
+    return KickRunResult(tuple(outcomes), False, calls, unreachable)
+
+
+def _kick_outcome(plan: KickPlan, answer: Answer | None, after: GuestRecord | None) -> KickOutcome:
+    if isinstance(answer, KickResult):
+        if answer.error is not None:
+            return KickOutcome(
+                plan, "failed", answer, f"{answer.error.message} [{answer.error.error_id}]", after
+            )
+        return KickOutcome(plan, "kicked", answer, None, after)
+    if isinstance(answer, NotProbed):
+        return KickOutcome(plan, "failed", None, f"{answer.reason}: {answer.detail}", after)
+    if isinstance(answer, tuple) and answer:
+        first = answer[0]
+        return KickOutcome(plan, "failed", None, f"{first.message} [{first.error_id}]", after)
+    return KickOutcome(plan, "failed", None, "no answer", after)
+
+
+def _audit(audit: AuditLog, outcome: KickOutcome) -> None:
+    target = outcome.plan.record.target
+    audit.record(
+        {
+            "action": "guest-kick",
+            "vm": target.name,
+            "cluster": target.cluster_name,
+            "node": target.node.name if target.node else None,
+            "access": target.access_mode,
+            "enable_task": outcome.plan.enable_task,
+            "task_enabled": outcome.kick.enabled_task if outcome.kick else False,
+            "runs": len(outcome.kick.runs) if outcome.kick else 0,
+            "before": _brief(outcome.plan.record),
+            "after": _brief(outcome.after) if outcome.after else None,
+            "result": outcome.result,
+            "error": outcome.error,
+        }
+    )
+
+
+def kick_report(result: KickRunResult) -> Report:
+    data = [o.to_dict() for o in result.outcomes]
+    rows = []
+    for o, d in zip(result.outcomes, data, strict=True):
+        runs = o.kick.runs if o.kick else ()
+        rows.append(
+            {
+                **d,
+                "result": "would kick" if o.result == "planned" and result.what_if else o.result,
+                "before_text": f"{d['before']['verdict']} ({d['before']['reason']})",
+                "after_text": f"{d['after']['verdict']} ({d['after']['reason']})" if d["after"] else None,
+                "runs_text": ", ".join(
+                    f"{r.last_result_hex} -> {license_status_name(r.license_status)}" for r in runs
+                )
+                or None,
+                "why_text": o.error or o.plan.why,
+            }
+        )
+    table = Table(
+        f"guest kick {'(what-if: nothing was sent)' if result.what_if else ''}".strip(),
+        columns(
+            ("cluster", "CLUSTER"),
+            ("node", "NODE"),
+            ("vm", "VM"),
+            ("result", "RESULT"),
+            ("before_text", "BEFORE"),
+            ("after_text", "AFTER"),
+            ("runs_text", "RUNS"),
+            ("why_text", "WHY"),
+            ("fix", "FIX"),
+        ),
+        rows,
+    )
+    notes = []
+    if result.what_if:
+        for call in result.calls:
+            params = " ".join(
+                f"-{k} {','.join(v) if isinstance(v, list) else v}" for k, v in call["parameters"].items()
+            )
+            notes.append(f"would run {call['script']} on {call['target']} ({call['via']}): {params}")
+    if result.declined:
+        notes.append("not confirmed: nothing was changed")
+    notes += [f"! {node}: {why}" for node, why in result.unreachable_nodes.items()]
+    return Report(data=data, tables=[table], notes=notes)
+
+
+__all__ = [
+    "GuestCheckResult",
+    "GuestRecord",
+    "KickRunResult",
+    "check_guests",
+    "check_report",
+    "kick_report",
+    "new_nonce",
+    "plan_kick",
+    "run_kick",
+]

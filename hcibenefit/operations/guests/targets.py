@@ -1,0 +1,309 @@
+"""Locating guest VMs and reaching them: one call per owner node (PowerShell Direct) or per guest (WinRM)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from hcibenefit.checks.eligibility import Requirement, requirement
+from hcibenefit.checks.guest_checks import (
+    GuestContext,
+    NotProbed,
+    not_running,
+)
+from hcibenefit.errors import UsageError
+from hcibenefit.facts.guest import (
+    FanOut,
+    GuestError,
+    GuestProbe,
+    KickResult,
+    body_document,
+    parse_fan_out,
+)
+from hcibenefit.facts.host import FactsError, HostFacts, VMFacts
+from hcibenefit.inventory import Cluster, CredentialResolver, GuestVM, Inventory, Node, ResolvedCredential
+from hcibenefit.operations.gather import connections, gather_clusters
+from hcibenefit.operations.lookup import find_by_name, unknown_vm_error
+from hcibenefit.operations.status import select_clusters
+from hcibenefit.remoting.catalog import Script
+from hcibenefit.remoting.errors import (
+    AuthenticationFailed,
+    MalformedOutputError,
+    ModuleMissingError,
+    RemotingError,
+    ScriptError,
+)
+from hcibenefit.remoting.runner import DEFAULT_WORKERS, run_per_host
+from hcibenefit.remoting.session import CredentialParameter, Endpoint, run_script
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+NONCE_DIGITS = 10
+IMDS_TIMEOUT_S = 3
+"""Per IMDS address inside the guest: .254 never answers on HCI, so this is paid once per guest."""
+THROTTLE_LIMIT = 32
+PROBE_TIMEOUT_S = 600.0
+KICK_MAX_RUNS = 2
+KICK_WAIT_S = 120
+KICK_TIMEOUT_S = 1200.0
+
+GuestAnswer: TypeAlias = "GuestProbe | KickResult"
+Answer: TypeAlias = "GuestProbe | KickResult | tuple[GuestError, ...] | NotProbed"
+"""Per VM: what its body returned, the errors PowerShell gave instead, or why it was not asked."""
+
+
+def new_nonce() -> str:
+    """IMDS nonces are 10 digits (platform.md section 8); fresh and unpredictable for every call."""
+    return "".join(secrets.choice("0123456789") for _ in range(NONCE_DIGITS))
+
+
+# --- locating the VMs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuestTarget:
+    """One VM asked about: where it lives, how to reach it, and why it will not be sent (if so)."""
+
+    name: str
+    cluster: Cluster | None
+    """None only for a VM found nowhere while some nodes were unreachable (it may live on one of them)."""
+    node: Node | None
+    vm: VMFacts | None
+    host: HostFacts | None
+    requirement: Requirement | None
+    access: GuestVM | None
+    not_probed: NotProbed | None = None
+
+    @property
+    def cluster_name(self) -> str | None:
+        return self.cluster.name if self.cluster else None
+
+    @property
+    def access_mode(self) -> str | None:
+        return self.access.access if self.access else None
+
+    def context(self) -> GuestContext:
+        return GuestContext(
+            vm=self.name,
+            cluster=self.cluster.name if self.cluster else "?",
+            node=self.node.name if self.node else None,
+            vm_facts=self.vm,
+            host=self.host,
+            requirement=self.requirement,
+        )
+
+
+def locate(
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    vm_names: Sequence[str],
+    *,
+    cluster_names: Sequence[str] = (),
+    workers: int = DEFAULT_WORKERS,
+    cancel: threading.Event | None = None,
+) -> tuple[list[GuestTarget], dict[str, str]]:
+    """Each named VM with its owner node's facts (one host-facts call per node); unreachable nodes."""
+    if not vm_names:
+        raise UsageError("name at least one VM with --vm")
+    clusters = select_clusters(inventory, cluster_names)
+    gathered, _ = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)
+    unreachable = {name: why for facts in gathered for name, why in facts.unreachable.items()}
+    candidates = [
+        (vm, host, cluster)
+        for facts, cluster in zip(gathered, clusters, strict=True)
+        for host in facts.hosts
+        for vm in host.vms
+    ]
+    lookup = find_by_name(vm_names, candidates, name_of=lambda c: c[0].name, node_of=lambda c: c[1].node)
+    targets = [_target(inventory, vm, host, cluster) for _, (vm, host, cluster) in lookup.found]
+    missing = lookup.missing
+    if lookup.ambiguous:
+        raise UsageError(
+            f"VM name on more than one node: {'; '.join(lookup.ambiguous)}; nothing was sent to any guest"
+        )
+    if missing:
+        if not unreachable:
+            known = [vm.name for vm, _, _ in candidates]
+            raise unknown_vm_error(missing, known, nothing_done="nothing was sent to any guest")
+        why = f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
+        only = clusters[0] if len(clusters) == 1 else None
+        for name in missing:
+            access = only.guests.vm(name) if only else None
+            targets.append(
+                GuestTarget(name, only, None, None, None, None, access, NotProbed("node-unreachable", why))
+            )
+    order = {n.casefold(): i for i, n in enumerate(vm_names)}
+    targets.sort(key=lambda t: order.get(t.name.casefold(), len(order)))
+    return targets, unreachable
+
+
+def _target(inventory: Inventory, vm: VMFacts, host: HostFacts, cluster: Cluster) -> GuestTarget:
+    node = next(n for n in cluster.nodes if n.name.casefold() == host.node.casefold())
+    access = cluster.guests.vm(vm.name)
+    reason = None
+    if not vm.running:
+        reason = NotProbed(not_running(vm.state), f"the VM is {vm.state}; only a running guest can be asked")
+    return GuestTarget(
+        vm.name, cluster, node, vm, host, requirement(vm, host, inventory.policy), access, reason
+    )
+
+
+# --- batches: one call per owner node (PowerShell Direct) or per guest (WinRM) -----------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    name: str
+    """The node's name, or the guest's for WinRM: for log lines."""
+    endpoint: Endpoint
+    targets: tuple[GuestTarget, ...]
+    direct: bool
+    """True: PowerShell Direct from the owner node; False: WinRM straight to the guest."""
+    credential: CredentialParameter | None
+
+
+def _guest_credential(target: GuestTarget, resolver: CredentialResolver) -> ResolvedCredential:
+    assert target.cluster is not None
+    cluster = target.cluster
+    # The node carries the effective guest credentials (the inventory merges them like host ones).
+    spec = target.node.guest_credentials if target.node is not None else cluster.guest_credentials
+    if spec is None:
+        raise UsageError(
+            f'cluster "{cluster.name}" has no guest_credentials; nothing was sent to any guest',
+            hint="add guest_credentials (username plus password_env, password_cmd or keyring) under "
+            "defaults or the cluster in the inventory",
+        )
+    resolved = resolver.resolve(spec)
+    if resolved.username is None or resolved.password is None:
+        raise UsageError(f'guest_credentials of cluster "{cluster.name}" give no user name and password')
+    return resolved
+
+
+def plan_batches(targets: Sequence[GuestTarget], resolver: CredentialResolver) -> list[Batch]:
+    """Group the sendable targets; every credential is resolved before the first connection."""
+    sendable = [
+        t
+        for t in targets
+        if t.not_probed is None and t.node is not None and t.cluster is not None and t.access is not None
+    ]
+    guest_creds = {t.name.casefold(): _guest_credential(t, resolver) for t in sendable}
+    batches: list[Batch] = []
+    by_node: dict[str, list[GuestTarget]] = {}
+    for target in sendable:
+        assert target.access is not None
+        if target.access.access == "winrm":
+            cred = guest_creds[target.name.casefold()]
+            endpoint = Endpoint(target.name, target.access.address, target.access.winrm, cred)
+            batches.append(Batch(target.name, endpoint, (target,), False, None))
+        else:
+            assert target.node is not None
+            by_node.setdefault(target.node.name, []).append(target)
+    for node_name, mine in by_node.items():
+        node = mine[0].node
+        assert node is not None
+        cred = guest_creds[mine[0].name.casefold()]
+        assert cred.username is not None and cred.password is not None
+        endpoint = connections([node], resolver)[0].endpoint
+        batches.append(
+            Batch(node_name, endpoint, tuple(mine), True, CredentialParameter(cred.username, cred.password))
+        )
+    return batches
+
+
+def _answers_from_fan_out(
+    batch: Batch, fan: FanOut, body_schema: str, parse: Callable[[Mapping[str, Any]], GuestAnswer]
+) -> dict[str, Answer]:
+    answers: dict[str, Answer] = {}
+    for target in batch.targets:
+        outputs = fan.output_of(target.name)
+        failures = fan.failures_of(target.name)
+        if outputs:
+            try:
+                answers[target.name.casefold()] = parse(body_document(outputs, schema=body_schema))
+            except FactsError as exc:
+                answers[target.name.casefold()] = NotProbed("probe-failed", f"{body_schema}: {exc}")
+        elif failures:
+            answers[target.name.casefold()] = failures
+        elif fan.unattributed and len(batch.targets) == 1:
+            answers[target.name.casefold()] = fan.unattributed
+        else:
+            extra = "; ".join(f"{f.message} [{f.error_id}]" for f in fan.unattributed)
+            answers[target.name.casefold()] = NotProbed(
+                "no-answer",
+                "PowerShell Direct returned nothing for this VM" + (f" ({extra})" if extra else ""),
+            )
+    return answers
+
+
+def run_batch(
+    batch: Batch,
+    cancel: threading.Event,
+    *,
+    host_script: Script,
+    body_script: Script,
+    parameters: Mapping[str, Any],
+    body_text_parameter: str,
+    parse: Callable[[Mapping[str, Any]], GuestAnswer],
+    timeout_s: float,
+) -> dict[str, Answer]:
+    if batch.direct:
+        params = {
+            "VMName": [t.name for t in batch.targets],
+            "Credential": batch.credential,
+            body_text_parameter: body_script.text(),
+            **parameters,
+            "ThrottleLimit": THROTTLE_LIMIT,
+        }
+        log.info("%s: %s for %d guest(s)", batch.name, host_script.key, len(batch.targets))
+        document = run_script(batch.endpoint, host_script, params, cancel=cancel, timeout_s=timeout_s)
+        try:
+            fan = parse_fan_out(document, schema=host_script.key)
+        except FactsError as exc:
+            raise MalformedOutputError(batch.name, f"{host_script.key}: {exc}") from None
+        return _answers_from_fan_out(batch, fan, body_script.key, parse)
+    log.info("%s: %s over WinRM", batch.name, body_script.key)
+    document = run_script(batch.endpoint, body_script, dict(parameters), cancel=cancel, timeout_s=timeout_s)
+    try:
+        return {batch.targets[0].name.casefold(): parse(document)}
+    except FactsError as exc:
+        raise MalformedOutputError(batch.name, f"{body_script.key}: {exc}") from None
+
+
+def _batch_error(batch: Batch, error: RemotingError) -> Answer:
+    text = f"{error.kind}: {error.detail}"
+    if batch.direct:
+        if isinstance(error, ScriptError | MalformedOutputError | ModuleMissingError):
+            return NotProbed("probe-failed", f"on {batch.name}: {text}")
+        return NotProbed("node-unreachable", f"{batch.name}: {text}")
+    if isinstance(error, AuthenticationFailed):
+        return (GuestError(error.detail, "AuthenticationFailed", "AuthenticationError", batch.name),)
+    if isinstance(error, ScriptError | MalformedOutputError):
+        return NotProbed("probe-failed", text)
+    return NotProbed("guest-unreachable", text)
+
+
+def run_batches(
+    batches: Sequence[Batch],
+    work: Callable[[Batch, threading.Event], dict[str, Answer]],
+    *,
+    workers: int,
+    cancel: threading.Event | None,
+) -> dict[str, Answer]:
+    answers: dict[str, Answer] = {}
+    for outcome in run_per_host(batches, work, name_of=lambda b: b.name, workers=workers, cancel=cancel):
+        if outcome.value is not None:
+            answers.update(outcome.value)
+            continue
+        assert outcome.error is not None
+        log.warning("%s: %s", outcome.target.name, outcome.error.detail)
+        failed = _batch_error(outcome.target, outcome.error)
+        for target in outcome.target.targets:
+            answers[target.name.casefold()] = failed
+    return answers
