@@ -129,6 +129,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit code instead of exiting (tests call this)."""
     global _boundary_verbosity
     _boundary_verbosity = 0
+    _forget_sent_changes()
     command = typer.main.get_command(app)
     try:
         result: Any = command.main(
@@ -136,7 +137,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
     except HcibenefitError as exc:
         _print_expected(exc)
-        return int(exc.exit_code)
+        return _after_sending(int(exc.exit_code))
     except typer.Abort:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
@@ -144,15 +145,33 @@ def run(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # the boundary: any other exception is a bug
-        return _print_unexpected(exc)
+        return _after_sending(_print_unexpected(exc))
     except BaseException as exc:
         # click's usage errors are Exceptions; SystemExit from deep inside means someone called exit().
         if isinstance(exc, SystemExit):
-            return int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE)
+            return _after_sending(int(exc.code) if isinstance(exc.code, int) else int(ExitCode.USAGE))
         raise
     if isinstance(result, int):
         return result
     return int(ExitCode.OK)
+
+
+def _forget_sent_changes() -> None:
+    # Only a command that changes something imports the audit module; --help never pays for it.
+    audit = sys.modules.get("hcibenefit.operations.audit")
+    if audit is not None:
+        audit.forget_sent_changes()
+
+
+def _after_sending(code: int) -> int:
+    """Exit 2 says nothing was done: once a change may have reached a host, say so and exit 4."""
+    audit = sys.modules.get("hcibenefit.operations.audit")
+    logs = audit.changes_sent() if audit is not None else ()
+    if code != ExitCode.USAGE or not logs:
+        return code
+    where = ", ".join(str(p) for p in logs)
+    print(f"note: changes were sent before this error; the audit log ({where}) says which", file=sys.stderr)
+    return int(ExitCode.INCOMPLETE)
 
 
 def _print_expected(exc: HcibenefitError) -> None:

@@ -40,9 +40,26 @@ def confirm_changes(app: AppContext, yes: bool, what: Sequence[str]) -> bool:
 
 
 def open_audit(app: AppContext, path: Path | None, command: str) -> Any:
+    """Everything a change writes, proven writable before anything is sent to a host.
+
+    The --output file and the audit log (--audit-log, HCIBENEFIT_AUDIT_LOG, the inventory's
+    audit_log, the per-user default) are checked and opened here; failing that, the command exits 2
+    and nothing is sent. Returns the open `AuditLog`, which the caller closes.
+    """
     from hcibenefit.operations.audit import AuditLog, audit_path
 
-    return AuditLog(audit_path(path or app.inventory().audit_log), command=command)
+    app.check_output()
+    return AuditLog.open(audit_path(path, app.inventory().audit_log), command=command)
+
+
+def finish_audit(app: AppContext, audit: Any) -> bool:
+    """Close the audit log; True (and a message) if a record could not be written after sending."""
+    if audit is None:
+        return False
+    audit.close()
+    for failure in audit.write_failures:
+        print(f"error: {failure}", file=app.stderr)
+    return bool(audit.write_failures)
 
 
 def _run(
@@ -67,24 +84,29 @@ def _run(
         raise UsageError(f"--transport must be auto, V1 or V2, got {transport!r}")
     inventory = app.inventory()
     audit = None if what_if else open_audit(app, audit_log, action)
-    result = run_benefits(
-        inventory,
-        app.credentials(),
-        action=action,
-        vm_names=vm or [],
-        cluster_names=cluster or [],
-        all_eligible=all_eligible,
-        what_if=what_if,
-        transport=transport,  # type: ignore[arg-type]
-        force=force,
-        confirm=lambda plans: confirm_changes(
-            app, yes, [f"{action} {p.vm} on {p.node}: {p.reason}" for p in plans]
-        ),
-        audit=audit,
-        workers=parallel,
-    )
+    try:
+        result = run_benefits(
+            inventory,
+            app.credentials(),
+            action=action,
+            vm_names=vm or [],
+            cluster_names=cluster or [],
+            all_eligible=all_eligible,
+            what_if=what_if,
+            transport=transport,  # type: ignore[arg-type]
+            force=force,
+            confirm=lambda plans: confirm_changes(
+                app, yes, [f"{action} {p.vm} on {p.node}: {p.reason}" for p in plans]
+            ),
+            audit=audit,
+            workers=parallel,
+        )
+    finally:
+        unaudited = finish_audit(app, audit)
     emit(app, benefits_report(result), fmt)
-    return int(ExitCode.combine(findings=False, incomplete=result.incomplete))
+    if result.declined:
+        return int(ExitCode.OK)
+    return int(ExitCode.combine(findings=False, incomplete=result.incomplete or unaudited))
 
 
 def enable(

@@ -84,6 +84,21 @@ class AppContext:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
 
+    def check_output(self) -> None:
+        """Prove the --output file can be written, before a change sends anything (exit 2 if not)."""
+        if self.output is None or str(self.output) == "-":
+            return
+        target = self.output
+        partial = target.with_name(target.name + ".partial")
+        try:
+            if target.is_dir():
+                raise IsADirectoryError(21, "it is a directory")
+            with partial.open("w", encoding="utf-8"):
+                pass
+            partial.unlink()
+        except OSError as exc:
+            raise UsageError(f"cannot write {target}: {exc.strerror or exc}; nothing was sent") from None
+
     def say(self, message: str) -> None:
         """A human progress or summary line on stderr, unless --quiet."""
         if not self.quiet:

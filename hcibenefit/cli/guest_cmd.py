@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from hcibenefit.cli.benefits_cmd import AuditOption, WhatIfOption, YesOption, confirm_changes, open_audit
+from hcibenefit.cli.benefits_cmd import (
+    AuditOption,
+    WhatIfOption,
+    YesOption,
+    confirm_changes,
+    finish_audit,
+    open_audit,
+)
 from hcibenefit.cli.common import ClusterOption, FormatOption, ParallelOption, app_context, emit
 from hcibenefit.exitcodes import ExitCode
 
@@ -66,18 +73,23 @@ def kick(
     fmt = app_.choose_format(format, ("table", "json"))
     inventory = app_.inventory()
     audit = None if what_if else open_audit(app_, audit_log, "guest kick")
-    result = run_kick(
-        inventory,
-        app_.credentials(),
-        vm_names=vm or [],
-        cluster_names=cluster or [],
-        what_if=what_if,
-        enable_task=enable_task,
-        confirm=lambda plans: confirm_changes(
-            app_, yes, [f"kick {p.record.target.name}: {p.why}" for p in plans]
-        ),
-        audit=audit,
-        workers=parallel,
-    )
+    try:
+        result = run_kick(
+            inventory,
+            app_.credentials(),
+            vm_names=vm or [],
+            cluster_names=cluster or [],
+            what_if=what_if,
+            enable_task=enable_task,
+            confirm=lambda plans: confirm_changes(
+                app_, yes, [f"kick {p.record.target.name}: {p.why}" for p in plans]
+            ),
+            audit=audit,
+            workers=parallel,
+        )
+    finally:
+        unaudited = finish_audit(app_, audit)
     emit(app_, kick_report(result), fmt)
-    return int(ExitCode.combine(findings=result.findings, incomplete=result.incomplete))
+    if result.declined:
+        return int(ExitCode.OK)
+    return int(ExitCode.combine(findings=result.findings, incomplete=result.incomplete or unaudited))

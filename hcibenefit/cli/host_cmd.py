@@ -6,7 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
-from hcibenefit.cli.benefits_cmd import AuditOption, WhatIfOption, YesOption, confirm_changes, open_audit
+from hcibenefit.cli.benefits_cmd import (
+    AuditOption,
+    WhatIfOption,
+    YesOption,
+    confirm_changes,
+    finish_audit,
+    open_audit,
+)
 from hcibenefit.cli.common import FormatOption, app_context, emit
 from hcibenefit.exitcodes import ExitCode
 
@@ -36,20 +43,25 @@ def _run(
     fmt = app.choose_format(format, ("table", "json"))
     inventory = app.inventory()
     audit = None if what_if else open_audit(app, audit_log, f"host {action}")
-    outcomes, declined = run_host_action(
-        inventory,
-        app.credentials(),
-        action=action,
-        cluster_name=cluster,
-        node_names=node or [],
-        what_if=what_if,
-        confirm=lambda plans: confirm_changes(
-            app, yes, [f"host {action} on {p.node}: {p.reason}" for p in plans]
-        ),
-        audit=audit,
-    )
+    try:
+        outcomes, declined = run_host_action(
+            inventory,
+            app.credentials(),
+            action=action,
+            cluster_name=cluster,
+            node_names=node or [],
+            what_if=what_if,
+            confirm=lambda plans: confirm_changes(
+                app, yes, [f"host {action} on {p.node}: {p.reason}" for p in plans]
+            ),
+            audit=audit,
+        )
+    finally:
+        unaudited = finish_audit(app, audit)
     emit(app, host_report(action, outcomes, what_if=what_if, declined=declined), fmt)
-    bad = declined or any(o.result in ("refused", "failed", "unverified") for o in outcomes)
+    if declined:
+        return int(ExitCode.OK)
+    bad = unaudited or any(o.result in ("refused", "failed", "unverified") for o in outcomes)
     return int(ExitCode.combine(findings=False, incomplete=bad))
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hcibenefit.checks.assess import Assessment, assess_cluster, merge
 from hcibenefit.errors import UsageError
-from hcibenefit.facts.host import FactsError, HostFacts
+from hcibenefit.facts.host import FactsError, HostFacts, VMFacts
 from hcibenefit.inventory import CredentialResolver, Inventory
-from hcibenefit.operations.audit import AuditLog
+from hcibenefit.operations.audit import AuditError, AuditLog
 from hcibenefit.operations.gather import Connection, connections, fetch_host_facts, gather_clusters
 from hcibenefit.operations.lookup import find_by_name, unknown_vm_error
 from hcibenefit.operations.plan import (
@@ -63,11 +63,12 @@ class BenefitsResult:
     """VM name → why it could not be found (nodes unreachable)."""
     unreachable_nodes: dict[str, str] = field(default_factory=dict)
     declined: bool = False
+    """The user answered no: nothing was sent, which is not a failure (exit 0)."""
 
     @property
     def incomplete(self) -> bool:
         bad = {"refused", "failed", "unverified"}
-        return self.declined or bool(self.not_assessed) or any(o.result in bad for o in self.outcomes)
+        return bool(self.not_assessed) or any(o.result in bad for o in self.outcomes)
 
 
 def plan_benefits(
@@ -115,29 +116,87 @@ def plan_benefits(
 
 
 def _apply_on_node(
-    action: Action, connection: Connection, plans: Sequence[VMPlan], cancel: threading.Event
-) -> tuple[dict[str, dict[str, Any]], HostFacts | None, str | None, str | None]:
-    """One mutating call, then one read to verify. Returns per-VM script results, facts after, errors."""
+    action: Action,
+    connection: Connection,
+    plans: Sequence[VMPlan],
+    cancel: threading.Event,
+    audit: AuditLog,
+) -> list[VMOutcome]:
+    """One mutating call, then one read to verify; each written ahead to the audit log and after."""
     script = VM_BENEFITS_ENABLE if action == "enable" else VM_BENEFITS_DISABLE
-    per_vm: dict[str, dict[str, Any]] = {}
-    change_error: str | None = None
+    parameters = script_parameters(plans)
+    credential = connection.endpoint.credential
     try:
-        document = run_script(
-            connection.endpoint, script, script_parameters(plans), cancel=cancel, timeout_s=MUTATION_TIMEOUT_S
+        change = audit.begin(
+            action=action,
+            cluster=connection.node.cluster,
+            node=connection.node.name,
+            remote_user=credential.username if credential else None,
+            call={"script": script.key, "parameters": parameters},
+            targets={
+                p.vm.casefold(): {
+                    "vm": p.vm,
+                    "steps": list(p.steps),
+                    "transport": p.transport,
+                    "before": p.before,
+                }
+                for p in plans
+            },
         )
-        for item in document.get("results") or []:
-            if isinstance(item, dict) and isinstance(item.get("vm"), str):
-                per_vm.setdefault(item["vm"].casefold(), item)
-    except RemotingError as exc:
-        # After a mutating call failed mid-way the host may or may not have changed: re-read to find out.
-        change_error = f"{exc.kind}: {exc.detail}"
-    after: HostFacts | None = None
-    verify_error: str | None = None
-    try:
-        after = fetch_host_facts(connection, cancel)
-    except (RemotingError, FactsError) as exc:
-        verify_error = str(exc)
-    return per_vm, after, change_error, verify_error
+    except AuditError as exc:
+        return [VMOutcome(plan, "failed", f"not sent: {exc}") for plan in plans]
+    with change:
+        per_vm: dict[str, dict[str, Any]] = {}
+        change_error: str | None = None
+        try:
+            document = run_script(
+                connection.endpoint, script, parameters, cancel=cancel, timeout_s=MUTATION_TIMEOUT_S
+            )
+            for item in document.get("results") or []:
+                if isinstance(item, dict) and isinstance(item.get("vm"), str):
+                    per_vm.setdefault(item["vm"].casefold(), item)
+        except RemotingError as exc:
+            # After a mutating call failed mid-way the host may or may not have changed: re-read.
+            change_error = f"{exc.kind}: {exc.detail}"
+        after: HostFacts | None = None
+        verify_error: str | None = None
+        try:
+            after = fetch_host_facts(connection, cancel)
+        except (RemotingError, FactsError) as exc:
+            verify_error = str(exc)
+        vms_after = {vm.name.casefold(): vm for vm in after.vms} if after else {}
+        outcomes = [_verified(plan, per_vm, after, vms_after, change_error, verify_error) for plan in plans]
+        for outcome in outcomes:
+            change.finish(
+                outcome.plan.vm.casefold(), result=outcome.result, error=outcome.error, after=outcome.after
+            )
+    return outcomes
+
+
+def _verified(
+    plan: VMPlan,
+    per_vm: Mapping[str, Mapping[str, Any]],
+    after: HostFacts | None,
+    vms_after: Mapping[str, VMFacts],
+    change_error: str | None,
+    verify_error: str | None,
+) -> VMOutcome:
+    reported = per_vm.get(plan.vm.casefold())
+    script_error = None
+    if reported is not None and not reported.get("ok", False):
+        err = reported.get("error") or {}
+        script_error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
+    if after is None:
+        return VMOutcome(
+            plan, "unverified", script_error or change_error or f"could not re-read the node: {verify_error}"
+        )
+    vm_after = vms_after.get(plan.vm.casefold())
+    state_after = benefit_state(vm_after, after) if vm_after is not None else None
+    problem = verify(plan, vm_after, after)
+    if problem is None:
+        return VMOutcome(plan, "changed", None, state_after)
+    why = script_error or change_error or problem
+    return VMOutcome(plan, "failed", why if why == problem else f"{why}; {problem}", state_after)
 
 
 def apply_plans(
@@ -146,10 +205,11 @@ def apply_plans(
     plans: Sequence[VMPlan],
     *,
     action: Action,
-    audit: AuditLog | None,
+    audit: AuditLog,
     workers: int = 16,
     cancel: threading.Event | None = None,
 ) -> list[VMOutcome]:
+    """Send the changes of ``plans``, one call per node, nodes in parallel; every call audited."""
     changes = [p for p in plans if p.decision == "change"]
     by_node: dict[str, list[VMPlan]] = {}
     for plan in changes:
@@ -157,66 +217,21 @@ def apply_plans(
     conns = connections([inventory.node(name) for name in by_node], resolver)
     results = run_per_host(
         conns,
-        lambda c, ev: _apply_on_node(action, c, by_node[c.node.name], ev),
+        lambda c, ev: _apply_on_node(action, c, by_node[c.node.name], ev, audit),
         name_of=lambda c: c.node.name,
         workers=workers,
         cancel=cancel,
     )
     outcomes: dict[str, VMOutcome] = {}
     for outcome in results:
-        node_plans = by_node[outcome.target.node.name]
         if outcome.value is None:
             error = f"{outcome.error.kind}: {outcome.error.detail}" if outcome.error else "unknown error"
-            for plan in node_plans:
+            for plan in by_node[outcome.target.node.name]:
                 outcomes[plan.vm] = VMOutcome(plan, "failed", error)
             continue
-        per_vm, after, change_error, verify_error = outcome.value
-        vms_after = {vm.name.casefold(): vm for vm in after.vms} if after else {}
-        for plan in node_plans:
-            reported = per_vm.get(plan.vm.casefold())
-            script_error = None
-            if reported is not None and not reported.get("ok", False):
-                err = reported.get("error") or {}
-                script_error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
-            vm_after = vms_after.get(plan.vm.casefold())
-            state_after = (
-                benefit_state(vm_after, after) if vm_after is not None and after is not None else None
-            )
-            if after is None:
-                result = VMOutcome(
-                    plan,
-                    "unverified",
-                    script_error or change_error or f"could not re-read the node: {verify_error}",
-                )
-            else:
-                problem = verify(plan, vm_after, after)
-                if problem is None:
-                    result = VMOutcome(plan, "changed", None, state_after)
-                else:
-                    why = script_error or change_error or problem
-                    result = VMOutcome(
-                        plan, "failed", why if why == problem else f"{why}; {problem}", state_after
-                    )
-            outcomes[plan.vm] = result
-    ordered = [outcomes.get(p.vm) or _passive(p) for p in plans]
-    if audit is not None:
-        for item in ordered:
-            if item.plan.decision == "change":
-                audit.record(
-                    {
-                        "action": action,
-                        "vm": item.plan.vm,
-                        "cluster": item.plan.cluster,
-                        "node": item.plan.node,
-                        "steps": list(item.plan.steps),
-                        "transport": item.plan.transport,
-                        "before": item.plan.before,
-                        "after": item.after,
-                        "result": item.result,
-                        "error": item.error,
-                    }
-                )
-    return ordered
+        for item in outcome.value:
+            outcomes[item.plan.vm] = item
+    return [outcomes.get(p.vm) or _passive(p) for p in plans]
 
 
 def _passive(plan: VMPlan) -> VMOutcome:
@@ -272,6 +287,8 @@ def run_benefits(
         return BenefitsResult(
             action, False, tuple(_passive(p) for p in plans), not_assessed, unreachable, declined=True
         )
+    if audit is None:
+        raise ValueError("changes are sent only with an audit log (AuditLog.open)")
     outcomes_list = apply_plans(
         inventory, resolver, plans, action=action, audit=audit, workers=workers, cancel=cancel
     )

@@ -16,8 +16,8 @@ from hcibenefit.checks.assess import Assessment, NodeStatus, assess_cluster
 from hcibenefit.errors import UsageError
 from hcibenefit.facts.host import HOST_SWITCH, FactsError
 from hcibenefit.inventory import CredentialResolver, Inventory
-from hcibenefit.operations.audit import AuditLog
-from hcibenefit.operations.gather import connections, fetch_host_facts, gather_clusters
+from hcibenefit.operations.audit import AuditError, AuditLog
+from hcibenefit.operations.gather import Connection, connections, fetch_host_facts, gather_clusters
 from hcibenefit.remoting.catalog import HOST_ATTESTATION_ENABLE, HOST_SYNC
 from hcibenefit.remoting.errors import RemotingError
 from hcibenefit.remoting.session import run_script
@@ -210,15 +210,41 @@ def run_host_action(
         return [NodeOutcome(p, passive[p.decision]) for p in plans], False
     if len(changes) > 1 and not confirm(changes):
         return [NodeOutcome(p, passive[p.decision]) for p in plans], True
-    script = HOST_ATTESTATION_ENABLE if action == "enable" else HOST_SYNC
+    if audit is None:
+        raise ValueError("changes are sent only with an audit log (AuditLog.open)")
     conn_by_node = {c.node.name: c for c in connections([inventory.node(p.node) for p in changes], resolver)}
     outcomes = []
     for plan in plans:
         if plan.decision != "change":
             outcomes.append(NodeOutcome(plan, passive[plan.decision]))
             continue
-        conn = conn_by_node[plan.node]
-        ev = cancel or threading.Event()
+        outcomes.append(_apply_on_node(action, plan, conn_by_node[plan.node], audit, cancel))
+    return outcomes, False
+
+
+def _apply_on_node(
+    action: HostAction,
+    plan: NodePlan,
+    conn: Connection,
+    audit: AuditLog,
+    cancel: threading.Event | None,
+) -> NodeOutcome:
+    """The node-level cmdlet, then a re-read to verify; written ahead to the audit log and after."""
+    script = HOST_ATTESTATION_ENABLE if action == "enable" else HOST_SYNC
+    credential = conn.endpoint.credential
+    try:
+        change = audit.begin(
+            action=f"host-{action}",
+            cluster=plan.cluster,
+            node=plan.node,
+            remote_user=credential.username if credential else None,
+            call={"script": script.key, "parameters": {}},
+            targets={plan.node: {"before": plan.before, "reason": plan.reason}},
+        )
+    except AuditError as exc:
+        return NodeOutcome(plan, "failed", f"not sent: {exc}")
+    ev = cancel or threading.Event()
+    with change:
         error = None
         try:
             document = run_script(conn.endpoint, script, None, cancel=ev, timeout_s=NODE_OPERATION_TIMEOUT_S)
@@ -236,20 +262,8 @@ def run_host_action(
             outcome = NodeOutcome(plan, result, error, status)
         except (RemotingError, FactsError) as exc:
             outcome = NodeOutcome(plan, "unverified", error or f"could not re-read the node: {exc}")
-        outcomes.append(outcome)
-        if audit is not None:
-            audit.record(
-                {
-                    "action": f"host-{action}",
-                    "node": plan.node,
-                    "cluster": plan.cluster,
-                    "before": plan.before,
-                    "after": outcome.after,
-                    "result": outcome.result,
-                    "error": outcome.error,
-                }
-            )
-    return outcomes, False
+        change.finish(plan.node, result=outcome.result, error=outcome.error, after=outcome.after)
+    return outcome
 
 
 def host_report(

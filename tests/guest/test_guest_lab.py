@@ -279,7 +279,9 @@ def test_a_vm_that_gets_its_nic_activates_after_a_kick(lab: LabClient) -> None:
 def test_kick_is_audited_without_secrets(lab: LabClient, tmp_path: Path) -> None:
     lab.cli("guest", "kick", "--vm", "avd-twice")
     lines = (tmp_path / "audit.log").read_text().splitlines()
-    [entry] = [json.loads(line) for line in lines]
+    intended, entry = [json.loads(line) for line in lines]
+    assert intended["phase"] == "intended" and intended["change"] == entry["change"]
+    assert intended["remote_user"] == "labadmin" and intended["guest_user"] == "Administrator"
     assert entry["action"] == "guest-kick" and entry["vm"] == "avd-twice" and entry["runs"] == 2
     assert entry["before"]["verdict"] == "not-activated" and entry["after"]["verdict"] == "activated"
     assert GUEST_PASSWORD not in "\n".join(lines)

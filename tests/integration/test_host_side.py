@@ -150,10 +150,15 @@ def test_host_enable_refuses_a_node_without_the_module(lab: LabClient) -> None:
 def test_audit_log_records_who_what_before_after(lab: LabClient, tmp_path: Path) -> None:
     lab.cli("enable", "--vm", "avd-missing-nic")
     entries = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
-    assert len(entries) == 1
-    entry = entries[0]
-    assert entry["vm"] == "avd-missing-nic" and entry["result"] == "changed" and entry["who"]
-    assert entry["before"]["v1_nic"] is None and entry["after"]["v1_nic"]["connected"] is True
+    intended, done = entries
+    assert intended["phase"] == "intended" and done["phase"] == "done"
+    assert intended["change"] == done["change"]
+    for entry in entries:
+        assert entry["vm"] == "avd-missing-nic" and entry["who"] and entry["remote_user"] == "labadmin"
+        assert entry["before"]["v1_nic"] is None
+    assert intended["script"] == "vm-benefits-enable/1"
+    assert intended["parameters"] == {"NicVMName": ["avd-missing-nic"]}
+    assert done["result"] == "changed" and done["after"]["v1_nic"]["connected"] is True
     text = (tmp_path / "audit.log").read_text()
     assert "Pa55word" not in text
 

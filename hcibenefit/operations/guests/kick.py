@@ -22,13 +22,14 @@ from hcibenefit.facts.guest import (
     parse_kick_body,
 )
 from hcibenefit.inventory import CredentialResolver, Inventory
-from hcibenefit.operations.audit import AuditLog
+from hcibenefit.operations.audit import AuditError, AuditLog
 from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY
-from hcibenefit.remoting.runner import DEFAULT_WORKERS
+from hcibenefit.remoting.errors import RemotingError
+from hcibenefit.remoting.runner import DEFAULT_WORKERS, run_per_host
 from hcibenefit.report import Report, Table, columns
 
 if TYPE_CHECKING:
-    pass
+    from hcibenefit.attestation import TrustStore
 
 from hcibenefit.operations.guests.check import (
     GuestCheckResult,
@@ -44,11 +45,11 @@ from hcibenefit.operations.guests.targets import (
     KICK_WAIT_S,
     Answer,
     Batch,
+    batch_error,
     locate,
     new_nonce,
     plan_batches,
     run_batch,
-    run_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,8 @@ class KickRunResult:
 
     @property
     def incomplete(self) -> bool:
-        return self.declined or any(
+        # A "no" at the prompt sent nothing and is not a failure.
+        return any(
             o.final.verdict.verdict in INCOMPLETE_VERDICTS or o.result == "failed" for o in self.outcomes
         )
 
@@ -253,42 +255,114 @@ def run_kick(
         unchanged = tuple(KickOutcome(p, passive[p.decision]) for p in plans)
         return KickRunResult(unchanged, False, calls, unreachable, declined=True)
 
+    if audit is None:
+        raise ValueError("changes are sent only with an audit log (AuditLog.open)")
     # One EnableTask for all VMs of a batch: the body enables only a task that is disabled.
-    kick_targets = [p.record.target for p in kicks]
-    batches = plan_batches(kick_targets, resolver)
+    plan_of = {p.record.target.name.casefold(): p for p in kicks}
+    batches = plan_batches([p.record.target for p in kicks], resolver)
 
-    def work(batch: Batch, ev: threading.Event) -> dict[str, Answer]:
-        return run_batch(
-            batch,
-            ev,
-            host_script=GUEST_KICK,
-            body_script=GUEST_KICK_BODY,
-            parameters={"EnableTask": enable_task, "MaxRuns": KICK_MAX_RUNS, "WaitSec": KICK_WAIT_S},
-            body_text_parameter="KickScript",
-            parse=parse_kick_body,
-            timeout_s=KICK_TIMEOUT_S,
-        )
+    def work(batch: Batch, ev: threading.Event) -> list[KickOutcome]:
+        mine = [plan_of[t.name.casefold()] for t in batch.targets]
+        return _kick_batch(batch, mine, ev, inventory, resolver, audit, enable_task, trust, now)
 
-    kicked = run_batches(batches, work, workers=workers, cancel=cancel)
-    # Re-check what the kick did: one more probe call per owner node, with a fresh nonce.
-    after = {
-        r.target.name.casefold(): r
-        for r in probe_targets(
-            inventory, resolver, kick_targets, workers=workers, cancel=cancel, now=now, trust=trust
-        )
-    }
-    outcomes: list[KickOutcome] = []
-    for plan in plans:
-        if plan.decision != "kick":
-            outcomes.append(KickOutcome(plan, passive[plan.decision]))
+    done: dict[str, KickOutcome] = {}
+    for outcome in run_per_host(batches, work, name_of=lambda b: b.name, workers=workers, cancel=cancel):
+        if outcome.value is not None:
+            done.update((o.plan.record.target.name.casefold(), o) for o in outcome.value)
             continue
-        key = plan.record.target.name.casefold()
-        outcomes.append(_kick_outcome(plan, kicked.get(key), after.get(key)))
-    if audit is not None:
-        for outcome in outcomes:
-            if outcome.plan.decision == "kick":
-                _audit(audit, outcome)
+        assert outcome.error is not None
+        log.warning("%s: %s", outcome.target.name, outcome.error.detail)
+        for target in outcome.target.targets:
+            plan = plan_of[target.name.casefold()]
+            done[target.name.casefold()] = KickOutcome(
+                plan, "failed", None, f"{outcome.error.kind}: {outcome.error.detail}"
+            )
+    outcomes = [
+        done.get(p.record.target.name.casefold()) or KickOutcome(p, passive[p.decision]) for p in plans
+    ]
     return KickRunResult(tuple(outcomes), False, calls, unreachable)
+
+
+def _kick_batch(
+    batch: Batch,
+    plans: Sequence[KickPlan],
+    cancel: threading.Event,
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    audit: AuditLog,
+    enable_task: bool,
+    trust: TrustStore,
+    now: Callable[[], dt.datetime] | None,
+) -> list[KickOutcome]:
+    """One kick call for the batch (one node or one WinRM guest), then one probe call to re-check.
+
+    Written ahead to the audit log before the kick is sent, and done after the re-check.
+    """
+    parameters = {"EnableTask": enable_task, "MaxRuns": KICK_MAX_RUNS, "WaitSec": KICK_WAIT_S}
+    host_user = batch.endpoint.credential.username if batch.endpoint.credential else None
+    first = plans[0].record.target
+    try:
+        change = audit.begin(
+            action="guest-kick",
+            cluster=first.cluster_name,
+            node=first.node.name if batch.direct and first.node else None,
+            remote_user=host_user,
+            call={
+                "script": (GUEST_KICK if batch.direct else GUEST_KICK_BODY).key,
+                "parameters": {
+                    **({"VMName": [p.record.target.name for p in plans]} if batch.direct else {}),
+                    **parameters,
+                },
+            },
+            targets={
+                p.record.target.name.casefold(): {
+                    "vm": p.record.target.name,
+                    "access": p.record.target.access_mode,
+                    "guest_user": batch.credential.username if batch.credential else host_user,
+                    "enable_task": p.enable_task,
+                    "before": _brief(p.record),
+                }
+                for p in plans
+            },
+        )
+    except AuditError as exc:
+        return [KickOutcome(p, "failed", None, f"not sent: {exc}") for p in plans]
+    with change:
+        try:
+            answers = run_batch(
+                batch,
+                cancel,
+                host_script=GUEST_KICK,
+                body_script=GUEST_KICK_BODY,
+                parameters=parameters,
+                body_text_parameter="KickScript",
+                parse=parse_kick_body,
+                timeout_s=KICK_TIMEOUT_S,
+            )
+        except RemotingError as exc:
+            failed = batch_error(batch, exc)
+            answers = {p.record.target.name.casefold(): failed for p in plans}
+        # Re-check what the kick did: one more probe call to the same node, with a fresh nonce.
+        after = {
+            r.target.name.casefold(): r
+            for r in probe_targets(
+                inventory, resolver, list(batch.targets), workers=1, cancel=cancel, now=now, trust=trust
+            )
+        }
+        outcomes = []
+        for plan in plans:
+            key = plan.record.target.name.casefold()
+            outcome = _kick_outcome(plan, answers.get(key), after.get(key))
+            change.finish(
+                key,
+                result=outcome.result,
+                error=outcome.error,
+                task_enabled=outcome.kick.enabled_task if outcome.kick else False,
+                runs=len(outcome.kick.runs) if outcome.kick else 0,
+                after=_brief(outcome.after) if outcome.after else None,
+            )
+            outcomes.append(outcome)
+    return outcomes
 
 
 def _kick_outcome(plan: KickPlan, answer: Answer | None, after: GuestRecord | None) -> KickOutcome:
@@ -304,26 +378,6 @@ def _kick_outcome(plan: KickPlan, answer: Answer | None, after: GuestRecord | No
         first = answer[0]
         return KickOutcome(plan, "failed", None, f"{first.message} [{first.error_id}]", after)
     return KickOutcome(plan, "failed", None, "no answer", after)
-
-
-def _audit(audit: AuditLog, outcome: KickOutcome) -> None:
-    target = outcome.plan.record.target
-    audit.record(
-        {
-            "action": "guest-kick",
-            "vm": target.name,
-            "cluster": target.cluster_name,
-            "node": target.node.name if target.node else None,
-            "access": target.access_mode,
-            "enable_task": outcome.plan.enable_task,
-            "task_enabled": outcome.kick.enabled_task if outcome.kick else False,
-            "runs": len(outcome.kick.runs) if outcome.kick else 0,
-            "before": _brief(outcome.plan.record),
-            "after": _brief(outcome.after) if outcome.after else None,
-            "result": outcome.result,
-            "error": outcome.error,
-        }
-    )
 
 
 def kick_report(result: KickRunResult) -> Report:

@@ -276,7 +276,7 @@ def run_batch(
         raise MalformedOutputError(batch.name, f"{body_script.key}: {exc}") from None
 
 
-def _batch_error(batch: Batch, error: RemotingError) -> Answer:
+def batch_error(batch: Batch, error: RemotingError) -> Answer:
     text = f"{error.kind}: {error.detail}"
     if batch.direct:
         if isinstance(error, ScriptError | MalformedOutputError | ModuleMissingError):
@@ -303,7 +303,7 @@ def run_batches(
             continue
         assert outcome.error is not None
         log.warning("%s: %s", outcome.target.name, outcome.error.detail)
-        failed = _batch_error(outcome.target, outcome.error)
+        failed = batch_error(outcome.target, outcome.error)
         for target in outcome.target.targets:
             answers[target.name.casefold()] = failed
     return answers
