@@ -156,6 +156,16 @@ _REASONS = (
     ),
     Reason("no-answer", "the guest sent no answer", "rerun with -vv; the detail has any unattributed errors"),
     Reason(
+        "credential-unavailable",
+        "the guest credential could not be resolved, so the guest was not asked",
+        "check guest_credentials for cluster {cluster} in the inventory (its password source)",
+    ),
+    Reason(
+        "deadline",
+        "the run's deadline passed before the guest was asked",
+        "give the sweep a longer --deadline, or sweep fewer clusters per run",
+    ),
+    Reason(
         "bad-credentials",
         "the guest refused the guest credential",
         "check guest_credentials for cluster {cluster} in the inventory (user and password source)",

@@ -39,11 +39,14 @@ class CheckMeta:
     id: str
     title: str
     severity: Severity
-    scope: str  # node, vm, cluster
+    scope: str
+    """Which targets it judges: cluster, node, vm, guest (inside the VM) or azure."""
     remediation: str
     """A template; {node}, {vm} and {cluster} are filled in for the finding."""
     verdict: str | None = None
     """For VM checks: the one-word status verdict a finding implies (missing, broken, unknown)."""
+    doc_url: str = ""
+    """Where the failure mode and its fix are documented."""
 
 
 @dataclass(frozen=True)

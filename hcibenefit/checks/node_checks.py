@@ -108,20 +108,40 @@ SCRIPT_PROBLEM = CheckMeta(
 )
 
 
+# Applicability (checks.registry): None when the check is about the node, else why it is not.
+
+
+def _active(host: HostFacts) -> str | None:
+    status = host.attestation.status if host.attestation else "unknown"
+    return None if status == "Active" else f"attestation is {status}, not Active"
+
+
+def _has_switch(host: HostFacts) -> str | None:
+    return None if (host.switch or host.attestation_switch) else "the node has no IMDS switch"
+
+
+def _has_named_switch(host: HostFacts) -> str | None:
+    return None if host.switch else f"the node has no switch named {HOST_SWITCH}"
+
+
+def _has_module(host: HostFacts) -> str | None:
+    return None if host.module_version else "Az.StackHCI is not installed"
+
+
 @cluster_check(UNREACHABLE)
 def unreachable_nodes(meta: CheckMeta, view: ClusterView) -> Iterator[Finding]:
     for node, why in view.unreachable.items():
         yield Finding(meta, view.name, node, why, {"node": node})
 
 
-@node_check(NOT_REGISTERED)
+@node_check(NOT_REGISTERED, needs=("registration",))
 def not_registered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     status = host.registration.registration_status if host.registration else "unknown"
     if status != "Registered":
         yield Finding(meta, view.name, host.node, f"RegistrationStatus is {status}", {"node": host.node})
 
 
-@node_check(EXPIRED)
+@node_check(EXPIRED, needs=("attestation",))
 def attestation_expired(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.attestation and host.attestation.status == "Expired":
         when = (
@@ -130,7 +150,7 @@ def attestation_expired(meta: CheckMeta, host: HostFacts, view: ClusterView) -> 
         yield Finding(meta, view.name, host.node, f"expired {when}: no sync with Azure", {"node": host.node})
 
 
-@node_check(INACTIVE)
+@node_check(INACTIVE, needs=("attestation",))
 def attestation_inactive(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.attestation and host.attestation.status == "Inactive":
         yield Finding(
@@ -138,13 +158,13 @@ def attestation_inactive(meta: CheckMeta, host: HostFacts, view: ClusterView) ->
         )
 
 
-@node_check(ERROR)
+@node_check(ERROR, needs=("attestation",))
 def attestation_error(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.attestation and host.attestation.status not in ("Active", "Expired", "Inactive"):
         yield Finding(meta, view.name, host.node, f"status {host.attestation.status}", {"node": host.node})
 
 
-@node_check(EXPIRING)
+@node_check(EXPIRING, needs=("attestation",), applies=_active)
 def attestation_expiring(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     att = host.attestation
     if att and att.status == "Active" and att.expiration is not None:
@@ -165,7 +185,7 @@ def switch_missing(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Itera
         yield Finding(meta, view.name, host.node, f"no switch named {HOST_SWITCH}", {"node": host.node})
 
 
-@node_check(SWITCH_ALTERED)
+@node_check(SWITCH_ALTERED, applies=_has_switch)
 def switch_altered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     found = host.switch or host.attestation_switch
     if found is None:
@@ -184,14 +204,14 @@ def switch_altered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Itera
         )
 
 
-@node_check(VNIC_ADDRESS)
+@node_check(VNIC_ADDRESS, applies=_has_named_switch)
 def host_vnic_address(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.switch is not None and HOST_IMDS_ADDRESS not in (host.host_vnic_addresses or ()):
         shown = ", ".join(host.host_vnic_addresses or ()) or "none"
         yield Finding(meta, view.name, host.node, f"host vNIC addresses: {shown}", {"node": host.node})
 
 
-@node_check(FIREWALL)
+@node_check(FIREWALL, applies=_has_named_switch)
 def firewall_rule(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.switch is None:
         return
@@ -216,13 +236,13 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-@node_check(MODULE_OLD)
+@node_check(MODULE_OLD, applies=_has_module)
 def module_old(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.module_version is not None and _version_tuple(host.module_version) < (2, 3):
         yield Finding(meta, view.name, host.node, f"Az.StackHCI {host.module_version}", {"node": host.node})
 
 
-@node_check(CLUSTER_NODE_DOWN)
+@node_check(CLUSTER_NODE_DOWN, needs=("cluster_nodes",))
 def cluster_node_down(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     # Reported once, by the first node that answered, for every member it sees not Up.
     if view.hosts and host is view.hosts[0]:

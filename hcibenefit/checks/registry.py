@@ -2,6 +2,13 @@
 
 Registration is by decorator in the modules named in CHECK_MODULES, imported in that order, so the
 list is explicit and a reviewer can read every check in one screen each.
+
+Each registration also says which targets the check is about, so a run can report a result for every
+check and target (PASS, FAIL, ERROR, N/A), not only the failures:
+- the scope of its meta picks the targets (every node, every VM, every guest of a cluster);
+- `applies` answers None for a target the check is about, or why it is not (the N/A reason);
+- `needs` names the facts without which it cannot judge (an ERROR, with the reason the facts are
+  missing, rather than a PASS by silence).
 """
 
 from __future__ import annotations
@@ -9,18 +16,28 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from hcibenefit.checks.eligibility import Requirement
 from hcibenefit.checks.model import CheckMeta, ClusterView, Finding
 from hcibenefit.facts.host import HostFacts, VMFacts
 
-CHECK_MODULES = ("hcibenefit.checks.node_checks", "hcibenefit.checks.vm_checks")
+CHECK_MODULES = (
+    "hcibenefit.checks.node_checks",
+    "hcibenefit.checks.vm_checks",
+    "hcibenefit.checks.activation_checks",
+)
 
 ClusterCheck = Callable[[CheckMeta, ClusterView], Iterable[Finding]]
 NodeCheck = Callable[[CheckMeta, HostFacts, ClusterView], Iterable[Finding]]
 VMCheck = Callable[[CheckMeta, "VMContext"], Iterable[Finding]]
+GuestCheck = Callable[[CheckMeta, Any], Iterable[Finding]]
+"""Takes a checks.activation_checks.GuestCheckContext (typed there: it needs the guest facts)."""
 F = TypeVar("F")
+C = TypeVar("C")
+
+Applies = Callable[[Any], "str | None"]
+"""Context -> None when the check is about this target, else why not (shown as the N/A reason)."""
 
 
 @dataclass(frozen=True)
@@ -31,34 +48,64 @@ class VMContext:
     requirement: Requirement
 
 
-_cluster_checks: list[tuple[CheckMeta, ClusterCheck]] = []
-_node_checks: list[tuple[CheckMeta, NodeCheck]] = []
-_vm_checks: list[tuple[CheckMeta, VMCheck]] = []
+@dataclass(frozen=True)
+class Registration(Generic[F]):
+    meta: CheckMeta
+    func: F
+    applies: Applies | None = None
+    needs: tuple[str, ...] = ()
+    """Fact names the check cannot judge without (see checks.evaluate.NODE_FACTS)."""
+
+    def not_applicable(self, context: Any) -> str | None:
+        return None if self.applies is None else self.applies(context)
+
+
+_cluster_checks: list[Registration[ClusterCheck]] = []
+_node_checks: list[Registration[NodeCheck]] = []
+_vm_checks: list[Registration[VMCheck]] = []
+_guest_checks: list[Registration[GuestCheck]] = []
 _ids: set[str] = set()
 
 
-def _register(meta: CheckMeta, table: list[tuple[CheckMeta, F]]) -> Callable[[F], F]:
+def _register(
+    meta: CheckMeta, table: list[Registration[F]], applies: Applies | None, needs: tuple[str, ...]
+) -> Callable[[F], F]:
     if meta.id in _ids:
         raise ValueError(f"check id {meta.id} registered twice")
     _ids.add(meta.id)
 
     def decorate(func: F) -> F:
-        table.append((meta, func))
+        table.append(Registration(meta, func, applies, tuple(needs)))
         return func
 
     return decorate
 
 
-def cluster_check(meta: CheckMeta) -> Callable[[ClusterCheck], ClusterCheck]:
-    return _register(meta, _cluster_checks)
+def cluster_check(
+    meta: CheckMeta, *, applies: Applies | None = None, needs: tuple[str, ...] = ()
+) -> Callable[[ClusterCheck], ClusterCheck]:
+    return _register(meta, _cluster_checks, applies, needs)
 
 
-def node_check(meta: CheckMeta) -> Callable[[NodeCheck], NodeCheck]:
-    return _register(meta, _node_checks)
+def node_check(
+    meta: CheckMeta, *, applies: Applies | None = None, needs: tuple[str, ...] = ()
+) -> Callable[[NodeCheck], NodeCheck]:
+    """`applies` gets the node's HostFacts."""
+    return _register(meta, _node_checks, applies, needs)
 
 
-def vm_check(meta: CheckMeta) -> Callable[[VMCheck], VMCheck]:
-    return _register(meta, _vm_checks)
+def vm_check(
+    meta: CheckMeta, *, applies: Applies | None = None, needs: tuple[str, ...] = ()
+) -> Callable[[VMCheck], VMCheck]:
+    """`applies` gets the VMContext."""
+    return _register(meta, _vm_checks, applies, needs)
+
+
+def guest_check(
+    meta: CheckMeta, *, applies: Applies | None = None, needs: tuple[str, ...] = ()
+) -> Callable[[GuestCheck], GuestCheck]:
+    """`applies` gets the GuestCheckContext; it is asked only for guests that answered."""
+    return _register(meta, _guest_checks, applies, needs)
 
 
 def _load() -> None:
@@ -68,19 +115,43 @@ def _load() -> None:
 
 def all_checks() -> list[CheckMeta]:
     _load()
-    return [m for m, _ in _cluster_checks] + [m for m, _ in _node_checks] + [m for m, _ in _vm_checks]
+    return [r.meta for table in _tables() for r in table]
+
+
+def _tables() -> tuple[list[Any], ...]:
+    return (_cluster_checks, _node_checks, _vm_checks, _guest_checks)
+
+
+def cluster_registrations() -> tuple[Registration[ClusterCheck], ...]:
+    _load()
+    return tuple(_cluster_checks)
+
+
+def node_registrations() -> tuple[Registration[NodeCheck], ...]:
+    _load()
+    return tuple(_node_checks)
+
+
+def vm_registrations() -> tuple[Registration[VMCheck], ...]:
+    _load()
+    return tuple(_vm_checks)
+
+
+def guest_registrations() -> tuple[Registration[GuestCheck], ...]:
+    _load()
+    return tuple(_guest_checks)
 
 
 def cluster_findings(view: ClusterView) -> Iterator[Finding]:
     _load()
-    for meta, check in _cluster_checks:
-        yield from check(meta, view)
+    for reg in _cluster_checks:
+        yield from reg.func(reg.meta, view)
     for host in view.hosts:
-        for meta, node_fn in _node_checks:
-            yield from node_fn(meta, host, view)
+        for node_reg in _node_checks:
+            yield from node_reg.func(node_reg.meta, host, view)
 
 
 def vm_findings(context: VMContext) -> Iterator[Finding]:
     _load()
-    for meta, check in _vm_checks:
-        yield from check(meta, context)
+    for reg in _vm_checks:
+        yield from reg.func(reg.meta, context)

@@ -86,7 +86,42 @@ def _configured_v2(ctx: VMContext) -> bool:
     return ctx.host.supports_v2 and ctx.vm.gsi_enabled
 
 
-@vm_check(BENEFITS_MISSING)
+# Applicability (checks.registry): None when the check is about the VM, else why it is not.
+
+
+def _needs_benefits(ctx: VMContext) -> str | None:
+    return None if ctx.requirement.needed is True else ctx.requirement.reason
+
+
+def _has_guest_nic(ctx: VMContext) -> str | None:
+    return None if _configured_v1(ctx) else "the VM has no guest IMDS NIC (V1)"
+
+
+def _configured(ctx: VMContext) -> str | None:
+    if _configured_v1(ctx) or _configured_v2(ctx):
+        return None
+    return "the VM has no Azure Benefits configured"
+
+
+def _v1_on_v2_host(ctx: VMContext) -> str | None:
+    if not _configured_v1(ctx) or _configured_v2(ctx):
+        return "the VM does not rely on the V1 guest NIC"
+    if not ctx.host.supports_v2:
+        return f"{ctx.host.node} runs 22H2, where V1 needs no legacy OS support"
+    return None
+
+
+def _v1_only(ctx: VMContext) -> str | None:
+    if not _configured_v1(ctx) or _configured_v2(ctx):
+        return "the VM does not rely on the V1 guest NIC"
+    return None
+
+
+def _listed_by_module(ctx: VMContext) -> str | None:
+    return None if ctx.vm.attestation is not None else "Get-AzStackHCIVMAttestation does not list the VM"
+
+
+@vm_check(BENEFITS_MISSING, applies=_needs_benefits)
 def benefits_missing(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     req = ctx.requirement
     if req.needed is not True:
@@ -108,7 +143,7 @@ def benefits_missing(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     )
 
 
-@vm_check(NIC_DISCONNECTED)
+@vm_check(NIC_DISCONNECTED, applies=_has_guest_nic)
 def nic_disconnected(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     nic = ctx.vm.imds_nic
     if nic is not None and (not nic.connected or nic.switch_name != HOST_SWITCH):
@@ -116,7 +151,7 @@ def nic_disconnected(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
         yield Finding(meta, ctx.cluster.name, ctx.vm.name, f"guest NIC is {where}", _values(ctx))
 
 
-@vm_check(NODE_NOT_SERVING)
+@vm_check(NODE_NOT_SERVING, applies=_configured)
 def node_not_serving(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     if not (_configured_v1(ctx) or _configured_v2(ctx)):
         return
@@ -128,7 +163,7 @@ def node_not_serving(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
         )
 
 
-@vm_check(LEGACY_OFF)
+@vm_check(LEGACY_OFF, applies=_v1_on_v2_host)
 def legacy_off(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     if _configured_v1(ctx) and not _configured_v2(ctx) and not ctx.host.legacy_os_support:
         yield Finding(
@@ -140,7 +175,7 @@ def legacy_off(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
         )
 
 
-@vm_check(SWITCH_BROKEN)
+@vm_check(SWITCH_BROKEN, applies=_v1_only)
 def switch_broken(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     if not _configured_v1(ctx) or _configured_v2(ctx):
         return
@@ -170,7 +205,7 @@ def os_unknown(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
         yield Finding(meta, ctx.cluster.name, ctx.vm.name, ctx.requirement.reason, _values(ctx))
 
 
-@vm_check(ATTESTATION_DISCONNECTED)
+@vm_check(ATTESTATION_DISCONNECTED, applies=_listed_by_module)
 def attestation_disconnected(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     att = ctx.vm.attestation
     nic = ctx.vm.imds_nic

@@ -105,14 +105,19 @@ def _register_commands() -> None:
     from hcibenefit.cli import (
         attest_cmd,
         benefits_cmd,
+        checks_cmd,
         guest_cmd,
+        history_cmd,
         host_cmd,
         inventory_cmd,
         lab_cmd,
+        scripts_cmd,
         status_cmd,
+        sweep_cmd,
     )
 
     app.command("status")(status_cmd.status)
+    app.command("sweep")(sweep_cmd.sweep)
     app.command("enable")(benefits_cmd.enable)
     app.command("disable")(benefits_cmd.disable)
     app.add_typer(host_cmd.app, name="host")
@@ -120,6 +125,9 @@ def _register_commands() -> None:
     app.add_typer(lab_cmd.app, name="lab")
     app.add_typer(guest_cmd.app, name="guest")
     app.add_typer(attest_cmd.app, name="attest")
+    app.add_typer(history_cmd.app, name="history")
+    app.add_typer(checks_cmd.app, name="checks")
+    app.add_typer(scripts_cmd.app, name="scripts")
 
 
 _register_commands()

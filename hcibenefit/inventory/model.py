@@ -304,6 +304,8 @@ class Policy:
     require_benefits: RequireBenefits = RequireBenefits()
     exclude_globs: tuple[str, ...] = ()
     expiry_warning_days: int = 7
+    waivers: Path | None = None
+    """The sweep's waivers file (sweep.waivers); --waivers overrides it."""
 
     def requires_benefits(
         self, vm_name: str, *, edition_id: str | None = None, os_name: str | None = None
@@ -324,6 +326,7 @@ class Policy:
             "require_benefits": {f.name: _public(getattr(rb, f.name)) for f in fields(rb)},
             "exclude_globs": list(self.exclude_globs),
             "expiry_warning_days": self.expiry_warning_days,
+            "waivers": _public(self.waivers),
         }
 
 

@@ -245,11 +245,12 @@ REQUIRE_BENEFITS = MapSpec(
 )
 
 POLICY = MapSpec(
-    "a mapping with require_benefits, exclude_globs and expiry_warning_days",
+    "a mapping with require_benefits, exclude_globs, expiry_warning_days and waivers",
     {
         "require_benefits": REQUIRE_BENEFITS,
         "exclude_globs": ListOf(Str(), expected='a list of globs such as ["test-*"]'),
         "expiry_warning_days": Int(0, 365),
+        "waivers": FilePath("the path of a waivers file (YAML), relative to the inventory"),
     },
 )
 

@@ -217,11 +217,15 @@ def plan_batches(targets: Sequence[GuestTarget], resolver: CredentialResolver) -
     return batches
 
 
-def _answers_from_fan_out(
-    batch: Batch, fan: FanOut, body_schema: str, parse: Callable[[Mapping[str, Any]], GuestAnswer]
+def answers_from_fan_out(
+    targets: Sequence[GuestTarget],
+    fan: FanOut,
+    body_schema: str,
+    parse: Callable[[Mapping[str, Any]], GuestAnswer],
 ) -> dict[str, Answer]:
+    """Per target VM: its body's answer, the errors PowerShell Direct gave for it, or why there is none."""
     answers: dict[str, Answer] = {}
-    for target in batch.targets:
+    for target in targets:
         outputs = fan.output_of(target.name)
         failures = fan.failures_of(target.name)
         if outputs:
@@ -231,7 +235,7 @@ def _answers_from_fan_out(
                 answers[target.name.casefold()] = NotProbed("probe-failed", f"{body_schema}: {exc}")
         elif failures:
             answers[target.name.casefold()] = failures
-        elif fan.unattributed and len(batch.targets) == 1:
+        elif fan.unattributed and len(targets) == 1:
             answers[target.name.casefold()] = fan.unattributed
         else:
             extra = "; ".join(f"{f.message} [{f.error_id}]" for f in fan.unattributed)
@@ -267,7 +271,7 @@ def run_batch(
             fan = parse_fan_out(document, schema=host_script.key)
         except FactsError as exc:
             raise MalformedOutputError(batch.name, f"{host_script.key}: {exc}") from None
-        return _answers_from_fan_out(batch, fan, body_script.key, parse)
+        return answers_from_fan_out(batch.targets, fan, body_script.key, parse)
     log.info("%s: %s over WinRM", batch.name, body_script.key)
     document = run_script(batch.endpoint, body_script, dict(parameters), cancel=cancel, timeout_s=timeout_s)
     try:

@@ -1,0 +1,358 @@
+"""Collecting everything a sweep judges: per node, its host facts, then the guest probe for the VMs it owns
+that need Azure Benefits; every node of every selected cluster under one bound, each failure kept to its
+node or guest, and a deadline after which nothing new starts and what runs is stopped.
+
+All I/O of a sweep happens here (and in offline.py for --from-dir); checks.evaluate judges what comes back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hcibenefit.checks.eligibility import requirement
+from hcibenefit.checks.evaluate import ClusterEvidence, GuestEvidence, guest_not_applicable
+from hcibenefit.checks.guest_checks import NotProbed
+from hcibenefit.errors import HcibenefitError
+from hcibenefit.facts.guest import GuestProbe, parse_probe_body
+from hcibenefit.facts.host import HostFacts, VMFacts
+from hcibenefit.inventory import Cluster, CredentialResolver, Inventory, Node
+from hcibenefit.operations.gather import Connection, connections, describe_error, fetch_host_facts
+from hcibenefit.operations.guests.check import document_check, trust_for
+from hcibenefit.operations.guests.targets import (
+    IMDS_TIMEOUT_S,
+    PROBE_TIMEOUT_S,
+    Answer,
+    Batch,
+    GuestTarget,
+    batch_error,
+    new_nonce,
+    plan_batches,
+    run_batch,
+)
+from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY
+from hcibenefit.remoting.errors import AuthenticationFailed, RemotingError
+from hcibenefit.remoting.runner import run_per_host
+from hcibenefit.remoting.session import Cancelled
+
+if TYPE_CHECKING:
+    from hcibenefit.attestation import TrustStore
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """Counts for the progress line: nodes and guests done, problems so far. Thread-safe; `on_change` is
+    called (from worker threads) after every update."""
+
+    def __init__(self, on_change: Callable[[Progress], None] | None = None) -> None:
+        self.nodes_total = 0
+        self.nodes_done = 0
+        self.nodes_failed = 0
+        self.guests_total = 0
+        self.guests_done = 0
+        self.guests_failed = 0
+        self._lock = threading.Lock()
+        self._on_change = on_change
+
+    def update(self, **delta: int) -> None:
+        with self._lock:
+            for key, value in delta.items():
+                setattr(self, key, getattr(self, key) + value)
+        if self._on_change is not None:
+            self._on_change(self)
+
+
+@dataclass(frozen=True)
+class Selection:
+    clusters: tuple[Cluster, ...]
+    vm_globs: tuple[str, ...] = ()
+
+    def vm_selected(self, name: str) -> bool:
+        if not self.vm_globs:
+            return True
+        folded = name.casefold()
+        return any(fnmatch.fnmatchcase(folded, g.casefold()) for g in self.vm_globs)
+
+
+@dataclass
+class NodeOutcome:
+    facts: HostFacts
+    guests: dict[str, GuestEvidence] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Collected:
+    clusters: tuple[ClusterEvidence, ...]
+    deadline_reached: bool
+
+
+class Deadline:
+    """Sets the shared cancel event when the deadline passes; remembers that it did."""
+
+    def __init__(self, seconds: float | None, cancel: threading.Event) -> None:
+        self.reached = False
+        self._cancel = cancel
+        self._timer: threading.Timer | None = None
+        if seconds is not None:
+            self._timer = threading.Timer(seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        self.reached = True
+        log.warning("deadline reached: stopping what runs, starting nothing new")
+        self._cancel.set()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+DEADLINE_TEXT = "not assessed: the run's deadline passed"
+
+
+class _Refusals:
+    """Credentials a node refused in this run: not tried on the remaining nodes, so a wrong password
+    costs one failed logon, not one per node (accounts lock out after a handful)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[Any, str] = {}
+        self._lock = threading.Lock()
+
+    def refused_by(self, node: Node) -> str | None:
+        with self._lock:
+            return self._by_key.get(_credential_key(node))
+
+    def add(self, node: Node) -> None:
+        with self._lock:
+            self._by_key.setdefault(_credential_key(node), node.name)
+
+
+def _credential_key(node: Node) -> Any:
+    spec = node.credentials
+    return None if spec is None else (spec.username, spec.source)
+
+
+def collect(
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    selection: Selection,
+    *,
+    workers: int,
+    deadline_s: float | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> Collected:
+    cancel = cancel or threading.Event()
+    progress = progress or Progress()
+    clock = now or (lambda: dt.datetime.now(dt.timezone.utc))
+    deadline = Deadline(deadline_s, cancel)
+    try:
+        trust = trust_for(inventory)
+        nodes = [n for c in selection.clusters for n in c.nodes]
+        progress.update(nodes_total=len(nodes))
+        conns, unusable = _connections(nodes, resolver)
+        refusals = _Refusals()
+        cluster_of = {c.name: c for c in selection.clusters}
+
+        def work(conn: Connection, ev: threading.Event) -> NodeOutcome:
+            node = conn.node
+            if ev.is_set():
+                raise Cancelled(node.name, DEADLINE_TEXT if deadline.reached else "cancelled")
+            other = refusals.refused_by(node)
+            if other is not None:
+                raise AuthenticationFailed(
+                    node.name,
+                    f"not tried: {other} refused the same credential in this run (avoids a lockout)",
+                )
+            try:
+                facts = fetch_host_facts(conn, ev)
+            except AuthenticationFailed:
+                refusals.add(node)
+                raise
+            progress.update(nodes_done=1)
+            guests = _probe_node_guests(
+                inventory,
+                resolver,
+                cluster_of[node.cluster],
+                conn,
+                facts,
+                selection,
+                trust,
+                ev,
+                progress,
+                clock,
+            )
+            return NodeOutcome(facts, guests)
+
+        outcomes = run_per_host(conns, work, name_of=lambda c: c.node.name, workers=workers, cancel=cancel)
+    finally:
+        deadline.stop()
+    errors: dict[str, str] = dict(unusable)
+    results: dict[str, NodeOutcome] = {}
+    for outcome in outcomes:
+        name = outcome.target.node.name
+        if outcome.value is not None:
+            results[name] = outcome.value
+        else:
+            assert outcome.error is not None
+            errors[name] = _why(outcome.error, deadline.reached)
+            progress.update(nodes_done=1, nodes_failed=1)
+            log.warning("%s: %s", name, errors[name])
+    evidence = []
+    for cluster in selection.clusters:
+        hosts = tuple(results[n.name].facts for n in cluster.nodes if n.name in results)
+        guests: dict[str, GuestEvidence] = {}
+        for n in cluster.nodes:
+            if n.name in results:
+                guests.update(results[n.name].guests)
+        unreachable = {n.name: errors[n.name] for n in cluster.nodes if n.name in errors}
+        evidence.append(
+            ClusterEvidence(cluster.name, tuple(n.name for n in cluster.nodes), hosts, unreachable, guests)
+        )
+    return Collected(tuple(evidence), deadline.reached)
+
+
+def _why(error: RemotingError, deadline_reached: bool) -> str:
+    if isinstance(error, Cancelled) and deadline_reached:
+        return DEADLINE_TEXT
+    return describe_error(error)
+
+
+def _connections(
+    nodes: Sequence[Node], resolver: CredentialResolver
+) -> tuple[list[Connection], dict[str, str]]:
+    """One connection per node whose credential resolves; the others with why (never the secret)."""
+    conns, unusable = [], {}
+    for node in nodes:
+        try:
+            conns += connections([node], resolver)
+        except HcibenefitError as exc:
+            unusable[node.name] = f"credential: {exc.message}"
+    return conns, unusable
+
+
+def _wanted_guests(facts: HostFacts, inventory: Inventory, selection: Selection) -> list[VMFacts]:
+    return [
+        vm
+        for vm in facts.vms
+        if selection.vm_selected(vm.name)
+        and guest_not_applicable(vm, requirement(vm, facts, inventory.policy)) is None
+    ]
+
+
+def _probe_node_guests(
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    cluster: Cluster,
+    conn: Connection,
+    facts: HostFacts,
+    selection: Selection,
+    trust: TrustStore,
+    cancel: threading.Event,
+    progress: Progress,
+    clock: Callable[[], dt.datetime],
+) -> dict[str, GuestEvidence]:
+    vms = _wanted_guests(facts, inventory, selection)
+    if not vms:
+        return {}
+    progress.update(guests_total=len(vms))
+    targets = [
+        GuestTarget(
+            vm.name,
+            cluster,
+            conn.node,
+            vm,
+            facts,
+            requirement(vm, facts, inventory.policy),
+            cluster.guests.vm(vm.name),
+        )
+        for vm in vms
+    ]
+    answers: dict[str, Answer] = {}
+    nonces: dict[str, str] = {}
+    try:
+        batches = plan_batches(targets, resolver)
+    except HcibenefitError as exc:
+        failed = NotProbed("credential-unavailable", exc.message)
+        answers = {t.name.casefold(): failed for t in targets}
+        batches = []
+    for batch in batches:
+        nonce = new_nonce()
+        answers.update(_run_probe_batch(batch, nonce, cancel))
+        nonces.update(dict.fromkeys((t.name.casefold() for t in batch.targets), nonce))
+    at = clock()
+    evidence = {}
+    failed_count = 0
+    for target in targets:
+        key = target.name.casefold()
+        answer = answers.get(key) or NotProbed("no-answer", "the probe returned nothing for this VM")
+        evidence[key] = _evidence(answer, inventory, trust, at, nonces.get(key))
+        failed_count += not isinstance(answer, GuestProbe)
+    progress.update(guests_done=len(targets), guests_failed=failed_count)
+    return evidence
+
+
+def _run_probe_batch(batch: Batch, nonce: str, cancel: threading.Event) -> Mapping[str, Answer]:
+    if cancel.is_set():
+        return {t.name.casefold(): NotProbed("deadline", DEADLINE_TEXT) for t in batch.targets}
+    try:
+        return run_batch(
+            batch,
+            cancel,
+            host_script=GUEST_PROBE,
+            body_script=GUEST_PROBE_BODY,
+            parameters={"Nonce": nonce, "TimeoutSec": IMDS_TIMEOUT_S},
+            body_text_parameter="ProbeScript",
+            parse=parse_probe_body,
+            timeout_s=PROBE_TIMEOUT_S,
+        )
+    except Cancelled:
+        return {t.name.casefold(): NotProbed("deadline", DEADLINE_TEXT) for t in batch.targets}
+    except RemotingError as exc:
+        log.warning("%s: guest probe: %s", batch.name, exc.detail)
+        failed = batch_error(batch, exc)
+        return {t.name.casefold(): failed for t in batch.targets}
+
+
+def _evidence(
+    answer: Answer, inventory: Inventory, trust: TrustStore, at: dt.datetime, nonce: str | None
+) -> GuestEvidence:
+    if not isinstance(answer, GuestProbe):
+        if isinstance(answer, NotProbed | tuple):
+            return GuestEvidence(answer)
+        return GuestEvidence(NotProbed("probe-failed", f"unexpected answer {type(answer).__name__}"))
+    return probe_evidence(answer, inventory, trust, at, nonce or "")
+
+
+def probe_evidence(
+    probe: GuestProbe, inventory: Inventory, trust: TrustStore, at: dt.datetime, nonce: str
+) -> GuestEvidence:
+    """A probe's answer with its document verified against `nonce`: the one sent with the probe (a guest
+    that echoes another nonce fails the nonce check)."""
+    if probe.document_raw is None:
+        return GuestEvidence(probe)
+    from hcibenefit.attestation import verify_document
+    from hcibenefit.attestation.content import ContentError, timestamps
+
+    report = verify_document(
+        probe.document_raw,
+        nonce=nonce or None,
+        at=at,
+        trust=trust,
+        san_pattern=inventory.attestation.san_pattern,
+    )
+    expires = None
+    if report.ok and report.payload is not None:
+        try:
+            expires = timestamps(report.payload).expires_on
+        except ContentError:
+            expires = None
+    return GuestEvidence(probe, document_check(report), expires)

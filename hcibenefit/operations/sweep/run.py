@@ -1,0 +1,221 @@
+"""`hcibenefit sweep`: collect, judge, waive, remember, compare, and hand one document to the renderers.
+
+Everything that can refuse the run (the waivers file, the history file, the trust material) is read before
+the first connection, so a mistake there changes nothing and costs no remote session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hcibenefit import __version__
+from hcibenefit.checks.eligibility import requirement
+from hcibenefit.checks.evaluate import ClusterEvidence, evaluate_cluster, guest_not_applicable
+from hcibenefit.checks.guest_checks import GuestVerdict
+from hcibenefit.checks.model import Severity
+from hcibenefit.checks.registry import all_checks
+from hcibenefit.checks.results import Result
+from hcibenefit.exitcodes import ExitCode
+from hcibenefit.facts.guest import GuestProbe
+from hcibenefit.inventory import CredentialResolver, Inventory
+from hcibenefit.operations.sweep.collect import Collected, Progress, Selection, collect
+from hcibenefit.sweep.history import History
+from hcibenefit.sweep.model import RunDocument, compare, inventory_hash, scope_key
+from hcibenefit.sweep.waivers import Waivers, load_waivers
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    selection: Selection
+    workers: int = 16
+    deadline_s: float | None = None
+    deadline_text: str | None = None
+    fail_on: Severity | None = Severity.MEDIUM
+    waivers_path: Path | None = None
+    history_path: Path | None = None
+    """None: no history (--no-history)."""
+    from_dir: Path | None = None
+
+
+@dataclass
+class SweepOutcome:
+    document: dict[str, Any]
+    exit_code: ExitCode
+    run_id: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def fleet_hash(inventory: Inventory) -> str:
+    return inventory_hash((c.name, [n.name for n in c.nodes]) for c in inventory.clusters)
+
+
+def selection_key(request: SweepRequest, inventory: Inventory) -> str:
+    all_clusters = len(request.selection.clusters) == len(inventory.clusters)
+    clusters = [] if all_clusters else [c.name for c in request.selection.clusters]
+    return scope_key({"clusters": clusters, "vms": list(request.selection.vm_globs)})
+
+
+def run_sweep(
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    request: SweepRequest,
+    *,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> SweepOutcome:
+    clock = now or (lambda: dt.datetime.now(dt.timezone.utc))
+    known = [m.id for m in all_checks()]
+    waivers_path = request.waivers_path or inventory.policy.waivers
+    waivers = load_waivers(waivers_path, known) if waivers_path else Waivers()
+    history = History(request.history_path) if request.history_path else None
+    try:
+        started = clock()
+        if request.from_dir is not None:
+            from hcibenefit.operations.sweep.offline import collect_from_dir
+
+            collected = collect_from_dir(inventory, request.from_dir, request.selection, now=clock)
+        else:
+            collected = collect(
+                inventory,
+                resolver,
+                request.selection,
+                workers=request.workers,
+                deadline_s=request.deadline_s,
+                progress=progress,
+                cancel=cancel,
+                now=clock,
+            )
+        finished = clock()
+        return _conclude(inventory, request, collected, waivers, history, started, finished)
+    finally:
+        if history is not None:
+            history.close()
+
+
+def _conclude(
+    inventory: Inventory,
+    request: SweepRequest,
+    collected: Collected,
+    waivers: Waivers,
+    history: History | None,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> SweepOutcome:
+    results: list[Result] = []
+    verdicts: dict[str, GuestVerdict] = {}
+    for evidence in collected.clusters:
+        evaluation = evaluate_cluster(
+            evidence, inventory.policy, finished, vm_selected=request.selection.vm_selected
+        )
+        results += evaluation.results
+        verdicts.update(evaluation.guest_verdicts)
+    results, uses = waivers.apply(results, finished)
+    threshold = request.fail_on
+    findings = any(r.counts_as_failure and threshold is not None and r.severity >= threshold for r in results)
+    incomplete = collected.deadline_reached or any(r.counts_as_unassessed for r in results)
+    code = ExitCode.combine(findings=findings, incomplete=incomplete)
+    records = [r.to_dict() for r in results]
+    fleet, scope = fleet_hash(inventory), selection_key(request, inventory)
+    run: dict[str, Any] = {
+        "id": None,
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 3),
+        "hcibenefit_version": __version__,
+        "inventory": str(inventory.source),
+        "inventory_hash": fleet,
+        "selection": {
+            "clusters": [c.name for c in request.selection.clusters],
+            "vms": list(request.selection.vm_globs),
+        },
+        "source": f"from-dir:{request.from_dir}" if request.from_dir else "winrm",
+        "deadline": request.deadline_text,
+        "deadline_reached": collected.deadline_reached,
+        "fail_on": threshold.label if threshold is not None else "none",
+        "exit_code": int(code),
+        "waivers_file": str(waivers.source) if waivers.source else None,
+        "targets": _targets(inventory, request, collected.clusters),
+    }
+    notes = [n for u in uses if (n := u.note())]
+    outcome = SweepOutcome({}, code, notes=notes)
+    document = RunDocument(run, records, waivers=[u.to_dict() for u in uses])
+    if history is not None:
+        previous = history.previous(inventory_hash=fleet, scope=scope)
+        run_id = history.record(run, records, inventory_hash=fleet, scope=scope, waivers=document.waivers)
+        run["id"] = run_id
+        outcome.run_id = run_id
+        before = history.records(previous.id) if previous else []
+        changes = compare(before, records)
+        document.changes = changes.to_dict(
+            {"id": previous.id, "started": previous.started} if previous else None
+        )
+        document.trend = [p.to_dict() for p in history.trend(inventory_hash=fleet, scope=scope)]
+    outcome.document = document.to_dict()
+    return outcome
+
+
+def _targets(
+    inventory: Inventory, request: SweepRequest, clusters: Sequence[ClusterEvidence]
+) -> dict[str, Any]:
+    nodes_ok = vms = guests_ok = guests_na = 0
+    not_assessed: list[dict[str, Any]] = []
+    for evidence in clusters:
+        for name, why in evidence.unreachable.items():
+            not_assessed.append({"cluster": evidence.name, "node": name, "vm": None, "reason": why})
+        for host in evidence.hosts:
+            nodes_ok += 1
+            for vm in host.vms:
+                if not request.selection.vm_selected(vm.name):
+                    continue
+                vms += 1
+                if guest_not_applicable(vm, requirement(vm, host, inventory.policy)) is not None:
+                    guests_na += 1
+                    continue
+                found = evidence.guests.get(vm.name.casefold())
+                if found is not None and isinstance(found.answer, GuestProbe):
+                    guests_ok += 1
+                else:
+                    why = _not_probed_reason(found.answer if found else None)
+                    not_assessed.append(
+                        {"cluster": evidence.name, "node": host.node, "vm": vm.name, "reason": why}
+                    )
+    return {
+        "assessed": {"nodes": nodes_ok, "vms": vms, "guests": guests_ok},
+        "guests_not_applicable": guests_na,
+        "not_assessed": not_assessed,
+    }
+
+
+def _not_probed_reason(answer: Any) -> str:
+    if answer is None:
+        return "the guest was not asked"
+    if isinstance(answer, tuple):
+        return "; ".join(f"{e.message} [{e.error_id}]" if e.error_id else e.message for e in answer)
+    return f"{answer.reason}: {answer.detail}"
+
+
+def stored_document(
+    history: History, run_ref: str | int, *, inventory_hash: str | None = None
+) -> dict[str, Any]:
+    """A run from history as the sweep rendered it: its results, the changes since the run before it of the
+    same fleet and selection, and the trend up to it."""
+    info = history.run(run_ref, inventory_hash=inventory_hash)
+    run = {**info.meta.get("run", {}), "id": info.id}
+    records = history.records(info.id)
+    document = RunDocument(run, records, waivers=list(info.meta.get("waivers", [])))
+    previous = history.previous(inventory_hash=info.inventory_hash, scope=info.scope, before_id=info.id)
+    before = history.records(previous.id) if previous else []
+    document.changes = compare(before, records).to_dict(
+        {"id": previous.id, "started": previous.started} if previous else None
+    )
+    document.trend = [
+        p.to_dict()
+        for p in history.trend(inventory_hash=info.inventory_hash, scope=info.scope, until_id=info.id)
+    ]
+    return document.to_dict()

@@ -1,0 +1,296 @@
+"""Sweep history in SQLite: every run's metadata and results, for comparing runs and drawing trends.
+
+- One transaction per run (BEGIN IMMEDIATE ... COMMIT): a crash leaves the whole run or none of it.
+- Two sweeps may write at once: WAL journal and a busy timeout make the second wait, not fail.
+- Where it lives: --history PATH, else HCIBENEFIT_HISTORY, else the user's data directory
+  ($XDG_DATA_HOME or ~/.local/share/hcibenefit on Linux, %LOCALAPPDATA%\\hcibenefit on Windows).
+
+Only what reports show is stored (ids, statuses, messages, remediations): never a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hcibenefit.errors import UsageError
+from hcibenefit.sweep.model import TrendPoint
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    inventory TEXT,
+    inventory_hash TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    exit_code INTEGER,
+    fail INTEGER NOT NULL,
+    error INTEGER NOT NULL,
+    waived INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    meta TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_fleet ON runs (inventory_hash, scope, started);
+CREATE TABLE IF NOT EXISTS results (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, id)
+);
+"""
+
+
+def default_path() -> Path:
+    env = os.environ.get("HCIBENEFIT_HISTORY")
+    if env:
+        return Path(env)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "hcibenefit" / "history.sqlite"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    started: str
+    finished: str
+    inventory: str | None
+    inventory_hash: str
+    scope: str
+    exit_code: int | None
+    fail: int
+    error: int
+    waived: int
+    total: int
+    meta: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "started": self.started,
+            "finished": self.finished,
+            "inventory": self.inventory,
+            "inventory_hash": self.inventory_hash,
+            "selection": json.loads(self.scope),
+            "exit_code": self.exit_code,
+            "FAIL": self.fail,
+            "ERROR": self.error,
+            "waived": self.waived,
+            "results": self.total,
+        }
+
+
+class History:
+    """A history file, opened for the length of a command."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(
+                f"cannot open the history file {path}: {exc}",
+                hint="pass --history PATH to put it elsewhere, or --no-history",
+            ) from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UsageError(
+                    f"{path} was written by a newer hcibenefit (history format {version})",
+                    hint="upgrade hcibenefit, or pass --history PATH for a new file",
+                )
+            with self._transaction():
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise UsageError(
+                f"{path} is not a usable hcibenefit history file: {exc}",
+                hint="pass --history PATH for a new file, or move this one away",
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock at BEGIN, so a second writer waits (busy timeout) right there
+        # instead of failing half-way when it tries to upgrade a read lock.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def record(
+        self,
+        run: Mapping[str, Any],
+        records: Sequence[Mapping[str, Any]],
+        *,
+        inventory_hash: str,
+        scope: str,
+        waivers: Sequence[Mapping[str, Any]] = (),
+    ) -> int:
+        """Store one run with all its results, all or nothing. Returns the run's id."""
+        fail = sum(1 for r in records if r["status"] == "FAIL" and not r.get("waived"))
+        error = sum(1 for r in records if r["status"] == "ERROR" and not r.get("waived"))
+        waived = sum(1 for r in records if r.get("waived"))
+        with self._transaction():
+            cursor = self._db.execute(
+                "INSERT INTO runs (started, finished, inventory, inventory_hash, scope, exit_code,"
+                " fail, error, waived, total, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run["started"],
+                    run["finished"],
+                    run.get("inventory"),
+                    inventory_hash,
+                    scope,
+                    run.get("exit_code"),
+                    fail,
+                    error,
+                    waived,
+                    len(records),
+                    json.dumps({"run": run, "waivers": list(waivers)}, sort_keys=True),
+                ),
+            )
+            run_id = int(cursor.lastrowid or 0)
+            self._db.executemany(
+                "INSERT INTO results (run_id, id, status, record) VALUES (?, ?, ?, ?)",
+                [(run_id, r["id"], r["status"], json.dumps(r, sort_keys=True)) for r in records],
+            )
+        return run_id
+
+    def prune(self, keep_days: int, now: dt.datetime | None = None) -> int:
+        """Delete runs that started more than keep_days ago. Returns how many."""
+        cutoff = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=keep_days)
+        with self._transaction():
+            ids = [
+                row[0]
+                for row in self._db.execute("SELECT id FROM runs WHERE started < ?", (cutoff.isoformat(),))
+            ]
+            self._db.executemany("DELETE FROM results WHERE run_id = ?", [(i,) for i in ids])
+            self._db.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in ids])
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(ids)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def runs(
+        self, *, inventory_hash: str | None = None, scope: str | None = None, limit: int | None = None
+    ) -> list[RunInfo]:
+        """Newest first."""
+        where, args = _filter(inventory_hash, scope)
+        sql = f"SELECT * FROM runs{where} ORDER BY started DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_info(row) for row in self._db.execute(sql, args)]
+
+    def run(self, ref: str | int, *, inventory_hash: str | None = None) -> RunInfo:
+        """A run by id, or `latest`/`previous` (of the inventory when given)."""
+        text = str(ref).strip().lower()
+        if text in ("latest", "last", "previous", "prev"):
+            runs = self.runs(inventory_hash=inventory_hash, limit=2)
+            index = 0 if text in ("latest", "last") else 1
+            if len(runs) <= index:
+                raise UsageError(
+                    f"the history in {self.path} has no {text} run"
+                    + (" of this inventory" if inventory_hash else "")
+                )
+            return runs[index]
+        try:
+            run_id = int(text)
+        except ValueError:
+            raise UsageError(
+                f"not a run: {ref!r}",
+                hint="give a run id (see `hcibenefit history list`), latest or previous",
+            ) from None
+        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UsageError(
+                f"no run {run_id} in {self.path}", hint="`hcibenefit history list` shows the runs"
+            )
+        return _info(row)
+
+    def previous(self, *, inventory_hash: str, scope: str, before_id: int | None = None) -> RunInfo | None:
+        where, args = _filter(inventory_hash, scope)
+        if before_id is not None:
+            where += " AND id < ?"
+            args.append(before_id)
+        row = self._db.execute(
+            f"SELECT * FROM runs{where} ORDER BY started DESC, id DESC LIMIT 1", args
+        ).fetchone()
+        return _info(row) if row else None
+
+    def records(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT record FROM results WHERE run_id = ? ORDER BY id", (run_id,))
+        return [json.loads(row[0]) for row in rows]
+
+    def trend(
+        self, *, inventory_hash: str, scope: str, limit: int = 30, until_id: int | None = None
+    ) -> list[TrendPoint]:
+        """Unwaived FAIL and ERROR counts of the latest runs of this fleet and selection, oldest first."""
+        where, args = _filter(inventory_hash, scope)
+        if until_id is not None:
+            where += " AND id <= ?"
+            args.append(until_id)
+        rows = self._db.execute(
+            f"SELECT id, started, fail, error FROM runs{where} ORDER BY started DESC, id DESC LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+        return [TrendPoint(r[0], r[1], r[2], r[3]) for r in reversed(rows)]
+
+
+def _filter(inventory_hash: str | None, scope: str | None) -> tuple[str, list[Any]]:
+    clauses, args = ["1 = 1"], []
+    if inventory_hash is not None:
+        clauses.append("inventory_hash = ?")
+        args.append(inventory_hash)
+    if scope is not None:
+        clauses.append("scope = ?")
+        args.append(scope)
+    return " WHERE " + " AND ".join(clauses), args
+
+
+def _info(row: Sequence[Any]) -> RunInfo:
+    return RunInfo(
+        id=row[0],
+        started=row[1],
+        finished=row[2],
+        inventory=row[3],
+        inventory_hash=row[4],
+        scope=row[5],
+        exit_code=row[6],
+        fail=row[7],
+        error=row[8],
+        waived=row[9],
+        total=row[10],
+        meta=json.loads(row[11]),
+    )
