@@ -193,11 +193,16 @@ def _targets(
 
 
 def _not_probed_reason(answer: Any) -> str:
+    from hcibenefit.checks.guest_checks import REASONS, classify_failure
+
     if answer is None:
         return "the guest was not asked"
     if isinstance(answer, tuple):
-        return "; ".join(f"{e.message} [{e.error_id}]" if e.error_id else e.message for e in answer)
-    return f"{answer.reason}: {answer.detail}"
+        _, code = classify_failure(answer[0])
+        detail = "; ".join(f"{e.message} [{e.error_id}]" if e.error_id else e.message for e in answer)
+        return f"{REASONS[code].title}: {detail}"
+    reason = REASONS.get(answer.reason)
+    return f"{reason.title if reason else answer.reason}: {answer.detail}"
 
 
 def stored_document(

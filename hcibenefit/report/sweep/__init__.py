@@ -34,9 +34,19 @@ EXTENSIONS: dict[str, str] = {
 }
 
 
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the document (shipped as package data: sweep-report.schema.json)."""
+    import json
+    from importlib.resources import files
+
+    text = files("hcibenefit.report").joinpath("sweep", "sweep-report.schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
 def render(document: Document, fmt: str, stream: TextIO, width: int | None = None) -> None:
     """`width`: the terminal's, for the table; None when the output is not a terminal (no wrapping)."""
     RENDERERS[fmt](document, stream, width)
 
 
-__all__ = ["EXTENSIONS", "FORMATS", "RENDERERS", "render"]
+__all__ = ["EXTENSIONS", "FORMATS", "RENDERERS", "render", "schema"]

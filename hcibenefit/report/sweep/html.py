@@ -32,8 +32,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}.sub{color:
 border-radius:6px;padding:10px 16px;min-width:92px}.tile b{display:block;font-size:24px}
 .FAIL{color:#b42318}.ERROR{color:#b54708}.WAIVED{color:#6941c6}.PASS{color:#067647}.NA{color:#5b6673}
 table{border-collapse:collapse;width:100%;background:#fff;margin:6px 0}th,td{border:1px solid #dde3ea;
-padding:5px 8px;text-align:left;vertical-align:top}th{background:#f0f3f6}td.fix code{white-space:pre-wrap;
-word-break:break-word}code{font:12px ui-monospace,Consolas,monospace;background:#f3f5f7;padding:1px 3px}
+padding:5px 8px;text-align:left;vertical-align:top}th{background:#f0f3f6}td.fix{min-width:18em;width:30%}td.fix code{white-space:pre-wrap}code{font:12px ui-monospace,Consolas,monospace;background:#f3f5f7;padding:1px 3px}
 details{margin:6px 0}.exit{font-weight:600}svg{background:#fff;border:1px solid #dde3ea;border-radius:6px}
 ul.changes li{margin:2px 0}
 """

@@ -1,0 +1,198 @@
+"""`hcibenefit sweep` against the lab over real WinRM: results, exit codes, failing nodes, history, waivers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from hcibenefit.cli.app import run
+from tests.integration.conftest import LabClient
+from tests.sweep.conftest import by_id, sweep, sweep_json, validate
+
+pytestmark = pytest.mark.lab
+
+
+def test_default_fleet_results(lab: LabClient) -> None:
+    code, doc = sweep_json(lab, "--no-history")
+    validate(doc)
+    assert code == 1, "planted findings, the planted unassessable guests waived"
+    results = by_id(doc)
+    # Every planted failure mode shows up as a FAIL under its stable id.
+    expected_fail = {
+        "node.attestation-expired/hci-lab-01/lab01-n3/-",
+        "node.attestation-expiring/hci-lab-01/lab01-n2/-",
+        "node.attestation-inactive/hci-lab-02/lab02-n3/-",
+        "node.switch-missing/hci-lab-02/lab02-n3/-",
+        "node.switch-altered/hci-lab-02/lab02-n2/-",
+        "node.module-missing/hci-lab-02/lab02-n3/-",
+        "vm.benefits-missing/hci-lab-01/lab01-n1/avd-missing-nic",
+        "vm.benefits-missing/hci-lab-02/lab02-n1/w11ms-gsi-off",
+        "vm.guest-nic-disconnected/hci-lab-02/lab02-n3/w10ms-no-switch",
+        "vm.data-exchange-off/hci-lab-02/lab02-n1/azedition-kvp-off",
+        "guest.license-task/hci-lab-01/lab01-n2/azedition-task-disabled",
+        "guest.attested-document/hci-lab-01/lab01-n2/avd-chain-broken",
+        "guest.attested-document/hci-lab-01/lab01-n2/avd-tampered",
+        "guest.attested-document/hci-lab-01/lab01-n1/avd-wrong-nonce",
+        "guest.imds-reachable/hci-lab-01/lab01-n1/avd-imds-blocked",
+        "guest.activated/hci-lab-01/lab01-n1/avd-twice",
+    }
+    assert {i for i in expected_fail if results[i]["status"] == "FAIL"} == expected_fail
+    # Healthy targets pass; checks that are not about a target say why.
+    assert results["guest.activated/hci-lab-01/lab01-n1/avd-ok-01"]["status"] == "PASS"
+    assert results["guest.attested-document/hci-lab-01/lab01-n1/avd-ok-01"]["status"] == "PASS"
+    assert results["node.attestation-expired/hci-lab-01/lab01-n1/-"]["status"] == "PASS"
+    na = results["guest.activated/hci-lab-01/lab01-n1/sql-01"]
+    assert na["status"] == "N/A" and "does not need Azure Benefits" in na["message"]
+    off = results["guest.activated/hci-lab-01/lab01-n2/avd-off"]
+    assert off["status"] == "N/A" and "off" in off["message"].lower()
+    v2 = results["guest.imds-reachable/hci-lab-02/lab02-n1/w11ms-v2-ok"]
+    assert v2["status"] == "N/A" and "V2" in v2["message"]
+    # The planted unassessable guests are ERRORs with why, waived by the lab's waivers file.
+    creds = results["guest.activated/hci-lab-01/lab01-n1/avd-bad-guest-creds"]
+    assert creds["status"] == "ERROR" and creds["waived"] and "credential" in creds["message"]
+    # Every check gives one result per target: no duplicate ids, one record per (check, target).
+    assert len(results) == len(doc["findings"])
+    assert doc["run"]["targets"]["assessed"] == {"nodes": 6, "vms": 22, "guests": 14}
+    assert doc["summary"]["FAIL"] == sum(1 for r in doc["findings"] if r["status"] == "FAIL" and not r["waived"])
+    assert sum(doc["summary"][k] for k in ("FAIL", "ERROR", "PASS", "N/A", "waived")) == len(doc["findings"])
+
+
+def test_a_failing_check_without_waivers_is_incomplete(lab: LabClient, tmp_path: Path) -> None:
+    empty = tmp_path / "none.yaml"
+    empty.write_text("waivers: []\n")
+    code, doc = sweep_json(lab, "--no-history", waivers=empty)
+    assert code == 5
+    assert doc["summary"]["waived"] == 0
+
+
+def test_sweep_lab_flag_exits_1_and_writes_every_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HCIBENEFIT_HISTORY", str(tmp_path / "h.sqlite"))
+    code = run(["sweep", "--lab", "--report-dir", str(tmp_path / "reports")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "hci-lab-01" in out and "fix: hcibenefit enable --vm avd-missing-nic" in out
+    names = sorted(p.name for p in (tmp_path / "reports").iterdir())
+    stamp = names[0].split(".")[0]
+    assert stamp.startswith("hcibenefit-sweep-") and stamp.endswith("Z")
+    for ext in ("txt", "json", "csv", "md", "html", "junit.xml"):
+        assert f"{stamp}.{ext}" in names
+        assert f"hcibenefit-sweep-latest.{ext}" in names
+    validate(json.loads((tmp_path / "reports" / f"{stamp}.json").read_text()))
+
+
+def test_one_node_down_one_hanging(lab: LabClient, tmp_path: Path) -> None:
+    lab.lab.set_faults("lab01-n2", down=True)
+    lab.lab.set_faults("lab02-n1", hang=True)
+    code, doc = sweep_json(lab, "--no-history", "--report-dir", str(tmp_path / "r"))
+    assert code == 5
+    missing = {t["node"]: t["reason"] for t in doc["run"]["targets"]["not_assessed"] if t["vm"] is None}
+    assert set(missing) == {"lab01-n2", "lab02-n1"}
+    assert "unreachable" in missing["lab01-n2"]
+    assert "timeout" in missing["lab02-n1"] or "did not answer" in missing["lab02-n1"]
+    results = by_id(doc)
+    for node in ("lab01-n2", "lab02-n1"):
+        cluster = "hci-lab-01" if node.startswith("lab01") else "hci-lab-02"
+        assert results[f"node.attestation-expired/{cluster}/{node}/-"]["status"] == "ERROR"
+    # Every other node and its guests were still assessed.
+    assert doc["run"]["targets"]["assessed"]["nodes"] == 4
+    assert results["node.attestation-expired/hci-lab-01/lab01-n3/-"]["status"] == "FAIL"
+    assert results["guest.activated/hci-lab-01/lab01-n1/avd-ok-01"]["status"] == "PASS"
+    assert results["guest.license-task/hci-lab-02/lab02-n3/w10ms-no-switch"]["status"] == "FAIL"
+    table = (tmp_path / "r" / "hcibenefit-sweep-latest.txt").read_text()
+    assert "lab01-n2" in table and "lab02-n1" in table and "not assessed" in table
+
+
+def test_deadline_reports_what_is_not_done(lab: LabClient) -> None:
+    lab.lab.set_faults("lab02-n1", hang=True)
+    code, doc = sweep_json(lab, "--no-history", "--deadline", "2s", "--parallel", "1")
+    assert code & 4
+    assert doc["run"]["deadline_reached"] is True
+    reasons = " ".join(t["reason"] for t in doc["run"]["targets"]["not_assessed"])
+    assert "deadline" in reasons
+
+
+def test_two_sweeps_one_change_history_diff_shows_it(lab: LabClient) -> None:
+    first = sweep(lab)
+    assert first.code == 1
+    # One change on the fleet between the runs: a node that synced (its attestation no longer expiring).
+    with lab.lab.state.lock:
+        node = lab.lab.state.node("lab01-n2")
+        node.expiration = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=25)
+    code, doc = sweep_json(lab)
+    changes = doc["changes"]
+    assert [r["id"] for r in changes["resolved"]] == ["node.attestation-expiring/hci-lab-01/lab01-n2/-"]
+    assert changes["new"] == [] and changes["changed"] == []
+    diff = lab.cli("history", "diff", "-o", "json")
+    data = json.loads(diff.out)
+    assert [r["id"] for r in data["resolved"]] == ["node.attestation-expiring/hci-lab-01/lab01-n2/-"]
+    assert data["new"] == [] and data["changed"] == []
+    assert diff.code == 0
+    listed = json.loads(lab.cli("history", "list", "-o", "json").out)
+    assert [r["id"] for r in listed] == [2, 1]
+    shown = json.loads(lab.cli("history", "show", "1", "-o", "json").out)
+    validate(shown)
+    assert shown["run"]["id"] == 1
+
+
+def test_a_waiver_silences_exactly_its_target_until_it_expires(lab: LabClient, tmp_path: Path) -> None:
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    waivers = tmp_path / "waivers.yaml"
+    waivers.write_text(
+        "waivers:\n"
+        "  - check: node.attestation-expired\n"
+        "    target: hci-lab-01/lab01-n3\n"
+        "    reason: node is being replaced (CHG0042)\n"
+        "    owner: alice\n"
+        f"    expires: {tomorrow}\n"
+        "  - check: node.switch-*\n"
+        "    target: hci-lab-02/lab02-n2\n"
+        "    reason: switch rename accepted until the maintenance window\n"
+        f"    expires: {yesterday}\n"
+        "  - check: guest.*\n"
+        "    target: '*/*/avd-bad-guest-creds'\n"
+        "    reason: planted\n"
+        "  - check: guest.*\n"
+        "    target: '*/*/w11ms-direct-fails'\n"
+        "    reason: planted\n"
+    )
+    code, doc = sweep_json(lab, "--no-history", waivers=waivers)
+    validate(doc)
+    waived = {r["id"] for r in doc["findings"] if r["waived"] and not r["id"].startswith("guest.")}
+    assert waived == {"node.attestation-expired/hci-lab-01/lab01-n3/-"}
+    record = by_id(doc)["node.attestation-expired/hci-lab-01/lab01-n3/-"]
+    assert record["waiver_reason"] == "node is being replaced (CHG0042)" and record["waiver_owner"] == "alice"
+    expired = by_id(doc)["node.switch-altered/hci-lab-02/lab02-n2/-"]
+    assert expired["status"] == "FAIL" and not expired["waived"] and expired["waiver_expired"] is True
+    uses = {w["check"]: w for w in doc["waivers"]}
+    assert uses["node.switch-*"]["expired"] and uses["node.switch-*"]["matched"]
+    text = sweep(lab, "--no-history", waivers=waivers)
+    assert "expired" in text.err or "expired" in text.out
+    assert code == 1
+
+
+def test_bad_waivers_file_changes_nothing(lab: LabClient, tmp_path: Path) -> None:
+    waivers = tmp_path / "w.yaml"
+    waivers.write_text("waivers:\n  - check: node.atestation-expired\n    target: x\n")
+    before = lab.state()["nodes"]
+    result = sweep(lab, "--no-history", waivers=waivers)
+    assert result.code == 2
+    assert f"{waivers}:2:12: waivers[0].check: no check matches" in result.err
+    assert 'did you mean "node.attestation-expired"' in result.err
+    assert f"{waivers}:2:5: waivers[0].reason: missing required key" in result.err
+    after = lab.state()["nodes"]
+    assert [n["requests"] for n in after] == [n["requests"] for n in before], "nothing was sent"
+
+
+def test_requests_per_node(lab: LabClient) -> None:
+    before = {n["name"]: n["requests"] for n in lab.state()["nodes"]}
+    sweep(lab, "--no-history")
+    after = {n["name"]: n["requests"] for n in lab.state()["nodes"]}
+    spent = {k: after[k] - before[k] for k in after}
+    # Host facts, plus the guest probe on nodes that own running VMs needing benefits.
+    assert max(spent.values()) <= 14, spent
