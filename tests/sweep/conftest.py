@@ -49,8 +49,6 @@ def by_id(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["id"]: r for r in document["findings"]}
 
 
-
-
 def validate(document: dict[str, Any]) -> None:
     import jsonschema
 

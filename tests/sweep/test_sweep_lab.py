@@ -56,7 +56,9 @@ def test_default_fleet_results(lab: LabClient) -> None:
     # Every check gives one result per target: no duplicate ids, one record per (check, target).
     assert len(results) == len(doc["findings"])
     assert doc["run"]["targets"]["assessed"] == {"nodes": 6, "vms": 22, "guests": 14}
-    assert doc["summary"]["FAIL"] == sum(1 for r in doc["findings"] if r["status"] == "FAIL" and not r["waived"])
+    assert doc["summary"]["FAIL"] == sum(
+        1 for r in doc["findings"] if r["status"] == "FAIL" and not r["waived"]
+    )
     assert sum(doc["summary"][k] for k in ("FAIL", "ERROR", "PASS", "N/A", "waived")) == len(doc["findings"])
 
 
@@ -124,6 +126,7 @@ def test_two_sweeps_one_change_history_diff_shows_it(lab: LabClient) -> None:
         node = lab.lab.state.node("lab01-n2")
         node.expiration = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=25)
     code, doc = sweep_json(lab)
+    assert code == 1
     changes = doc["changes"]
     assert [r["id"] for r in changes["resolved"]] == ["node.attestation-expiring/hci-lab-01/lab01-n2/-"]
     assert changes["new"] == [] and changes["changed"] == []

@@ -39,7 +39,9 @@ def schema() -> dict[str, Any]:
     import json
     from importlib.resources import files
 
-    text = files("hcibenefit.report").joinpath("sweep", "sweep-report.schema.json").read_text(encoding="utf-8")
+    text = (
+        files("hcibenefit.report").joinpath("sweep", "sweep-report.schema.json").read_text(encoding="utf-8")
+    )
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 
