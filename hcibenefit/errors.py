@@ -32,3 +32,12 @@ class UsageError(HcibenefitError):
 
 class CredentialError(HcibenefitError):
     """A secret could not be resolved (unset variable, failing command, missing keyring entry)."""
+
+
+class OutputClosed(HcibenefitError):
+    """Whoever read our standard output stopped reading (a broken pipe). Not printed: exit 141."""
+
+    exit_code = ExitCode.BROKEN_PIPE
+
+    def __init__(self) -> None:
+        super().__init__("standard output was closed by its reader")

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     """Some targets could not be assessed or changed."""
     FINDINGS_AND_INCOMPLETE = 5
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    """The reader of stdout went away (``| head``): what a Unix tool killed by SIGPIPE exits with."""
 
     @classmethod
     def combine(cls, *, findings: bool, incomplete: bool) -> ExitCode:

@@ -8,9 +8,10 @@ unknowns"). ASSUMPTION: a timestamp without a UTC offset is UTC.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from hcibenefit import jsonguard
 
 _IMDS_FORMATS = ("%m/%d/%y %H:%M:%S %z", "%m/%d/%Y %H:%M:%S %z", "%m/%d/%y %H:%M:%S", "%m/%d/%Y %H:%M:%S")
 
@@ -31,9 +32,9 @@ def decode_payload(content: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ContentError("signed content is not UTF-8 text") from None
     try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ContentError(f"signed content is not JSON ({exc.msg} at column {exc.colno})") from None
+        payload = jsonguard.loads(text)
+    except jsonguard.UntrustedJSONError as exc:
+        raise ContentError(f"signed content is {exc}") from None
     if not isinstance(payload, dict):
         raise ContentError("signed content is JSON but not an object")
     return payload
@@ -52,12 +53,17 @@ def _field(stamp: dict[str, Any], key: str) -> dt.datetime:
         raise ContentError(f"signed content has no 'timeStamp.{key}' string")
     try:
         return parse_timestamp(value)
-    except ValueError:
-        raise ContentError(f"'timeStamp.{key}' is not a timestamp we understand: {value!r}") from None
+    except ValueError as exc:
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ContentError(f"'timeStamp.{key}' is not a timestamp we understand: {shown!r} ({exc})") from None
 
 
-def parse_timestamp(value: str) -> dt.datetime:
-    """Parse an IMDS (``11/30/20 21:19:19 -0000``) or ISO 8601 timestamp into an aware UTC datetime."""
+def parse_timestamp(value: str, *, clamp: bool = False) -> dt.datetime:
+    """Parse an IMDS (``11/30/20 21:19:19 -0000``) or ISO 8601 timestamp into an aware UTC datetime.
+
+    A moment whose UTC value lies outside what Python can represent (``0001-01-01T00:00:00+01:00``)
+    raises ValueError, or with ``clamp`` becomes the first or last representable moment.
+    """
     text = value.strip()
     parsed: dt.datetime | None = None
     for fmt in _IMDS_FORMATS:
@@ -70,9 +76,24 @@ def parse_timestamp(value: str) -> dt.datetime:
         # Python 3.10's fromisoformat does not know the "Z" suffix.
         iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
         parsed = dt.datetime.fromisoformat(iso)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+    return to_utc(parsed, clamp=clamp)
+
+
+FIRST_MOMENT = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+LAST_MOMENT = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+
+
+def to_utc(value: dt.datetime, *, clamp: bool = False) -> dt.datetime:
+    """``value`` in UTC (naive means UTC). Out of range: ValueError, or with ``clamp`` the nearest bound."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    try:
+        return value.astimezone(dt.timezone.utc)
+    except OverflowError:
+        if not clamp:
+            raise ValueError("outside the range of representable dates once converted to UTC") from None
+        # Only a moment in year 1 or 9999 with an offset can overflow; its year says which end.
+        return FIRST_MOMENT if value.year == dt.MINYEAR else LAST_MOMENT
 
 
 def format_imds_timestamp(value: dt.datetime) -> str:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from hcibenefit import jsonguard
 from hcibenefit.attestation.report import Shape
 
 
@@ -93,11 +93,9 @@ def _decode_text(raw: bytes) -> str:
 
 def _loads(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EnvelopeError(
-            f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
+        return jsonguard.loads(text)
+    except jsonguard.UntrustedJSONError as exc:
+        raise EnvelopeError(f"{what} is {exc}") from None
 
 
 def _from_pem(text: str) -> bytes:

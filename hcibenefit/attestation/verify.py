@@ -19,12 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography import x509
 
 from hcibenefit.attestation.chain import name, validate_chain
-from hcibenefit.attestation.content import ContentError, decode_payload, timestamps
+from hcibenefit.attestation.content import ContentError, decode_payload, timestamps, to_utc
 from hcibenefit.attestation.envelope import EnvelopeError, unwrap
 from hcibenefit.attestation.errors import AttestationFileError
 from hcibenefit.attestation.report import (
@@ -45,6 +45,10 @@ DEFAULT_SAN_PATTERN = r"^(.*\.)?metadata\.(azure\.(com|us|cn)|microsoftazure\.de
 # Tolerance for the document's createdOn/expiresOn against ``at``. The guest's clock and ours are not the same
 # clock; five minutes is what Kerberos tolerates by default, small against IMDS documents' hours of validity.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+
+# Real documents are 3-10 KiB (a base64 PKCS#7 with one certificate); anything far larger is refused
+# before it is decoded, so a guest (or /dev/zero) cannot make us hold gigabytes.
+MAX_DOCUMENT_BYTES = 1024 * 1024
 
 
 class _Checks:
@@ -111,6 +115,10 @@ def verify_document(
         )
 
     try:
+        if len(raw) > MAX_DOCUMENT_BYTES:
+            raise EnvelopeError(
+                f"input is larger than {MAX_DOCUMENT_BYTES // 1024} KiB; an attested document is a few KiB"
+            )
         unwrapped = unwrap(raw)
         shape = unwrapped.shape
         doc = decode(unwrapped.pkcs7_der)
@@ -155,9 +163,11 @@ def verify_document(
         checks.skipped("validity", "the signed content is not authenticated (signature check failed)")
     else:
         _check_nonce(checks, payload, nonce)
-        if when > stamps.expires_on + CLOCK_SKEW:
+        # Differences, not `when > expires_on + CLOCK_SKEW`: a document may claim year 9999, and adding
+        # the tolerance to that overflows.
+        if when - stamps.expires_on > CLOCK_SKEW:
             checks.failed("validity", "expired", f"document expired at {stamps.expires_on.isoformat()}")
-        elif when < stamps.created_on - CLOCK_SKEW:
+        elif stamps.created_on - when > CLOCK_SKEW:
             checks.failed(
                 "validity",
                 "not-yet-valid",
@@ -184,12 +194,35 @@ def verify_file(
     san_pattern: str = DEFAULT_SAN_PATTERN,
 ) -> VerificationReport:
     """verify_document on the bytes of a file; raises AttestationFileError, naming it, if unreadable."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise AttestationFileError(p, f"cannot read attested document {p}: {exc.strerror or exc}") from None
+    raw = read_document(Path(path))
     return verify_document(raw, nonce=nonce, at=at, trust=trust, san_pattern=san_pattern)
+
+
+def read_document(path: Path) -> bytes:
+    """A document file's bytes, at most one more than `MAX_DOCUMENT_BYTES` (``/dev/zero`` ends too).
+
+    Raises AttestationFileError naming the file when it cannot be read.
+    """
+    try:
+        with path.open("rb") as stream:
+            return read_limited(stream)
+    except OSError as exc:
+        raise AttestationFileError(
+            path, f"cannot read attested document {path}: {exc.strerror or exc}"
+        ) from None
+
+
+def read_limited(stream: BinaryIO) -> bytes:
+    """Up to MAX_DOCUMENT_BYTES + 1 bytes: enough for verify_document to tell that it is too large."""
+    chunks: list[bytes] = []
+    left = MAX_DOCUMENT_BYTES + 1
+    while left > 0:
+        chunk = stream.read(left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def compile_san_pattern(pattern: str) -> re.Pattern[str]:
@@ -232,6 +265,5 @@ def _dns_sans(cert: x509.Certificate) -> tuple[str, ...]:
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+    # Clamped: a moment before year 1 UTC judges like the first representable one (nothing is valid yet).
+    return to_utc(value, clamp=True)

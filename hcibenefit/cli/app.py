@@ -7,6 +7,7 @@ need them, so `hcibenefit --help` stays fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ import typer
 
 from hcibenefit import __version__
 from hcibenefit.cli.context import AppContext
-from hcibenefit.errors import HcibenefitError
+from hcibenefit.errors import HcibenefitError, OutputClosed
 from hcibenefit.exitcodes import ExitCode
 
 app = typer.Typer(
@@ -143,6 +144,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         result: Any = command.main(
             args=list(argv) if argv is not None else None, prog_name="hcibenefit", standalone_mode=False
         )
+    except OutputClosed as exc:
+        return int(exc.exit_code)  # quiet, as any Unix tool whose reader went away
     except HcibenefitError as exc:
         _print_expected(exc)
         return _after_sending(int(exc.exit_code))
@@ -206,4 +209,12 @@ def _print_unexpected(exc: Exception) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    if code == ExitCode.BROKEN_PIPE and sys.stdout is not None:
+        # What is still buffered for the reader that left would fail again at exit; send it nowhere.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+    sys.exit(code)

@@ -28,7 +28,8 @@ def _parse_at(text: str | None) -> dt.datetime | None:
     from hcibenefit.attestation import parse_timestamp
 
     try:
-        return parse_timestamp(text)
+        # Clamped: before year 1 UTC nothing is valid yet, which the checks then report (exit 1).
+        return parse_timestamp(text, clamp=True)
     except ValueError:
         raise UsageError(
             f"--at {text!r} is not a timestamp",
@@ -37,17 +38,11 @@ def _parse_at(text: str | None) -> dt.datetime | None:
 
 
 def _read(file: str) -> bytes:
-    from hcibenefit.attestation import AttestationFileError
+    from hcibenefit.attestation.verify import read_document, read_limited
 
     if file == "-":
-        return sys.stdin.buffer.read()
-    path = Path(file)
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise AttestationFileError(
-            path, f"cannot read attested document {path}: {exc.strerror or exc}"
-        ) from None
+        return read_limited(sys.stdin.buffer)
+    return read_document(Path(file))
 
 
 def _settings(app: AppContext, ca: list[Path], san_pattern: str | None) -> tuple[list[Path], str]:

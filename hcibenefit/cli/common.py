@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import io
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -39,8 +40,20 @@ def app_context(ctx: typer.Context) -> AppContext:
 
 
 def emit(app: AppContext, report: Report, fmt: str) -> None:
+    buffer = io.StringIO()
+    render(report, fmt, buffer)
     with app.open_output() as stream:
-        render(report, fmt, stream)
+        write_text(stream, buffer.getvalue())
+
+
+def write_text(stream: TextIO, text: str) -> None:
+    """Write ``text``; characters the stream cannot encode (a host's lone surrogate, or anything outside
+    a Windows code page) are written as backslash escapes instead of ending the run."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
 
 def parse_fail_on(text: str) -> Severity | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from hcibenefit.errors import UsageError
+from hcibenefit.errors import OutputClosed, UsageError
 
 if TYPE_CHECKING:
     from hcibenefit.inventory import CredentialResolver, Inventory
@@ -68,14 +68,25 @@ class AppContext:
 
     @contextlib.contextmanager
     def open_output(self) -> Iterator[TextIO]:
-        """The report stream: --output FILE, else stdout. A file is written whole or not at all."""
+        """The report stream: --output FILE, else stdout. A file is written whole or not at all.
+
+        A reader that goes away (``| head``) raises `OutputClosed` (exit 141, nothing printed); a
+        closed stdout (``>&-``) is a usage error naming --output.
+        """
         if self.output is None or str(self.output) == "-":
-            yield self.stdout
+            stream = self._stdout_or_fail()
+            try:
+                yield stream
+                stream.flush()  # here, not at exit: a broken pipe must surface while we can handle it
+            except BrokenPipeError:
+                raise OutputClosed() from None
             return
         target = self.output
         partial = target.with_name(target.name + ".partial")
         try:
-            with partial.open("w", encoding="utf-8", newline="\n") as stream:
+            # backslashreplace: text a host sent that UTF-8 cannot encode (a lone surrogate) is written
+            # as \udxxx, which inside a JSON string is the same character, instead of failing the run.
+            with partial.open("w", encoding="utf-8", errors="backslashreplace", newline="\n") as stream:
                 yield stream
             partial.replace(target)
         except OSError as exc:
@@ -84,9 +95,23 @@ class AppContext:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
 
+    def _stdout_or_fail(self) -> TextIO:
+        stream = self.stdout
+        if stream is None or getattr(stream, "closed", False):
+            # Python sets sys.stdout to None when file descriptor 1 was closed at start (`>&-`).
+            raise UsageError(
+                "standard output is closed: there is nowhere to write the report",
+                hint="pass --output FILE, or redirect standard output (e.g. >/dev/null)",
+            )
+        return stream
+
     def check_output(self) -> None:
-        """Prove the --output file can be written, before a change sends anything (exit 2 if not)."""
+        """Prove the report can be written, before a change sends anything (exit 2 if not)."""
         if self.output is None or str(self.output) == "-":
+            try:
+                self._stdout_or_fail()
+            except UsageError as exc:
+                raise UsageError(f"{exc.message}; nothing was sent", hint=exc.hint) from None
             return
         target = self.output
         partial = target.with_name(target.name + ".partial")

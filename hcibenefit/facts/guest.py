@@ -9,11 +9,11 @@ one guest with a broken answer is one FactsError, not a broken node.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hcibenefit import jsonguard
 from hcibenefit.facts.host import FactsError, ScriptProblem, _get, _list, _text, parse_time
 
 # SoftwareLicensingProduct.LicenseStatus (platform.md section 7).
@@ -430,14 +430,19 @@ def body_document(outputs: tuple[str, ...], *, schema: str) -> dict[str, Any]:
     no such document, or two, is a FactsError.
     """
     found: list[dict[str, Any]] = []
+    refused: list[str] = []
     for text in outputs:
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
+            # The guest is untrusted: a 5,000-digit number or deep nesting is refused, not a crash.
+            value = jsonguard.loads(text)
+        except jsonguard.UntrustedJSONError as exc:
+            if not str(exc).startswith("not valid JSON"):  # plain text output is ignored, abuse is not
+                refused.append(str(exc))
             continue
         if isinstance(value, dict) and value.get("schema") == schema:
             found.append(value)
     if len(found) != 1:
         what = "no" if not found else f"{len(found)}"
-        raise FactsError(f"the guest returned {what} {schema} documents among {len(outputs)} outputs")
+        why = f" (an output is {refused[0]})" if refused and not found else ""
+        raise FactsError(f"the guest returned {what} {schema} documents among {len(outputs)} outputs{why}")
     return found[0]

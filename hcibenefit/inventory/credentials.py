@@ -9,6 +9,7 @@ command, keyring entry), never the value, and never chain an exception that hold
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from hcibenefit.inventory.model import (
 from hcibenefit.logsafe import MASK, register_secret
 
 _MASK = MASK
+log = logging.getLogger(__name__)
 
 
 class Secret:
@@ -86,12 +88,22 @@ class ResolvedCredential:
     password: Secret | None
 
 
-def _first_line(data: bytes, limit: int = 200) -> str:
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        if line.strip():
-            line = line.strip()
-            return line if len(line) <= limit else line[: limit - 3] + "..."
-    return ""
+def _head(data: bytes, limit: int = 2000) -> str:
+    text = data.decode("utf-8", errors="replace").strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def terminal_prompt(prompt: str) -> str:
+    """getpass on the controlling terminal. Never reads a password from redirected standard input:
+    without a terminal it raises EOFError (where getpass would warn and read stdin, echoing)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            return getpass.getpass(prompt)
+        except getpass.GetPassWarning:
+            raise EOFError("no terminal") from None
 
 
 def _strip_one_newline(text: str) -> str:
@@ -114,7 +126,7 @@ class CredentialResolver:
         self,
         *,
         ask_pass: bool = False,
-        prompt: Callable[[str], str] = getpass.getpass,
+        prompt: Callable[[str], str] = terminal_prompt,
         env: Mapping[str, str] | None = None,
         run_cmd_timeout: float = 30,
     ) -> None:
@@ -168,7 +180,10 @@ class CredentialResolver:
         try:
             value = self._prompt(f"Password for {spec.username}: ")
         except (EOFError, OSError):
-            failure = f'cannot ask for the password of "{spec.username}": no terminal to read it from'
+            failure = (
+                f'--ask-pass cannot ask for the password of "{spec.username}": no terminal to read it from '
+                "(a password is never read from redirected standard input)"
+            )
         if failure is not None:
             _fail(spec, failure, "use password_env, password_cmd or keyring in non-interactive runs")
         if not value:
@@ -215,8 +230,16 @@ class CredentialResolver:
                 if proc.returncode < 0
                 else f"exited {proc.returncode}"
             )
-            err = _first_line(proc.stderr)
-            _fail(spec, f"{desc} {how}" + (f": {err}" if err else ""), None)
+            # What it printed on stderr may quote the secret store's paths or, from a careless script,
+            # the secret itself: it is shown only at -vv (debug), never in the error line.
+            err = _head(proc.stderr)
+            if err:
+                log.debug("%s %s; its standard error:\n%s", desc, how, err)
+            _fail(
+                spec,
+                f"{desc} failed: it {how}",
+                "rerun with -vv to see what it printed on standard error" if err else None,
+            )
         try:
             text = proc.stdout.decode("utf-8")
         except UnicodeDecodeError:

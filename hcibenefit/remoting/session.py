@@ -10,7 +10,6 @@ Rules this module keeps (remoting.md):
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -18,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hcibenefit import jsonguard
 from hcibenefit.remoting.catalog import Script
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
@@ -366,11 +366,10 @@ class HostSession:
                 hint="a profile or module on the host may print to the output stream",
             )
         try:
-            document = json.loads(texts[0])
-        except json.JSONDecodeError as exc:
-            raise MalformedOutputError(
-                self.endpoint.name, f"{script.key} returned invalid JSON: {exc}"
-            ) from None
+            # jsonguard: a host's 5,000-digit number or deep nesting is malformed output, not a crash.
+            document = jsonguard.loads(texts[0], max_depth=None)
+        except jsonguard.UntrustedJSONError as exc:
+            raise MalformedOutputError(self.endpoint.name, f"{script.key} returned {exc}") from None
         expected = f"{script.id}/{script.version}"
         if not isinstance(document, dict) or document.get("schema") != expected:
             found = document.get("schema") if isinstance(document, dict) else type(document).__name__

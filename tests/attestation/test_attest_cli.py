@@ -192,3 +192,36 @@ def test_stdin_is_read_for_dash(
     monkeypatch.setattr("sys.stdin", Stdin())
     code, report, _ = _verify(capsys, "-", *_lab_args(ca_file))
     assert code == ExitCode.OK and report is not None and report["file"] == "-"
+
+
+# --- hostile input: a verdict with the reason, never a crash ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z"]
+)
+def test_at_the_ends_of_time_is_a_verdict_not_a_crash(
+    tmp_path: Path, ca_file: Path, lab_chain: LabSigningChain, capsys: pytest.CaptureFixture[str], at: str
+) -> None:
+    doc = lab_chain.make_document(vm_id="vm-1", subscription_id="sub", nonce=NONCE)
+    code, report, err = _verify(
+        capsys, str(_write(tmp_path, "doc.json", doc)), "--at", at, *_lab_args(ca_file)
+    )
+    assert code == ExitCode.FINDINGS, err
+    assert report is not None and report["failure_kind"] in ("untrusted-chain", "not-yet-valid", "expired")
+    failing = [c for c in report["checks"] if c["ok"] is False]
+    assert failing and all(c["reason"] for c in failing)
+
+
+def test_an_endless_document_is_refused_with_exit_1(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero")
+    code, report, err = _verify(capsys, "/dev/zero")
+    assert code == ExitCode.FINDINGS, err
+    assert report is not None and report["failure_kind"] == "unparsable"
+    assert "larger than 1024 KiB" in report["checks"][0]["reason"]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"A" * (2 * 1024 * 1024))))
+    code, report, _ = _verify(capsys, "-")
+    assert code == ExitCode.FINDINGS and report is not None and report["failure_kind"] == "unparsable"

@@ -117,7 +117,7 @@ def test_garbage_is_unparsable(raw: str | bytes, reason: str, trust: TrustStore)
 def test_signed_content_that_is_not_json(lab_chain: LabSigningChain, trust: TrustStore) -> None:
     report = _verify(sign_without_attributes(b"hello", lab_chain.leaf), trust)
     assert report.failure_kind == "unparsable"
-    assert "signed content is not JSON" in report.check("parse").reason
+    assert "signed content is not valid JSON" in report.check("parse").reason
 
 
 def test_signed_json_without_timestamps(lab_chain: LabSigningChain, trust: TrustStore) -> None:

@@ -88,6 +88,15 @@ def test_an_unwritable_output_file_sends_nothing(lab: LabClient, tmp_path: Path)
     assert _model(lab) == before
 
 
+def test_a_closed_stdout_sends_no_change(lab: LabClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdout", None)  # what Python makes of a closed file descriptor 1
+    requests = sum(n["requests"] for n in lab.state()["nodes"])
+    result = lab.cli("enable", "--vm", "avd-missing-nic")
+    assert result.code == ExitCode.USAGE
+    assert "standard output is closed" in result.err and "nothing was sent" in result.err
+    assert sum(n["requests"] for n in lab.state()["nodes"]) == requests
+
+
 def test_the_audit_option_wins_over_the_environment(lab: LabClient, tmp_path: Path) -> None:
     chosen = tmp_path / "chosen.log"
     assert lab.cli("enable", "--vm", "avd-missing-nic", "--audit-log", str(chosen)).code == ExitCode.OK

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import pickle
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import keyring
 import keyring.backend
@@ -102,19 +104,50 @@ def test_command_source_strips_one_newline_and_runs_once() -> None:
     assert crlf.password is not None and crlf.password.reveal() == "y"
 
 
-def test_command_failure_shows_stderr_not_stdout(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The child reads the secret from its environment so that it is not in the argv we show.
+def test_command_failure_says_failed_and_the_exit_code_and_shows_stderr_only_at_debug(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The child reads the secret from its environment so that it is not in the argv we show; a careless
+    # script then prints it on stderr, which must not reach the error line.
     monkeypatch.setenv("T_SECRET", SECRET)
     code = (
         "import os, sys; print(os.environ['T_SECRET']); "
-        "sys.stderr.write('gpg: decryption failed\\nmore\\n'); sys.exit(3)"
+        "sys.stderr.write('gpg: decryption failed for ' + os.environ['T_SECRET'] + '\\nmore\\n'); sys.exit(3)"
     )
     spec = CredentialSpec("admin", py(code))
+    caplog.set_level(logging.INFO, logger="hcibenefit")
     with pytest.raises(CredentialError) as ei:
         CredentialResolver().resolve(spec)
-    msg = str(ei.value)
-    assert msg.startswith(f"password_cmd {[sys.executable, '-c', code]!r} exited 3: gpg: decryption failed")
+    assert str(ei.value) == f"password_cmd {[sys.executable, '-c', code]!r} failed: it exited 3"
+    assert ei.value.hint == "rerun with -vv to see what it printed on standard error"
     assert_hidden(ei.value, ei.value.hint)
+    assert "decryption failed" not in caplog.text  # nothing below debug
+    caplog.set_level(logging.DEBUG, logger="hcibenefit")
+    with pytest.raises(CredentialError):
+        CredentialResolver().resolve(spec)
+    assert "gpg: decryption failed" in caplog.text and "more" in caplog.text
+
+
+def test_a_failing_command_at_minus_vv_shows_its_stderr_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hcibenefit.cli.app import run
+
+    script = tmp_path / "get-secret.py"
+    script.write_text(
+        "import sys; sys.stderr.write('vault: permission denied for hci/admin\\n'); sys.exit(7)\n"
+    )
+    inventory = tmp_path / "inventory.yaml"
+    argv = json.dumps([sys.executable, str(script)])
+    inventory.write_text(
+        f"defaults:\n  credentials: {{username: admin, password_cmd: {argv}}}\n"
+        "clusters:\n  - name: c1\n    nodes: [{name: n1, address: 127.0.0.1, port: 9}]\n"
+    )
+    assert run(["-i", str(inventory), "status"]) == 2
+    err = capsys.readouterr().err
+    assert "failed: it exited 7" in err and "permission denied" not in err
+    assert run(["-vv", "-i", str(inventory), "status"]) == 2
+    assert "vault: permission denied for hci/admin" in capsys.readouterr().err
 
 
 def test_command_that_prints_nothing() -> None:

@@ -159,6 +159,28 @@ def _record(
     nonce: str | None,
     at: dt.datetime,
 ) -> GuestRecord:
+    try:
+        return _judge(target, answer, inventory, trust, nonce, at)
+    except Exception as exc:
+        # Each VM is judged in isolation: whatever one guest sent, a bug it triggers in our parsing is that
+        # VM's verdict (with the reason), never the end of the run for every other VM.
+        log.debug("%s: judging the guest's answer failed", target.name, exc_info=True)
+        detail = f"its answer could not be judged ({type(exc).__name__}: {str(exc)[:200]})"
+        return GuestRecord(
+            target,
+            assess_not_probed(target.context(), NotProbed("probe-failed", detail)),
+            _host_evidence(target),
+        )
+
+
+def _judge(
+    target: GuestTarget,
+    answer: Answer,
+    inventory: Inventory,
+    trust: TrustStore,
+    nonce: str | None,
+    at: dt.datetime,
+) -> GuestRecord:
     ctx = target.context()
     evidence = _host_evidence(target)
     if isinstance(answer, GuestProbe):
