@@ -104,6 +104,7 @@ def _configure_logging(verbosity: int, quiet: bool) -> None:
 
 def _register_commands() -> None:
     from hcibenefit.cli import (
+        arm_cmd,
         attest_cmd,
         benefits_cmd,
         checks_cmd,
@@ -129,6 +130,7 @@ def _register_commands() -> None:
     app.add_typer(history_cmd.app, name="history")
     app.add_typer(checks_cmd.app, name="checks")
     app.add_typer(scripts_cmd.app, name="scripts")
+    app.add_typer(arm_cmd.app, name="arm")
 
 
 _register_commands()

@@ -72,7 +72,7 @@ def serve(
         print(
             f"lab ready: {spec.node_count()} nodes, {spec.vm_count()} VMs ({spec.source}), auth {auth} over "
             f"{'https' if auth == 'basic' else 'http'}; inventory {write_inventory}; "
-            f"control {lab.control_url}/lab/state",
+            f"azure {lab.arm.url if lab.arm else '-'}; control {lab.control_url}/lab/state",
             file=appctx.stdout,
             flush=True,
         )

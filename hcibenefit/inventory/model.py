@@ -23,7 +23,9 @@ AuthKind: TypeAlias = Literal["negotiate", "kerberos", "ntlm", "credssp", "basic
 Encryption: TypeAlias = Literal["auto", "always", "never"]
 CredSSPMechanism: TypeAlias = Literal["auto", "ntlm", "kerberos"]
 GuestAccessMode: TypeAlias = Literal["powershell-direct", "winrm"]
-AzureCredentialKind: TypeAlias = Literal["default", "cli", "managed-identity", "environment"]
+AzureCredentialKind: TypeAlias = Literal[
+    "default", "cli", "managed-identity", "environment", "workload-identity", "access-token"
+]
 
 # The schema derives its enum checks from these, so a value is listed in exactly one place.
 TRANSPORTS: tuple[str, ...] = get_args(Transport)
@@ -274,11 +276,17 @@ class Cluster:
 
 @dataclass(frozen=True)
 class AzureSettings:
+    """How to reach Azure Resource Manager. ``subscriptions`` empty: every one the credential sees."""
+
     tenant_id: str | None = None
     subscriptions: tuple[str, ...] = ()
     endpoint: str = "https://management.azure.com"
     credential: AzureCredentialKind = "default"
     cert_validation: bool | Path = True
+    client_id: str | None = None
+    """A user-assigned managed identity's (or a workload identity's) client id."""
+    token_env: str | None = None
+    """For ``credential: access-token``: the environment variable holding a bearer token."""
 
     def to_public_dict(self) -> dict[str, Any]:
         return {f.name: _public(getattr(self, f.name)) for f in fields(self)}

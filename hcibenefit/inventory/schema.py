@@ -223,6 +223,26 @@ CLUSTER = MapSpec(
     hints={"hosts": "nodes", "servers": "nodes"},
 )
 
+
+def _azure_rule(sec: Section, ctx: Ctx) -> None:
+    kind = sec.values.get("credential", "default")
+    if kind == "access-token" and "token_env" not in sec.values and "token_env" not in sec.invalid:
+        ctx.error(
+            Loc(sec.loc.line, sec.loc.col, join(sec.loc.path, "token_env")),
+            "missing required key; credential: access-token reads its token from the environment variable "
+            "token_env names (e.g. after export AZ_TOKEN=$(az account get-access-token --query accessToken -o tsv))",
+        )
+    if "token_env" in sec.values and kind != "access-token":
+        ctx.error(
+            sec.key_locs["token_env"], f"token_env is used only with credential: access-token, not {kind}"
+        )
+    if "client_id" in sec.values and kind not in ("default", "managed-identity", "workload-identity"):
+        ctx.error(
+            sec.key_locs["client_id"],
+            f"client_id names a managed or workload identity; credential: {kind} does not use one",
+        )
+
+
 AZURE = MapSpec(
     "a mapping of Azure settings",
     {
@@ -231,8 +251,19 @@ AZURE = MapSpec(
         "endpoint": HttpsUrl(),
         "credential": Choice(AZURE_CREDENTIAL_KINDS),
         "cert_validation": CertValidation(),
+        "client_id": Guid(),
+        "token_env": Field(Str("an environment variable name", r"[A-Za-z_][A-Za-z0-9_]*"), sensitive=True),
+        "token": Field(
+            refused="a literal access token is not allowed in the inventory; put it in an environment "
+            "variable and name that variable in token_env"
+        ),
     },
-    hints={"tenant": "tenant_id", "subscription_id": "subscriptions"},
+    rule=_azure_rule,
+    hints={
+        "tenant": "tenant_id",
+        "subscription_id": "subscriptions",
+        "managed_identity_client_id": "client_id",
+    },
 )
 
 REQUIRE_BENEFITS = MapSpec(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hcibenefit.lab.arm.model import cluster_resource_id
 from hcibenefit.lab.binding import Param
 from hcibenefit.lab.state import (
     ATTESTATION_VALIDITY,
@@ -215,12 +216,8 @@ def host_facts(inv: Invocation) -> None:
             "last_connected": _iso(cluster.last_sync),
             "next_sync": _iso(cluster.last_sync + dt.timedelta(hours=12)) if cluster.last_sync else None,
             "azure_resource_name": cluster.name if registered else "",
-            "azure_resource_uri": (
-                f"/Subscriptions/{state.subscription_id}/resourceGroups/hci-lab/providers/"
-                f"Microsoft.AzureStackHCI/clusters/{cluster.name}"
-            )
-            if registered
-            else "",
+            # The id the lab's ARM serves; Get-AzureStackHCI spells it with a capital S.
+            "azure_resource_uri": "/S" + cluster_resource_id(state, cluster.name)[2:] if registered else "",
         },
         "attestation": {
             "status": node.attestation,

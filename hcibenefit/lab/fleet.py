@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hcibenefit.lab import pki
+from hcibenefit.lab.arm.server import ArmServer
 from hcibenefit.lab.engine import LabEngine
 from hcibenefit.lab.signing import LAB_SAN_PATTERN, LabSigningChain
 from hcibenefit.lab.spec import FleetSpec
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PASSWORD_ENV = "HCIBENEFIT_LAB_PASSWORD"
 GUEST_PASSWORD_ENV = "HCIBENEFIT_LAB_GUEST_PASSWORD"
+AZURE_TOKEN_ENV = "HCIBENEFIT_LAB_AZURE_TOKEN"
 LAB_USER = "labadmin"
 LAB_GUEST_USER = "Administrator"
 
@@ -40,6 +42,7 @@ class Lab:
         auth: Literal["basic", "ntlm"] = "basic",
         password: str | None = None,
         guest_password: str | None = None,
+        azure_token: str | None = None,
         control_port: int = 0,
         read_timeout: float = 15.0,
     ) -> None:
@@ -49,6 +52,8 @@ class Lab:
         self.password = password or secrets.token_urlsafe(18)
         self.guest_username = LAB_GUEST_USER
         self.guest_password = guest_password or secrets.token_urlsafe(18)
+        # The bearer token the lab's ARM accepts (the inventory's access-token credential).
+        self.azure_token = azure_token or secrets.token_urlsafe(24)
         self.read_timeout = read_timeout
         self.state = FleetState(spec)
         self.engine = LabEngine(self.state)
@@ -56,6 +61,7 @@ class Lab:
         self._workdir = Path(tempfile.mkdtemp(prefix="hcibenefit-lab-"))
         self.signing: LabSigningChain | None = None
         self.server: WSManServer | None = None
+        self.arm: ArmServer | None = None
         self.endpoints: dict[str, Endpoint] = {}
         # The server mutates these in place on set_faults; kept to show them in /lab/state.
         self.faults: dict[str, NodeFaults] = {}
@@ -76,13 +82,14 @@ class Lab:
         self.engine.signing = self.signing
         self.engine.guest_password = self.guest_password
         (self._workdir / "attestation-ca.pem").write_bytes(self.signing.ca_bundle_pem())
-        ca = pki.issue("hcibenefit lab CA", ca=True, path_length=0) if self.auth == "basic" else None
+        # One lab CA: WinRM over HTTPS (basic auth) and the ARM endpoint (always HTTPS) both use it.
+        ca = pki.issue("hcibenefit lab CA", ca=True, path_length=0)
         self.server = WSManServer(
             self.engine,
             auth=self.auth,
             username=self.username,
             password=self.password,
-            ca=ca,
+            ca=ca if self.auth == "basic" else None,
         )
         for cluster in self.spec.clusters:
             for node in cluster.nodes:
@@ -90,6 +97,8 @@ class Lab:
                 self.faults[node.name.lower()] = faults
                 self.endpoints[node.name.lower()] = self.server.add_node(node.name, faults)
         self.server.start()
+        self.arm = ArmServer(self.state, token=self.azure_token, workdir=self._workdir, ca=ca)
+        self.arm.start()
         self._start_control()
 
     def stop(self) -> None:
@@ -100,12 +109,17 @@ class Lab:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if self.arm is not None:
+            self.arm.stop()
+            self.arm = None
         shutil.rmtree(self._workdir, ignore_errors=True)
 
     def reset(self) -> None:
         """Back to the spec: model, invocation counters and node faults."""
         self.state.reset()
         self.engine.reset_counters()
+        if self.arm is not None:
+            self.arm.reset()
         if self.server is not None:
             for cluster in self.spec.clusters:
                 for node in cluster.nodes:
@@ -195,7 +209,8 @@ class Lab:
                 }
                 for vm in self.state.vms.values()
             ]
-        return {"source": self.spec.source, "auth": self.auth, "nodes": nodes, "vms": vms}
+        azure = self.arm.snapshot() if self.arm is not None else None
+        return {"source": self.spec.source, "auth": self.auth, "nodes": nodes, "vms": vms, "azure": azure}
 
     def open_shells(self) -> int:
         server = self.server
@@ -237,6 +252,19 @@ class Lab:
                 lines.append(
                     f"      - {{name: {node.name}, address: {endpoint.address}, port: {endpoint.port}}}"
                 )
+        if self.arm is not None:
+            from hcibenefit.lab.arm.model import subscriptions as lab_subscriptions
+
+            subscriptions = sorted(lab_subscriptions(self.state))
+            lines += [
+                "azure:",
+                "  # The lab's ARM and Resource Graph; a real fleet keeps the default endpoint and az login.",
+                f"  endpoint: {self.arm.url}",
+                "  credential: access-token",
+                f"  token_env: {AZURE_TOKEN_ENV}",
+                f"  cert_validation: {json.dumps(str(self.arm.ca_bundle))}",
+                f"  subscriptions: [{', '.join(subscriptions)}]",
+            ]
         lines += [
             "attestation:",
             "  # The lab signs attested documents with its own chain; real fleets keep the Azure default.",
@@ -250,7 +278,11 @@ class Lab:
         return path
 
     def environment(self) -> dict[str, str]:
-        return {PASSWORD_ENV: self.password, GUEST_PASSWORD_ENV: self.guest_password}
+        return {
+            PASSWORD_ENV: self.password,
+            GUEST_PASSWORD_ENV: self.guest_password,
+            AZURE_TOKEN_ENV: self.azure_token,
+        }
 
     # --- control endpoint --------------------------------------------------------------------------
 
@@ -300,6 +332,15 @@ class Lab:
                         self._reply(400, {"error": f"expected {{node, <fault>: value}}: {exc}"})
                         return
                     self._reply(200, {"node": node, "changed": request})
+                elif self.path.rstrip("/") == "/lab/azure" and lab.arm is not None:
+                    try:
+                        changed = lab.arm.control(json.loads(body or b"{}"))
+                    except (AttributeError, TypeError, ValueError) as exc:
+                        self._reply(
+                            400, {"error": f"expected {{throttle: {{...}}}} or {{revoke_token: true}}: {exc}"}
+                        )
+                        return
+                    self._reply(200, {"changed": changed})
                 else:
                     self._reply(404, {"error": f"no such endpoint {self.path}"})
 

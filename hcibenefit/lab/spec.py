@@ -11,6 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from hcibenefit.lab.arm.spec import (
+    CLUSTER_AZURE,
+    FLEET_AZURE,
+    VM_AZURE,
+    AzureClusterSpec,
+    AzureFleetSpec,
+    AzureVMSpec,
+    cluster_azure,
+    fleet_azure,
+    vm_azure,
+)
 from hcibenefit.yamlschema import (
     Bool,
     Choice,
@@ -86,6 +97,8 @@ class VMSpec:
     benefits: Benefits = "none"
     kvp: bool = True
     guest: GuestSpec = field(default_factory=GuestSpec)
+    azure: AzureVMSpec = field(default_factory=AzureVMSpec)
+    """What the lab's ARM believes about the VM (lab/arm/spec.py)."""
 
 
 @dataclass
@@ -95,12 +108,15 @@ class ClusterSpec:
     registration: Registration = "Registered"
     nodes: list[NodeSpec] = field(default_factory=list)
     vms: list[VMSpec] = field(default_factory=list)
+    azure: AzureClusterSpec = field(default_factory=AzureClusterSpec)
+    """What the lab's ARM believes about the cluster (lab/arm/spec.py)."""
 
 
 @dataclass
 class FleetSpec:
     clusters: list[ClusterSpec]
     source: str = "<built-in>"
+    azure: AzureFleetSpec = field(default_factory=AzureFleetSpec)
 
     def vm_count(self) -> int:
         return sum(len(c.vms) for c in self.clusters)
@@ -172,6 +188,7 @@ VM = MapSpec(
         "benefits": _choice(Benefits),
         "kvp": Bool(),
         "guest": GUEST,
+        "azure": VM_AZURE,
     },
 )
 CLUSTER = MapSpec(
@@ -182,11 +199,15 @@ CLUSTER = MapSpec(
         "registration": _choice(Registration),
         "nodes": Field(ListOf(NODE, min_items=1), required=True),
         "vms": ListOf(VM),
+        "azure": CLUSTER_AZURE,
     },
 )
 FLEET = MapSpec(
     "a fleet spec",
-    {"clusters": Field(ListOf(CLUSTER, min_items=1, expected="a list of clusters"), required=True)},
+    {
+        "clusters": Field(ListOf(CLUSTER, min_items=1, expected="a list of clusters"), required=True),
+        "azure": FLEET_AZURE,
+    },
 )
 
 
@@ -201,7 +222,11 @@ def _node(section: Section) -> NodeSpec:
 
 def _vm(section: Section) -> VMSpec:
     guest = section.section("guest")
-    return VMSpec(**_values(section), guest=GuestSpec(**_values(guest)) if guest else GuestSpec())
+    return VMSpec(
+        **_values(section),
+        guest=GuestSpec(**_values(guest)) if guest else GuestSpec(),
+        azure=vm_azure(section.section("azure")),
+    )
 
 
 def _cluster(section: Section, ctx: Ctx) -> ClusterSpec:
@@ -216,7 +241,7 @@ def _cluster(section: Section, ctx: Ctx) -> ClusterSpec:
             )
         vms.append(vm)
     scalars = {k: v for k, v in _values(section).items() if k not in ("nodes", "vms")}
-    return ClusterSpec(**scalars, nodes=nodes, vms=vms)
+    return ClusterSpec(**scalars, nodes=nodes, vms=vms, azure=cluster_azure(section.section("azure")))
 
 
 def _check_unique(clusters: list[tuple[Section, ClusterSpec]], ctx: Ctx) -> None:
@@ -253,7 +278,9 @@ def parse_fleet(text: str, source: str) -> FleetSpec:
         _check_unique(clusters, ctx)
     if ctx.issues or not isinstance(top, Section):
         raise FleetSpecError(sorted(ctx.issues, key=lambda i: (i.line or 0, i.col or 0)))
-    return FleetSpec(clusters=[c for _, c in clusters], source=source)
+    return FleetSpec(
+        clusters=[c for _, c in clusters], source=source, azure=fleet_azure(top.section("azure"))
+    )
 
 
 def load_fleet(path: Path) -> FleetSpec:
