@@ -38,7 +38,7 @@ from hcibenefit.remoting.errors import (
     ScriptError,
 )
 from hcibenefit.remoting.runner import DEFAULT_WORKERS, run_per_host
-from hcibenefit.remoting.session import CredentialParameter, Endpoint, run_script
+from hcibenefit.remoting.session import CredentialParameter, Endpoint, HostSession, run_script
 
 if TYPE_CHECKING:
     pass
@@ -256,7 +256,10 @@ def run_batch(
     body_text_parameter: str,
     parse: Callable[[Mapping[str, Any]], GuestAnswer],
     timeout_s: float,
+    session: HostSession | None = None,
 ) -> dict[str, Answer]:
+    """`session`: an open session on the batch's node to run a PowerShell Direct fan-out in (the sweep's
+    one session per node); without it the call opens and closes its own."""
     if batch.direct:
         params = {
             "VMName": [t.name for t in batch.targets],
@@ -266,7 +269,10 @@ def run_batch(
             "ThrottleLimit": THROTTLE_LIMIT,
         }
         log.info("%s: %s for %d guest(s)", batch.name, host_script.key, len(batch.targets))
-        document = run_script(batch.endpoint, host_script, params, cancel=cancel, timeout_s=timeout_s)
+        if session is not None:
+            document = session.run(host_script, params, timeout_s=timeout_s)
+        else:
+            document = run_script(batch.endpoint, host_script, params, cancel=cancel, timeout_s=timeout_s)
         try:
             fan = parse_fan_out(document, schema=host_script.key)
         except FactsError as exc:

@@ -20,9 +20,9 @@ from hcibenefit.checks.evaluate import ClusterEvidence, GuestEvidence, guest_not
 from hcibenefit.checks.guest_checks import NotProbed
 from hcibenefit.errors import HcibenefitError
 from hcibenefit.facts.guest import GuestProbe, parse_probe_body
-from hcibenefit.facts.host import HostFacts, VMFacts
+from hcibenefit.facts.host import FactsError, HostFacts, VMFacts, parse_host_facts
 from hcibenefit.inventory import Cluster, CredentialResolver, Inventory, Node
-from hcibenefit.operations.gather import Connection, connections, describe_error, fetch_host_facts
+from hcibenefit.operations.gather import HOST_FACTS_TIMEOUT_S, Connection, connections, describe_error
 from hcibenefit.operations.guests.check import document_check, trust_for
 from hcibenefit.operations.guests.targets import (
     IMDS_TIMEOUT_S,
@@ -35,10 +35,15 @@ from hcibenefit.operations.guests.targets import (
     plan_batches,
     run_batch,
 )
-from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY
-from hcibenefit.remoting.errors import AuthenticationFailed, RemotingError
+from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY, HOST_FACTS
+from hcibenefit.remoting.errors import (
+    AuthenticationFailed,
+    MalformedOutputError,
+    RemotingError,
+    UnreachableError,
+)
 from hcibenefit.remoting.runner import run_per_host
-from hcibenefit.remoting.session import Cancelled
+from hcibenefit.remoting.session import Cancelled, HostSession
 
 if TYPE_CHECKING:
     from hcibenefit.attestation import TrustStore
@@ -172,25 +177,41 @@ def collect(
                     node.name,
                     f"not tried: {other} refused the same credential in this run (avoids a lockout)",
                 )
-            try:
-                facts = fetch_host_facts(conn, ev)
-            except AuthenticationFailed:
-                refusals.add(node)
-                raise
-            progress.update(nodes_done=1)
-            guests = _probe_node_guests(
-                inventory,
-                resolver,
-                cluster_of[node.cluster],
-                conn,
-                facts,
-                selection,
-                trust,
-                ev,
-                progress,
-                clock,
-            )
-            return NodeOutcome(facts, guests)
+            # One session per node: host facts, then the guest probe in the same runspace pool.
+            for attempt in (1, 2):
+                session = HostSession(conn.endpoint, cancel=ev)
+                opened = False
+                try:
+                    session.open()
+                    opened = True
+                    facts = _host_facts(session, conn)
+                    progress.update(nodes_done=1)
+                    guests = _probe_node_guests(
+                        inventory,
+                        resolver,
+                        cluster_of[node.cluster],
+                        conn,
+                        facts,
+                        selection,
+                        trust,
+                        ev,
+                        progress,
+                        clock,
+                        session,
+                    )
+                    return NodeOutcome(facts, guests)
+                except AuthenticationFailed:
+                    refusals.add(node)
+                    raise
+                except UnreachableError:
+                    # Host facts are read-only: a connection that dropped after opening is worth one
+                    # more session (connecting has its own retries inside open()).
+                    if attempt == 2 or not opened:
+                        raise
+                    log.info("%s: connection dropped; reading host facts once more", node.name)
+                finally:
+                    session.close()
+            raise AssertionError("unreachable")
 
         outcomes = run_per_host(conns, work, name_of=lambda c: c.node.name, workers=workers, cancel=cancel)
     finally:
@@ -218,6 +239,14 @@ def collect(
             ClusterEvidence(cluster.name, tuple(n.name for n in cluster.nodes), hosts, unreachable, guests)
         )
     return Collected(tuple(evidence), deadline.reached)
+
+
+def _host_facts(session: HostSession, conn: Connection) -> HostFacts:
+    document = session.run(HOST_FACTS, {"IncludeGuestOs": True}, timeout_s=HOST_FACTS_TIMEOUT_S)
+    try:
+        return parse_host_facts(document, node=conn.node.name, cluster=conn.node.cluster)
+    except FactsError as exc:
+        raise MalformedOutputError(conn.node.name, f"{HOST_FACTS.key}: {exc}") from None
 
 
 def _why(error: RemotingError, deadline_reached: bool) -> str:
@@ -259,6 +288,7 @@ def _probe_node_guests(
     cancel: threading.Event,
     progress: Progress,
     clock: Callable[[], dt.datetime],
+    session: HostSession,
 ) -> dict[str, GuestEvidence]:
     vms = _wanted_guests(facts, inventory, selection)
     if not vms:
@@ -286,7 +316,7 @@ def _probe_node_guests(
         batches = []
     for batch in batches:
         nonce = new_nonce()
-        answers.update(_run_probe_batch(batch, nonce, cancel))
+        answers.update(_run_probe_batch(batch, nonce, cancel, session if batch.direct else None))
         nonces.update(dict.fromkeys((t.name.casefold() for t in batch.targets), nonce))
     at = clock()
     evidence = {}
@@ -300,7 +330,9 @@ def _probe_node_guests(
     return evidence
 
 
-def _run_probe_batch(batch: Batch, nonce: str, cancel: threading.Event) -> Mapping[str, Answer]:
+def _run_probe_batch(
+    batch: Batch, nonce: str, cancel: threading.Event, session: HostSession | None
+) -> Mapping[str, Answer]:
     if cancel.is_set():
         return {t.name.casefold(): NotProbed("deadline", DEADLINE_TEXT) for t in batch.targets}
     try:
@@ -313,6 +345,7 @@ def _run_probe_batch(batch: Batch, nonce: str, cancel: threading.Event) -> Mappi
             body_text_parameter="ProbeScript",
             parse=parse_probe_body,
             timeout_s=PROBE_TIMEOUT_S,
+            session=session,
         )
     except Cancelled:
         return {t.name.casefold(): NotProbed("deadline", DEADLINE_TEXT) for t in batch.targets}
