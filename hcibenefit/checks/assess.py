@@ -111,6 +111,7 @@ def assess_cluster(
         unreachable=cluster.unreachable,
         now=now,
         expiry_warning_days=policy.expiry_warning_days,
+        policy=policy,
     )
     findings = list(cluster_findings(view))
     by_host = {h.node: h for h in cluster.hosts}

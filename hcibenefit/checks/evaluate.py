@@ -152,6 +152,7 @@ def evaluate_cluster(
         unreachable=evidence.unreachable,
         now=now,
         expiry_warning_days=policy.expiry_warning_days,
+        policy=policy,
     )
     results: list[Result] = []
     results += _cluster_results(view, evidence)

@@ -9,6 +9,7 @@ from enum import IntEnum
 from typing import Any
 
 from hcibenefit.facts.host import HostFacts, VMFacts
+from hcibenefit.inventory.model import Policy
 
 
 class Severity(IntEnum):
@@ -93,6 +94,8 @@ class ClusterView:
     """node name → why it could not be assessed."""
     now: dt.datetime
     expiry_warning_days: int
+    policy: Policy | None = None
+    """Which VMs need Azure Benefits, for checks that look at a cluster's guests from a node."""
 
     def all_vms(self) -> tuple[tuple[VMFacts, HostFacts], ...]:
         return tuple((vm, host) for host in self.hosts for vm in host.vms)

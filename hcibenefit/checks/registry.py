@@ -25,6 +25,7 @@ from hcibenefit.facts.host import HostFacts, VMFacts
 CHECK_MODULES = (
     "hcibenefit.checks.node_checks",
     "hcibenefit.checks.vm_checks",
+    "hcibenefit.checks.fleet_checks",
     "hcibenefit.checks.activation_checks",
 )
 

@@ -137,3 +137,60 @@ def test_cluster_node_down_lands_on_the_down_node() -> None:
     down = r["node.cluster-node-down/hci-lab-01/lab01-n2/-"]
     assert down.status is Status.FAIL and "Down" in down.message
     assert r["node.cluster-node-down/hci-lab-01/lab01-n1/-"].status is Status.PASS
+
+
+def _evaluate_driver(driver: EngineDriver, cluster: str) -> dict[str, Result]:
+    spec = next(c for c in driver.state.spec.clusters if c.name == cluster)
+    hosts = tuple(
+        parse_host_facts(
+            driver.document(n.name, HOST_FACTS, {"IncludeGuestOs": True}), node=n.name, cluster=cluster
+        )
+        for n in spec.nodes
+    )
+    return _results(ClusterEvidence(cluster, tuple(n.name for n in spec.nodes), hosts, {}))
+
+
+@pytest.mark.parametrize(
+    ("days", "overdue", "near"), [(0.25, "PASS", "PASS"), (3, "FAIL", "PASS"), (27, "PASS", "FAIL")]
+)
+def test_the_30_day_sync(days: float, overdue: str, near: str) -> None:
+    driver = EngineDriver(default_fleet())
+    with driver.state.lock:
+        driver.state.clusters["hci-lab-02"].last_sync = NOW - dt.timedelta(days=days)
+    r = _evaluate_driver(driver, "hci-lab-02")
+    assert r["node.sync-overdue/hci-lab-02/lab02-n1/-"].status.value == overdue
+    assert r["node.sync-near-limit/hci-lab-02/lab02-n1/-"].status.value == near
+    if near == "FAIL":
+        assert "3 day(s) left" in r["node.sync-near-limit/hci-lab-02/lab02-n1/-"].message
+
+
+def test_legacy_os_support_on_every_node_legacy_guests_can_run_on(make_driver) -> None:  # type: ignore[no-untyped-def]
+    driver = make_driver(
+        """
+clusters:
+  - name: c23
+    version: 23H2
+    nodes:
+      - {name: n1, legacy_os_support: true}
+      - {name: n2, legacy_os_support: false}
+    vms:
+      - {name: w10, node: n1, os: Windows 10 Enterprise multi-session, benefits: v1}
+      - {name: w11, node: n2, os: Windows 11 Enterprise multi-session, benefits: v2}
+"""
+    )
+    r = _evaluate_driver(driver, "c23")
+    needed = r["node.legacy-os-support-needed/c23/n2/-"]
+    assert needed.status is Status.FAIL and "w10" in needed.message and "w11" not in needed.message
+    assert needed.remediation == (
+        "hcibenefit host enable --cluster c23 --node n2  (Enable-AzStackHCIAttestation turns on legacy OS support, "
+        "which Windows 10 multi-session and ESU guests need)"
+    )
+    assert r["node.legacy-os-support-needed/c23/n1/-"].status is Status.PASS
+
+
+def test_a_v1_vm_that_can_fail_over_to_a_node_without_the_switch() -> None:
+    r = _evaluate_driver(EngineDriver(default_fleet()), "hci-lab-02")
+    risky = r["vm.failover-node-lacks-switch/hci-lab-02/lab02-n1/w10ms-legacy-ok"]
+    assert risky.status is Status.FAIL and "lab02-n2, lab02-n3" in risky.message
+    assert risky.remediation is not None and "--node lab02-n3" in risky.remediation
+    assert r["vm.failover-node-lacks-switch/hci-lab-02/lab02-n1/w11ms-v2-ok"].status is Status.NA
