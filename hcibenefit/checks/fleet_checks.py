@@ -76,6 +76,8 @@ def _since_sync(host: HostFacts, view: ClusterView) -> dt.timedelta:
 
 @node_check(SYNC_OVERDUE, needs=("registration",), applies=_registered)
 def sync_overdue(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
+    if _registered(host) is not None:
+        return
     since = _since_sync(host, view)
     if SYNC_FAILING_AFTER <= since < SYNC_NEAR_LIMIT:
         assert host.registration is not None and host.registration.last_connected is not None
@@ -91,6 +93,8 @@ def sync_overdue(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterato
 
 @node_check(SYNC_NEAR_LIMIT_META, needs=("registration",), applies=_registered)
 def sync_near_limit(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
+    if _registered(host) is not None:
+        return
     since = _since_sync(host, view)
     if since >= SYNC_NEAR_LIMIT:
         left = (SYNC_LIMIT - since).days
@@ -108,7 +112,7 @@ def _v2_host(host: HostFacts) -> str | None:
 
 @node_check(LEGACY_NEEDED, needs=("attestation",), applies=_v2_host)
 def legacy_needed(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
-    if host.legacy_os_support or view.policy is None:
+    if _v2_host(host) is not None or host.legacy_os_support or view.policy is None:
         return
     # Any node of the cluster can own any clustered VM after a failover, so every legacy guest counts.
     legacy = sorted(
@@ -144,6 +148,8 @@ def _uses_v1(ctx: VMContext) -> str | None:
 
 @vm_check(FAILOVER_SWITCH, applies=_uses_v1)
 def failover_switch(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
+    if _uses_v1(ctx) is not None:
+        return
     # ASSUMPTION: every node of the cluster is a possible owner (preferred/possible owners are not collected).
     lacking = sorted(h.node for h in ctx.cluster.hosts if h.node != ctx.host.node and not _usable_switch(h))
     if not lacking:

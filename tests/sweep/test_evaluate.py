@@ -194,3 +194,28 @@ def test_a_v1_vm_that_can_fail_over_to_a_node_without_the_switch() -> None:
     assert risky.status is Status.FAIL and "lab02-n2, lab02-n3" in risky.message
     assert risky.remediation is not None and "--node lab02-n3" in risky.remediation
     assert r["vm.failover-node-lacks-switch/hci-lab-02/lab02-n1/w11ms-v2-ok"].status is Status.NA
+
+
+@pytest.mark.parametrize("cluster", ["hci-lab-01", "hci-lab-02"])
+def test_status_and_sweep_agree_on_every_finding(cluster: str) -> None:
+    """`status` calls the checks without the evaluation layer: each finding it gets is a FAIL in the sweep."""
+    from hcibenefit.checks.assess import ClusterFacts, assess_cluster
+
+    driver = EngineDriver(default_fleet())
+    spec = next(c for c in driver.state.spec.clusters if c.name == cluster)
+    hosts = tuple(
+        parse_host_facts(
+            driver.document(n.name, HOST_FACTS, {"IncludeGuestOs": True}), node=n.name, cluster=cluster
+        )
+        for n in spec.nodes
+    )
+    names = [n.name for n in spec.nodes]
+    status = assess_cluster(ClusterFacts(cluster, hosts, {}), names, Policy(), NOW)
+    sweep = _results(ClusterEvidence(cluster, tuple(names), hosts, {}))
+    fails = {
+        (r.check.id, (r.target.vm or r.target.node or "").lower())
+        for r in sweep.values()
+        if r.status is Status.FAIL
+    }
+    for finding in status.findings:
+        assert (finding.check.id, finding.target.lower()) in fails, finding

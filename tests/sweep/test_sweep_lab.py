@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from hcibenefit.cli.app import run
+from hcibenefit.cli.sweep_cmd import lab_waivers
 from tests.integration.conftest import LabClient
 from tests.sweep.conftest import by_id, sweep, sweep_json, validate
 
@@ -203,3 +206,28 @@ def test_one_session_per_node(lab: LabClient) -> None:
     # issue 14 removes).
     assert set(shells.values()) == {1}, shells
     assert max(requests.values()) <= 12, requests
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_on_a_terminal_only(lab: LabClient, monkeypatch: pytest.MonkeyPatch, quiet: bool) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    args = ["-q"] if quiet else []
+    code = run([*args, "-i", str(lab.inventory), "sweep", "--no-history", "--waivers", str(lab_waivers())])
+    assert code == 1
+    shown = terminal.getvalue()
+    if quiet:
+        assert "sweep: nodes" not in shown
+    else:
+        assert "\rsweep: nodes 6/6 · guests 16/16 · 2 guest(s) not asked" in shown
+        assert shown.endswith("\r"), "the progress line is cleared before the report"
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(lab: LabClient) -> None:
+    result = sweep(lab, "--no-history")
+    assert "sweep: nodes" not in result.err
