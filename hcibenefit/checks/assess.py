@@ -80,14 +80,16 @@ class Assessment:
         return max((f.severity for f in self.findings), default=None)
 
 
-def _vm_verdict(findings: Sequence[Finding], req: Requirement, configured: bool) -> str:
+def _vm_verdict(findings: Sequence[Finding], req: Requirement) -> str:
     implied = {f.check.verdict for f in findings if f.check.verdict}
     for verdict in VM_VERDICT_ORDER:
         if verdict in implied:
             return verdict
     if req.needed is False:
         return "not-needed"
-    if req.needed is None and not configured:
+    if req.needed is None:
+        # The guest OS cannot be read (VM off, saved, paused; data exchange off): whether it needs
+        # benefits, and so whether what it has is right, cannot be decided.
         return "unknown"
     return "ok"
 
@@ -119,17 +121,24 @@ def assess_cluster(
     for name in node_order:
         mine = tuple(f for f in findings if f.target.lower() == name.lower())
         if name in cluster.unreachable:
-            nodes.append(NodeStatus(name, cluster.name, None, cluster.unreachable[name], mine, "unreachable"))
+            why = cluster.unreachable[name]
+            verdict = "skipped" if why.startswith("skipped:") else "unreachable"
+            nodes.append(NodeStatus(name, cluster.name, None, why, mine, verdict))
         else:
             nodes.append(NodeStatus(name, cluster.name, by_host.get(name), None, mine, _node_verdict(mine)))
     vms: list[VMStatus] = []
     for host in cluster.hosts:
         for vm in host.vms:
+            rule = policy.exclusion(vm.name)
+            if rule is not None:
+                # policy.exclude_globs: never checked, never reported as a finding.
+                excluded = Requirement(False, None, f"excluded by policy.exclude_globs {rule!r}")
+                vms.append(VMStatus(vm, host, excluded, (), "excluded"))
+                continue
             req = requirement(vm, host, policy)
             vm_found = tuple(vm_findings(VMContext(vm, host, view, req)))
             findings.extend(vm_found)
-            configured = vm.imds_nic is not None or (host.supports_v2 and vm.gsi_enabled)
-            vms.append(VMStatus(vm, host, req, vm_found, _vm_verdict(vm_found, req, configured)))
+            vms.append(VMStatus(vm, host, req, vm_found, _vm_verdict(vm_found, req)))
     return Assessment(tuple(nodes), tuple(vms), tuple(findings))
 
 

@@ -1,9 +1,13 @@
-"""Checks of a node's attestation service, switch, host vNIC, firewall and module (platform.md §3, §4, §9)."""
+"""Checks of a node's attestation service, switch, host vNIC, firewall and module (docs/platform.md).
+
+Every remediation is the exact command that fixes the finding (see `checks.fixes`); where that command
+cannot work yet it starts with what to do first ("first ...; then ...")."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hcibenefit.checks import fixes
 from hcibenefit.checks.model import CheckMeta, ClusterView, Finding, Severity
 from hcibenefit.checks.registry import cluster_check, node_check
 from hcibenefit.facts.host import HOST_IMDS_ADDRESS, HOST_SWITCH, HostFacts
@@ -13,98 +17,98 @@ UNREACHABLE = CheckMeta(
     "Node could not be assessed",
     Severity.HIGH,
     "cluster",
-    "Check that {node} is up and WinRM answers (Test-WSMan {node}), then rerun",
+    "{fix}",
 )
 NOT_REGISTERED = CheckMeta(
     "node.not-registered",
     "Cluster not registered with Azure",
     Severity.CRITICAL,
     "node",
-    "Register the cluster: Register-AzStackHCI (or repair the registration if OutOfPolicy)",
+    "register {cluster} with Azure: Register-AzStackHCI on one of its nodes (repair an OutOfPolicy registration in the Azure portal)",
 )
 EXPIRED = CheckMeta(
     "node.attestation-expired",
     "IMDS attestation expired",
     Severity.HIGH,
     "node",
-    "hcibenefit host sync --cluster {cluster}  (runs Sync-AzureStackHCI on {node})",
+    "hcibenefit host sync --cluster {cluster_arg} --node {node_arg}",
 )
 INACTIVE = CheckMeta(
     "node.attestation-inactive",
     "IMDS attestation not active on node",
     Severity.HIGH,
     "node",
-    "hcibenefit host enable --cluster {cluster} --node {node}  (Enable-AzStackHCIAttestation on {node})",
+    "{first}hcibenefit host enable --cluster {cluster_arg} --node {node_arg}",
 )
 ERROR = CheckMeta(
     "node.attestation-error",
     "IMDS attestation in error",
     Severity.HIGH,
     "node",
-    "Inspect Microsoft-AzureStack-HCI/Admin events on {node}; then Sync-AzureStackHCI",
+    "on {node}: Get-WinEvent -LogName 'Microsoft-AzureStack-HCI/Admin' -MaxEvents 20 says why; then hcibenefit host sync --cluster {cluster_arg} --node {node_arg}",
 )
 EXPIRING = CheckMeta(
     "node.attestation-expiring",
     "IMDS attestation expires soon",
     Severity.MEDIUM,
     "node",
-    "hcibenefit host sync --cluster {cluster}; check why {node} has not synced with Azure",
+    "hcibenefit host sync --cluster {cluster_arg} --node {node_arg}",
 )
 SWITCH_MISSING = CheckMeta(
     "node.switch-missing",
     "IMDS switch missing",
     Severity.HIGH,
     "node",
-    "hcibenefit host enable --cluster {cluster} --node {node}  (creates AZSHCI_HOST-IMDS_DO_NOT_MODIFY)",
+    "{first}hcibenefit host enable --cluster {cluster_arg} --node {node_arg}",
 )
 SWITCH_ALTERED = CheckMeta(
     "node.switch-altered",
     "IMDS switch renamed or of the wrong type",
     Severity.HIGH,
     "node",
-    "On {node}: Disable-AzStackHCIAttestation -RemoveVM, then Enable-AzStackHCIAttestation -AddVM",
+    "{first}on {node}: Disable-AzStackHCIAttestation -RemoveVM -Force; then on {node}: Enable-AzStackHCIAttestation -AddVM -Force",
 )
 VNIC_ADDRESS = CheckMeta(
     "node.host-vnic-address",
     "Host vNIC lacks 169.254.169.253",
     Severity.HIGH,
     "node",
-    "On {node}: Disable-AzStackHCIAttestation -RemoveVM, then Enable-AzStackHCIAttestation -AddVM",
+    "{first}on {node}: Disable-AzStackHCIAttestation -RemoveVM -Force; then on {node}: Enable-AzStackHCIAttestation -AddVM -Force",
 )
 FIREWALL = CheckMeta(
     "node.firewall-rule",
     "IMDS attestation firewall rule missing or disabled",
     Severity.MEDIUM,
     "node",
-    "On {node}: Enable-NetFirewallRule -Name {rule}, or re-run Enable-AzStackHCIAttestation",
+    "on {node}: Enable-NetFirewallRule -Name '{rule}'",
 )
 MODULE_MISSING = CheckMeta(
     "node.module-missing",
     "Az.StackHCI module missing",
     Severity.MEDIUM,
     "node",
-    "On {node}: Install-Module -Name Az.StackHCI (2.3 or later)",
+    "on {node}: Install-Module -Name Az.StackHCI -MinimumVersion 2.3.0 -Force",
 )
 MODULE_OLD = CheckMeta(
     "node.module-old",
     "Az.StackHCI older than 2.3",
     Severity.LOW,
     "node",
-    "On {node}: Update-Module -Name Az.StackHCI",
+    "on {node}: Update-Module -Name Az.StackHCI -Force",
 )
 CLUSTER_NODE_DOWN = CheckMeta(
     "node.cluster-node-down",
     "Cluster node not Up",
     Severity.HIGH,
     "node",
-    "Bring {node} up (Get-ClusterNode); attestation changes need every node Up",
+    "{fix}  (attestation changes need every node Up)",
 )
 SCRIPT_PROBLEM = CheckMeta(
     "node.facts-incomplete",
     "Some facts could not be read on the node",
     Severity.LOW,
     "node",
-    "Run `{source}` on {node} to see the error",
+    "on {node}: run {source} to see its error; hcibenefit -vv status --node {node_arg} shows what came back",
 )
 
 
@@ -128,17 +132,33 @@ def _has_module(host: HostFacts) -> str | None:
     return None if host.module_version else "Az.StackHCI is not installed"
 
 
+def _values(host: HostFacts, view: ClusterView) -> dict[str, str]:
+    """Template values: names (shell-quoted for commands) and what must happen first on this node."""
+    first = f"first {fixes.install_module(host.node)}; then " if host.module_version is None else ""
+    return {
+        "node": host.node,
+        "node_arg": fixes.sh(host.node),
+        "cluster_arg": fixes.sh(view.name),
+        "first": first,
+    }
+
+
 @cluster_check(UNREACHABLE)
 def unreachable_nodes(meta: CheckMeta, view: ClusterView) -> Iterator[Finding]:
     for node, why in view.unreachable.items():
-        yield Finding(meta, view.name, node, why, {"node": node})
+        test = fixes.hcibenefit("inventory", "test", node=node)
+        if why.startswith("skipped:"):
+            fix = f"fix the credential named above; {test} checks logon on every node without locking it out"
+        else:
+            fix = f"{test} shows whether {node} answers, its TLS and the logon; then hcibenefit status --node {fixes.sh(node)}"
+        yield Finding(meta, view.name, node, why, {"node": node, "fix": fix})
 
 
 @node_check(NOT_REGISTERED, needs=("registration",))
 def not_registered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     status = host.registration.registration_status if host.registration else "unknown"
     if status != "Registered":
-        yield Finding(meta, view.name, host.node, f"RegistrationStatus is {status}", {"node": host.node})
+        yield Finding(meta, view.name, host.node, f"RegistrationStatus is {status}", _values(host, view))
 
 
 @node_check(EXPIRED, needs=("attestation",))
@@ -147,21 +167,21 @@ def attestation_expired(meta: CheckMeta, host: HostFacts, view: ClusterView) -> 
         when = (
             host.attestation.expiration.date().isoformat() if host.attestation.expiration else "unknown date"
         )
-        yield Finding(meta, view.name, host.node, f"expired {when}: no sync with Azure", {"node": host.node})
+        yield Finding(meta, view.name, host.node, f"expired {when}: no sync with Azure", _values(host, view))
 
 
 @node_check(INACTIVE, needs=("attestation",))
 def attestation_inactive(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.attestation and host.attestation.status == "Inactive":
         yield Finding(
-            meta, view.name, host.node, "status Inactive (new or never enabled node)", {"node": host.node}
+            meta, view.name, host.node, "status Inactive (new or never enabled node)", _values(host, view)
         )
 
 
 @node_check(ERROR, needs=("attestation",))
 def attestation_error(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.attestation and host.attestation.status not in ("Active", "Expired", "Inactive"):
-        yield Finding(meta, view.name, host.node, f"status {host.attestation.status}", {"node": host.node})
+        yield Finding(meta, view.name, host.node, f"status {host.attestation.status}", _values(host, view))
 
 
 @node_check(EXPIRING, needs=("attestation",), applies=_active)
@@ -175,14 +195,14 @@ def attestation_expiring(meta: CheckMeta, host: HostFacts, view: ClusterView) ->
                 view.name,
                 host.node,
                 f"expires in {max(0, left.days)} day(s), {att.expiration:%Y-%m-%d}",
-                {"node": host.node},
+                _values(host, view),
             )
 
 
 @node_check(SWITCH_MISSING)
 def switch_missing(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.switch is None and host.attestation_switch is None:
-        yield Finding(meta, view.name, host.node, f"no switch named {HOST_SWITCH}", {"node": host.node})
+        yield Finding(meta, view.name, host.node, f"no switch named {HOST_SWITCH}", _values(host, view))
 
 
 @node_check(SWITCH_ALTERED, applies=_has_switch)
@@ -192,7 +212,7 @@ def switch_altered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Itera
         return
     if found.name != HOST_SWITCH:
         yield Finding(
-            meta, view.name, host.node, f"the attestation switch is named {found.name!r}", {"node": host.node}
+            meta, view.name, host.node, f"the attestation switch is named {found.name!r}", _values(host, view)
         )
     elif found.switch_type != "Internal":
         yield Finding(
@@ -200,7 +220,7 @@ def switch_altered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Itera
             view.name,
             host.node,
             f"switch type is {found.switch_type}, expected Internal",
-            {"node": host.node},
+            _values(host, view),
         )
 
 
@@ -208,7 +228,7 @@ def switch_altered(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Itera
 def host_vnic_address(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.switch is not None and HOST_IMDS_ADDRESS not in (host.host_vnic_addresses or ()):
         shown = ", ".join(host.host_vnic_addresses or ()) or "none"
-        yield Finding(meta, view.name, host.node, f"host vNIC addresses: {shown}", {"node": host.node})
+        yield Finding(meta, view.name, host.node, f"host vNIC addresses: {shown}", _values(host, view))
 
 
 @node_check(FIREWALL, applies=_has_named_switch)
@@ -219,13 +239,15 @@ def firewall_rule(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterat
     rule = next((r for r in host.firewall if r.name == allow), None)
     if rule is None or not rule.enabled:
         state = "missing" if rule is None else "disabled"
-        yield Finding(meta, view.name, host.node, f"{allow} is {state}", {"node": host.node, "rule": allow})
+        yield Finding(
+            meta, view.name, host.node, f"{allow} is {state}", {**_values(host, view), "rule": allow}
+        )
 
 
 @node_check(MODULE_MISSING)
 def module_missing(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.module_version is None:
-        yield Finding(meta, view.name, host.node, "Az.StackHCI is not installed", {"node": host.node})
+        yield Finding(meta, view.name, host.node, "Az.StackHCI is not installed", _values(host, view))
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -239,7 +261,7 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 @node_check(MODULE_OLD, applies=_has_module)
 def module_old(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
     if host.module_version is not None and _version_tuple(host.module_version) < (2, 3):
-        yield Finding(meta, view.name, host.node, f"Az.StackHCI {host.module_version}", {"node": host.node})
+        yield Finding(meta, view.name, host.node, f"Az.StackHCI {host.module_version}", _values(host, view))
 
 
 @node_check(CLUSTER_NODE_DOWN, needs=("cluster_nodes",))
@@ -253,7 +275,10 @@ def cluster_node_down(meta: CheckMeta, host: HostFacts, view: ClusterView) -> It
                     view.name,
                     member.name.lower(),
                     f"state {member.state} in Get-ClusterNode",
-                    {"node": member.name},
+                    {
+                        "node": member.name,
+                        "fix": fixes.start_cluster_node(member.name, member.state, host.node),
+                    },
                 )
 
 
@@ -262,4 +287,4 @@ def facts_incomplete(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Ite
     if host.problems:
         detail = "; ".join(f"{p.source}: {p.message}" for p in host.problems)
         sources = ", ".join(sorted({p.source for p in host.problems}))
-        yield Finding(meta, view.name, host.node, detail, {"node": host.node, "source": sources})
+        yield Finding(meta, view.name, host.node, detail, {**_values(host, view), "source": sources})

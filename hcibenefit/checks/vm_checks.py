@@ -1,9 +1,13 @@
-"""Checks of one VM's Azure Benefits configuration as its owner node reports it (platform.md §4-§6, §9)."""
+"""Checks of one VM's Azure Benefits configuration as its owner node reports it (docs/platform.md).
+
+Remediations are exact commands (`checks.fixes`), with what has to happen first where the command
+cannot work yet: a Generation 1 VM that runs, an owner node that does not serve IMDS, a missing module."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from hcibenefit.checks import fixes
 from hcibenefit.checks.model import CheckMeta, Finding, Severity
 from hcibenefit.checks.registry import VMContext, vm_check
 from hcibenefit.facts.host import HOST_SWITCH
@@ -13,7 +17,7 @@ BENEFITS_MISSING = CheckMeta(
     "VM needs Azure Benefits but has none",
     Severity.HIGH,
     "vm",
-    "hcibenefit enable --vm {vm}{extra}",
+    "{fix}",
     verdict="missing",
 )
 NIC_DISCONNECTED = CheckMeta(
@@ -21,7 +25,7 @@ NIC_DISCONNECTED = CheckMeta(
     "Guest IMDS NIC not connected to the IMDS switch",
     Severity.HIGH,
     "vm",
-    "hcibenefit enable --vm {vm}  (reconnects the NIC once {node} has the switch)",
+    "{fix}",
     verdict="broken",
 )
 NODE_NOT_SERVING = CheckMeta(
@@ -29,7 +33,7 @@ NODE_NOT_SERVING = CheckMeta(
     "Owner node's IMDS attestation is not active",
     Severity.HIGH,
     "vm",
-    "Fix node {node} first (see its findings); the VM's configuration itself is in place",
+    "{fix}  (the VM's own configuration is in place)",
     verdict="broken",
 )
 LEGACY_OFF = CheckMeta(
@@ -37,7 +41,7 @@ LEGACY_OFF = CheckMeta(
     "V1 guest on a 23H2 node without legacy OS support",
     Severity.HIGH,
     "vm",
-    "On {node}: Enable-AzStackHCIAttestation -Force (turns on legacy OS support), then hcibenefit enable --vm {vm}",
+    "{fix}",
     verdict="broken",
 )
 SWITCH_BROKEN = CheckMeta(
@@ -45,7 +49,7 @@ SWITCH_BROKEN = CheckMeta(
     "Owner node's IMDS switch is missing or altered",
     Severity.HIGH,
     "vm",
-    "Fix the switch on {node} (see its findings), then hcibenefit enable --vm {vm}",
+    "{fix}",
     verdict="broken",
 )
 KVP_OFF = CheckMeta(
@@ -53,7 +57,7 @@ KVP_OFF = CheckMeta(
     "Hyper-V data exchange (KVP) is off",
     Severity.MEDIUM,
     "vm",
-    "Enable-VMIntegrationService -VMName {vm} -Name 'Key-Value Pair Exchange'  (on {node})",
+    "on {node}: Enable-VMIntegrationService -VMName {vm_ps} -Name 'Key-Value Pair Exchange'",
     verdict="unknown",
 )
 OS_UNKNOWN = CheckMeta(
@@ -61,7 +65,7 @@ OS_UNKNOWN = CheckMeta(
     "Guest OS unknown, policy cannot decide",
     Severity.LOW,
     "vm",
-    "Start {vm} so its guest OS can be read, or list it in policy.require_benefits.name_globs",
+    "{fix} (so its guest OS can be read); or list it in policy.require_benefits.name_globs",
     verdict="unknown",
 )
 ATTESTATION_DISCONNECTED = CheckMeta(
@@ -69,13 +73,31 @@ ATTESTATION_DISCONNECTED = CheckMeta(
     "Get-AzStackHCIVMAttestation reports Disconnected",
     Severity.MEDIUM,
     "vm",
-    "hcibenefit enable --vm {vm}",
+    "{fix}",
     verdict="broken",
 )
 
 
 def _values(ctx: VMContext, **extra: str) -> dict[str, str]:
-    return {"vm": ctx.vm.name, "node": ctx.host.node, **extra}
+    return {"vm": ctx.vm.name, "vm_ps": fixes.ps(ctx.vm.name), "node": ctx.host.node, **extra}
+
+
+def _enable_fix(ctx: VMContext) -> str:
+    """Give the VM benefits (or reconnect them), with what its node needs first."""
+    transport = ctx.requirement.transport or (
+        "V1" if _configured_v1(ctx) and not _configured_v2(ctx) else None
+    )
+    return fixes.enable_fix(ctx.vm, ctx.host, transport)
+
+
+def _switch_fix(ctx: VMContext) -> str:
+    """The owner node's switch: created by host enable when missing, rebuilt when altered."""
+    switch = ctx.host.switch or ctx.host.attestation_switch
+    if switch is None:
+        node_steps = fixes.node_enable_steps(ctx.host.cluster, ctx.host.node, ctx.host.module_version)
+    else:
+        node_steps = [fixes.rebuild_switch(ctx.host.node)]
+    return fixes.steps(*node_steps, fixes.enable_vm(ctx.vm.name))
 
 
 def _configured_v1(ctx: VMContext) -> bool:
@@ -135,11 +157,8 @@ def benefits_missing(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     wanted = {"V1": "guest NIC on the IMDS switch (V1)", "V2": "Guest Service Interface (V2)"}.get(
         req.transport or "", "Azure Benefits"
     )
-    extra = ""
-    if req.transport == "V1" and ctx.vm.generation == 1 and ctx.vm.state != "Off":
-        extra = "  (Generation 1: power the VM off first, Hyper-V cannot add the NIC while it runs)"
     yield Finding(
-        meta, ctx.cluster.name, ctx.vm.name, f"{req.reason}; no {wanted}", _values(ctx, extra=extra)
+        meta, ctx.cluster.name, ctx.vm.name, f"{req.reason}; no {wanted}", _values(ctx, fix=_enable_fix(ctx))
     )
 
 
@@ -148,7 +167,9 @@ def nic_disconnected(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     nic = ctx.vm.imds_nic
     if nic is not None and (not nic.connected or nic.switch_name != HOST_SWITCH):
         where = f"connected to {nic.switch_name}" if nic.connected else "not connected"
-        yield Finding(meta, ctx.cluster.name, ctx.vm.name, f"guest NIC is {where}", _values(ctx))
+        switch = ctx.host.switch
+        fix = _switch_fix(ctx) if switch is None or switch.switch_type != "Internal" else _enable_fix(ctx)
+        yield Finding(meta, ctx.cluster.name, ctx.vm.name, f"guest NIC is {where}", _values(ctx, fix=fix))
 
 
 @vm_check(NODE_NOT_SERVING, applies=_configured)
@@ -158,8 +179,15 @@ def node_not_serving(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     att = ctx.host.attestation
     status = att.status if att else "unknown"
     if status != "Active":
+        fix = fixes.steps(*fixes.node_serving_steps(ctx.host)) or fixes.hcibenefit(
+            "status", node=ctx.host.node
+        )
         yield Finding(
-            meta, ctx.cluster.name, ctx.vm.name, f"node {ctx.host.node} attestation is {status}", _values(ctx)
+            meta,
+            ctx.cluster.name,
+            ctx.vm.name,
+            f"node {ctx.host.node} attestation is {status}",
+            _values(ctx, fix=fix),
         )
 
 
@@ -171,7 +199,7 @@ def legacy_off(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
             ctx.cluster.name,
             ctx.vm.name,
             f"node {ctx.host.node} has LegacyOsSupport Disabled",
-            _values(ctx),
+            _values(ctx, fix=fixes.enable_fix(ctx.vm, ctx.host, "V1")),
         )
 
 
@@ -186,7 +214,7 @@ def switch_broken(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
             ctx.cluster.name,
             ctx.vm.name,
             f"node {ctx.host.node} has no usable {HOST_SWITCH}",
-            _values(ctx),
+            _values(ctx, fix=_switch_fix(ctx)),
         )
 
 
@@ -200,9 +228,12 @@ def kvp_off(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
 
 @vm_check(OS_UNKNOWN)
 def os_unknown(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
-    configured = _configured_v1(ctx) or _configured_v2(ctx)
-    if ctx.requirement.needed is None and ctx.vm.kvp_enabled and not configured:
-        yield Finding(meta, ctx.cluster.name, ctx.vm.name, ctx.requirement.reason, _values(ctx))
+    # Data exchange off has its own check (vm.data-exchange-off) with its own fix.
+    if ctx.requirement.needed is None and ctx.vm.kvp_enabled:
+        start = fixes.start_vm(ctx.vm.name, ctx.host.node, ctx.vm.state)
+        if ctx.vm.running:
+            start = f"on {ctx.host.node}: check the guest's Hyper-V integration services (Get-VMIntegrationService -VMName {fixes.ps(ctx.vm.name)})"
+        yield Finding(meta, ctx.cluster.name, ctx.vm.name, ctx.requirement.reason, _values(ctx, fix=start))
 
 
 @vm_check(ATTESTATION_DISCONNECTED, applies=_listed_by_module)
@@ -212,5 +243,9 @@ def attestation_disconnected(meta: CheckMeta, ctx: VMContext) -> Iterator[Findin
     # Only when the NIC itself looks fine: otherwise vm.guest-nic-disconnected already says why.
     if att is not None and att.status == "Disconnected" and (nic is None or nic.connected):
         yield Finding(
-            meta, ctx.cluster.name, ctx.vm.name, "Get-AzStackHCIVMAttestation: Disconnected", _values(ctx)
+            meta,
+            ctx.cluster.name,
+            ctx.vm.name,
+            "Get-AzStackHCIVMAttestation: Disconnected",
+            _values(ctx, fix=_enable_fix(ctx)),
         )

@@ -6,31 +6,71 @@ need them, so `hcibenefit --help` stays fast.
 
 from __future__ import annotations
 
-import logging
+import functools
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
 
 from hcibenefit import __version__
+from hcibenefit.cli import context as context_module
+from hcibenefit.cli.common import (
+    GLOBAL_PANEL,
+    AskPassOption,
+    QuietOption,
+    VerboseOption,
+    WideOption,
+    complete_format,
+)
 from hcibenefit.cli.context import AppContext
 from hcibenefit.errors import HcibenefitError, OutputClosed
 from hcibenefit.exitcodes import ExitCode
 
+EXAMPLES = """
+Examples:
+
+  hcibenefit lab run -- status                      # try it on the built-in simulated fleet
+
+  hcibenefit -i fleet.yaml status                   # every cluster, node and VM, with the fix beside each problem
+
+  hcibenefit status --cluster sea-hci01 --verdict missing --verdict broken -o json
+
+  hcibenefit enable --vm 'avd-*' --what-if          # the plan, the exact scripts and parameters; nothing sent
+
+  hcibenefit guest check --all --cluster sea-hci01  # is Windows activated inside each guest?
+
+  hcibenefit inventory test                         # can we reach and log on to every node?
+"""
+
 app = typer.Typer(
     name="hcibenefit",
-    help="Manage Azure Benefits (IMDS attestation / Azure VM verification) across Azure Stack HCI fleets.",
+    help="Manage Azure Benefits (IMDS attestation / Azure VM verification) across Azure Stack HCI fleets."
+    + EXAMPLES,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# The error boundary needs the verbosity before typer has parsed it (a failure can happen during parsing).
-_boundary_verbosity = 0
+# Typos and habits from other tools, answered with what to type instead.
+OPTION_HINTS = {
+    "--dry-run": "hcibenefit calls it --what-if (as PowerShell does)",
+    "--whatif": "use --what-if",
+    "--check": "use --what-if to see the plan without changing anything",
+    "--format-json": "use -o json",
+    "--json": "use -o json",
+    "--force-yes": "use --yes",
+    "--confirm": "changes are confirmed interactively; --yes skips the question",
+    "--output-format": "use -o/--output FORMAT (table or json)",
+    "--out": "use -o/--output FORMAT for the format, --output-file PATH for a file",
+    "--file": "use --output-file PATH",
+    "--debug": "use -vv",
+    "--verbosity": "use -v (more detail) or -vv (debug)",
+}
 
 
 def _version(value: bool) -> None:
@@ -44,62 +84,56 @@ def root(
     ctx: typer.Context,
     inventory: Annotated[
         Path | None,
-        typer.Option("--inventory", "-i", envvar="HCIBENEFIT_INVENTORY", help="Inventory file (YAML)."),
-    ] = None,
-    format: Annotated[
-        str | None,
         typer.Option(
-            "--format", "-f", envvar="HCIBENEFIT_FORMAT", help="Output format: table, json (per command)."
+            "--inventory",
+            "-i",
+            metavar="FILE",
+            envvar="HCIBENEFIT_INVENTORY",
+            help="Inventory file (YAML).",
+            rich_help_panel=GLOBAL_PANEL,
         ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report to FILE instead of stdout.")
-    ] = None,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (-vv: debug).")
-    ] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    ask_pass: Annotated[
-        bool,
+        str | None,
         typer.Option(
-            "--ask-pass", help="Prompt once per user name for passwords instead of the inventory's source."
+            "--output",
+            "-o",
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            envvar=["HCIBENEFIT_OUTPUT", "HCIBENEFIT_FORMAT"],
+            help="Output format: table or json, as az -o.",
+            autocompletion=complete_format,
+            rich_help_panel=GLOBAL_PANEL,
         ),
-    ] = False,
+    ] = None,
+    output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-file",
+            metavar="PATH",
+            help="Write the report to PATH (whole or not at all) instead of stdout.",
+            rich_help_panel=GLOBAL_PANEL,
+        ),
+    ] = None,
+    verbose: VerboseOption = 0,
+    quiet: QuietOption = False,
+    ask_pass: AskPassOption = False,
+    wide: WideOption = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    global _boundary_verbosity
-    _boundary_verbosity = verbose
-    _configure_logging(verbose, quiet)
-    ctx.obj = AppContext(
-        inventory_path=inventory,
-        format=format,
-        output=output,
-        verbosity=verbose,
-        quiet=quiet,
-        ask_pass=ask_pass,
-    )
-
-
-def _configure_logging(verbosity: int, quiet: bool) -> None:
-    from hcibenefit.logsafe import RedactingFilter
-
-    level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    ours = logging.getLogger("hcibenefit")
-    ours.handlers[:] = [handler]
-    ours.setLevel(level)
-    ours.propagate = False
-    # Third-party debug logs carry whole SOAP envelopes; only -vvv asks for them.
-    third_party = logging.DEBUG if verbosity >= 3 else logging.WARNING
-    for name in ("pypsrp", "psrpcore", "spnego", "urllib3", "requests", "azure"):
-        logging.getLogger(name).setLevel(third_party)
-    root_logger = logging.getLogger()
-    if verbosity >= 3 and handler not in root_logger.handlers:
-        root_logger.addHandler(handler)
+    app_ctx = ctx.obj if isinstance(ctx.obj, AppContext) else AppContext()
+    app_ctx.inventory_path = inventory
+    app_ctx.format = output
+    app_ctx.output_file = output_file
+    app_ctx.verbosity = verbose
+    app_ctx.quiet = quiet
+    app_ctx.ask_pass = ask_pass
+    app_ctx.wide = wide
+    ctx.obj = app_ctx
+    context_module.configure_logging(verbose, quiet)
 
 
 def _register_commands() -> None:
@@ -118,10 +152,10 @@ def _register_commands() -> None:
         sweep_cmd,
     )
 
-    app.command("status")(status_cmd.status)
+    app.command("status", epilog=status_cmd.EXAMPLES)(status_cmd.status)
     app.command("sweep")(sweep_cmd.sweep)
-    app.command("enable")(benefits_cmd.enable)
-    app.command("disable")(benefits_cmd.disable)
+    app.command("enable", epilog=benefits_cmd.ENABLE_EXAMPLES)(benefits_cmd.enable)
+    app.command("disable", epilog=benefits_cmd.DISABLE_EXAMPLES)(benefits_cmd.disable)
     app.add_typer(host_cmd.app, name="host")
     app.add_typer(inventory_cmd.app, name="inventory")
     app.add_typer(lab_cmd.app, name="lab")
@@ -136,15 +170,33 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _walk(command: Any) -> Any:
+    yield command
+    for sub in getattr(command, "commands", {}).values():
+        yield from _walk(sub)
+
+
+@functools.lru_cache(maxsize=1)
+def cli_command() -> Any:
+    """The click command tree, built once. Flags show no type in help (no `<bool>`): a flag takes none."""
+    command = typer.main.get_command(app)
+    names = SimpleNamespace(help_option_names=["-h", "--help"])
+    for each in _walk(command):
+        help_option = each.get_help_option(names)  # built once and cached by the command
+        for param in [*getattr(each, "params", ()), *([help_option] if help_option else [])]:
+            if getattr(param, "is_flag", False) or getattr(param, "count", False):
+                param.metavar = ""
+    return command
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return the exit code instead of exiting (tests call this)."""
-    global _boundary_verbosity
-    _boundary_verbosity = 0
+    args = list(argv) if argv is not None else sys.argv[1:]
+    context = AppContext()
     _forget_sent_changes()
-    command = typer.main.get_command(app)
     try:
-        result: Any = command.main(
-            args=list(argv) if argv is not None else None, prog_name="hcibenefit", standalone_mode=False
+        result: Any = cli_command().main(
+            args=args, prog_name="hcibenefit", standalone_mode=False, obj=context
         )
     except OutputClosed as exc:
         return int(exc.exit_code)  # quiet, as any Unix tool whose reader went away
@@ -158,7 +210,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # the boundary: any other exception is a bug
-        return _after_sending(_print_unexpected(exc))
+        return _after_sending(_print_unexpected(exc, args, context.verbosity))
     except BaseException as exc:
         # click's usage errors are Exceptions; SystemExit from deep inside means someone called exit().
         if isinstance(exc, SystemExit):
@@ -188,19 +240,40 @@ def _after_sending(code: int) -> int:
 
 
 def _print_expected(exc: HcibenefitError) -> None:
-    print(f"error: {exc.message}", file=sys.stderr)
+    from hcibenefit.report.text import printable
+
+    print(f"error: {printable(exc.message)}", file=sys.stderr)
     if exc.hint:
-        print(f"hint: {exc.hint}", file=sys.stderr)
+        print(f"hint: {printable(exc.hint)}", file=sys.stderr)
 
 
-def _print_unexpected(exc: Exception) -> int:
+def usage_hint(exc: Exception, argv: Sequence[str]) -> str | None:
+    """A hint for usage errors that come from habits of other tools (`-v 2`, `--dry-run`, `-o FILE`)."""
+    message = str(getattr(exc, "message", "") or exc)
+    option = getattr(exc, "option_name", None)
+    if option in OPTION_HINTS:
+        return OPTION_HINTS[option]
+    for index, word in enumerate(argv[:-1]):
+        number = argv[index + 1]
+        if word in ("-v", "--verbose") and number.isdigit() and f"{number}" in message:
+            return f"-v counts: use {'-' + 'v' * max(1, min(int(number), 3))} (-v info, -vv debug)"
+    if "does not take a value" in message and option in ("--verbose", "-v"):
+        return "-v counts: use -vv for debug output"
+    return None
+
+
+def _print_unexpected(exc: Exception, argv: Sequence[str], verbosity: int) -> int:
     if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
         exc.show(file=sys.stderr)  # click's usage errors: already one clear message
+        hint = usage_hint(exc, argv)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
         return int(ExitCode.USAGE)
     from hcibenefit.logsafe import redact
+    from hcibenefit.report.text import printable
 
-    print(f"internal error: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
-    if _boundary_verbosity >= 2:
+    print(f"internal error: {type(exc).__name__}: {printable(redact(str(exc)))}", file=sys.stderr)
+    if verbosity >= 2 or "-vv" in argv or "-vvv" in argv:
         print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
     else:
         print(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hcibenefit.cli.common import FormatOption, app_context, emit
+from hcibenefit.cli.common import app_context, global_options
 from hcibenefit.errors import UsageError
 from hcibenefit.exitcodes import ExitCode
 
@@ -89,6 +89,7 @@ def verify_report(report: VerificationReport, *, source: str, nonce: str | None,
 
 
 @app.command("verify")
+@global_options
 def verify(
     ctx: typer.Context,
     file: Annotated[
@@ -111,18 +112,17 @@ def verify(
         str | None,
         typer.Option("--san-pattern", help="Regular expression the signer's DNS SAN must match in full."),
     ] = None,
-    format: FormatOption = None,
 ) -> int:
     """Verify signature, chain, signer name, nonce and validity; exit 1 when the document does not hold."""
     from hcibenefit.attestation import TrustStore, verify_document
 
     app_ = app_context(ctx)
-    fmt = app_.choose_format(format, ("table", "json"))
+    fmt = app_.choose_format()
     when = _parse_at(at)
     ca_files, pattern = _settings(app_, ca or [], san_pattern)
     # Read everything the user named before verifying: an unreadable file or CA is a usage error (2).
     raw = _read(file)
     trust = TrustStore.default(ca_files)
     report = verify_document(raw, nonce=nonce, at=when, trust=trust, san_pattern=pattern)
-    emit(app_, verify_report(report, source=file, nonce=nonce, san_pattern=pattern), fmt)
+    app_.emit(verify_report(report, source=file, nonce=nonce, san_pattern=pattern), fmt)
     return int(ExitCode.OK if report.ok else ExitCode.FINDINGS)

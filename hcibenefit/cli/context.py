@@ -7,38 +7,48 @@ called from tests (and from other Python code) without typer.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import logging
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from hcibenefit.errors import OutputClosed, UsageError
 
 if TYPE_CHECKING:
     from hcibenefit.inventory import CredentialResolver, Inventory
+    from hcibenefit.report import RenderOptions, Report
 
 
 @dataclass
 class AppContext:
     inventory_path: Path | None = None
     format: str | None = None
-    output: Path | None = None
+    """-o/--output (or -f/--format): table or json; None: the command's default."""
+    output_file: Path | None = None
+    """--output-file: write the report there instead of stdout."""
     verbosity: int = 0
     quiet: bool = False
     ask_pass: bool = False
+    wide: bool = False
+    command: str = ""
+    """The command path being run ("status", "host sync"), for reports and the audit log."""
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     _inventory: Inventory | None = field(default=None, repr=False)
     _resolver: CredentialResolver | None = field(default=None, repr=False)
+    _said: set[str] = field(default_factory=set, repr=False)
 
-    def choose_format(self, command_format: str | None, allowed: tuple[str, ...]) -> str:
-        """The command's --format wins over the global one; the first allowed format is the default."""
-        chosen = command_format or self.format or allowed[0]
+    def choose_format(self, allowed: tuple[str, ...] = ("table", "json")) -> str:
+        """The format asked for with -o/--output (case-insensitive); the first allowed one by default."""
+        chosen = (self.format or allowed[0]).lower()
         if chosen not in allowed:
             raise UsageError(
-                f"format {chosen!r} is not available here",
-                hint=f"choose one of: {', '.join(allowed)}",
+                f"output format {self.format!r} is not available here",
+                hint=f"choose one of: {', '.join(allowed)} (-o/--output FORMAT; a file is --output-file PATH)",
             )
         return chosen
 
@@ -66,14 +76,45 @@ class AppContext:
             self._resolver = CredentialResolver(ask_pass=self.ask_pass)
         return self._resolver
 
+    def run_info(self, inventory: Inventory | None = None) -> dict[str, Any]:
+        """What every JSON report carries: when, which hcibenefit, which inventory, which command."""
+        from hcibenefit import __version__
+
+        source = inventory.source if inventory is not None else self.inventory_path
+        return {
+            "generated_at": self.started.isoformat(timespec="seconds"),
+            "hcibenefit_version": __version__,
+            "inventory": str(source) if source is not None else None,
+            "command": self.command,
+        }
+
+    def render_options(self, stream: TextIO) -> RenderOptions:
+        from hcibenefit.report import RenderOptions
+        from hcibenefit.report.text import terminal_width
+
+        # A file gets every row on one line, whatever the terminal: stable for grep and diff.
+        width = terminal_width(stream) if stream is self.stdout else None
+        return RenderOptions(width=width, wide=self.wide)
+
+    def emit(self, report: Report, fmt: str) -> None:
+        """Render the report whole, then write it: a failure while rendering leaves no half report."""
+        import io
+
+        from hcibenefit.report import render
+
+        buffer = io.StringIO()
+        with self.open_output() as stream:
+            render(report, fmt, buffer, self.render_options(stream))
+            write_text(stream, buffer.getvalue())
+
     @contextlib.contextmanager
     def open_output(self) -> Iterator[TextIO]:
-        """The report stream: --output FILE, else stdout. A file is written whole or not at all.
+        """The report stream: --output-file PATH, else stdout. A file is written whole or not at all.
 
         A reader that goes away (``| head``) raises `OutputClosed` (exit 141, nothing printed); a
         closed stdout (``>&-``) is a usage error naming --output.
         """
-        if self.output is None or str(self.output) == "-":
+        if self.output_file is None or str(self.output_file) == "-":
             stream = self._stdout_or_fail()
             try:
                 yield stream
@@ -81,7 +122,7 @@ class AppContext:
             except BrokenPipeError:
                 raise OutputClosed() from None
             return
-        target = self.output
+        target = self.output_file
         partial = target.with_name(target.name + ".partial")
         try:
             # backslashreplace: text a host sent that UTF-8 cannot encode (a lone surrogate) is written
@@ -101,19 +142,19 @@ class AppContext:
             # Python sets sys.stdout to None when file descriptor 1 was closed at start (`>&-`).
             raise UsageError(
                 "standard output is closed: there is nowhere to write the report",
-                hint="pass --output FILE, or redirect standard output (e.g. >/dev/null)",
+                hint="pass --output-file PATH, or redirect standard output (e.g. >/dev/null)",
             )
         return stream
 
     def check_output(self) -> None:
         """Prove the report can be written, before a change sends anything (exit 2 if not)."""
-        if self.output is None or str(self.output) == "-":
+        if self.output_file is None or str(self.output_file) == "-":
             try:
                 self._stdout_or_fail()
             except UsageError as exc:
                 raise UsageError(f"{exc.message}; nothing was sent", hint=exc.hint) from None
             return
-        target = self.output
+        target = self.output_file
         partial = target.with_name(target.name + ".partial")
         try:
             if target.is_dir():
@@ -125,6 +166,58 @@ class AppContext:
             raise UsageError(f"cannot write {target}: {exc.strerror or exc}; nothing was sent") from None
 
     def say(self, message: str) -> None:
-        """A human progress or summary line on stderr, unless --quiet."""
+        """A human progress or summary line on stderr, unless --quiet. Control characters are escaped."""
         if not self.quiet:
-            print(message, file=self.stderr)
+            from hcibenefit.report.text import printable
+
+            print("\n".join(printable(line) for line in message.split("\n")), file=self.stderr)
+
+    def warn_once(self, message: str) -> None:
+        """A warning on stderr, printed once per run however many nodes or VMs raise it."""
+        if message in self._said:
+            return
+        self._said.add(message)
+        from hcibenefit.report.text import printable
+
+        print(f"warning: {printable(message)}", file=self.stderr)
+
+
+def configure_logging(verbosity: int, quiet: bool) -> None:
+    """Our log lines on stderr at the level -v/-q ask for, secrets masked, control characters escaped."""
+    from hcibenefit.logsafe import RedactingFilter
+
+    level = logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    ours = logging.getLogger("hcibenefit")
+    for old in ours.handlers:
+        logging.getLogger().removeHandler(old)
+    ours.handlers[:] = [handler]
+    ours.setLevel(level)
+    ours.propagate = False
+    # Third-party debug logs carry whole SOAP envelopes; only -vvv asks for them.
+    third_party = logging.DEBUG if verbosity >= 3 else logging.WARNING
+    for name in ("pypsrp", "psrpcore", "spnego", "urllib3", "requests", "azure"):
+        logging.getLogger(name).setLevel(third_party)
+    if verbosity >= 3:
+        logging.getLogger().addHandler(handler)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """A logging formatter whose output cannot carry terminal escapes from host-supplied text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from hcibenefit.report.text import printable
+
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))
+
+
+def write_text(stream: TextIO, text: str) -> None:
+    """Write ``text``; characters the stream cannot encode (a host's lone surrogate, or anything outside
+    a Windows code page) are written as backslash escapes instead of ending the run."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))

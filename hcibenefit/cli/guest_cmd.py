@@ -6,54 +6,68 @@ from typing import Annotated
 
 import typer
 
-from hcibenefit.cli.benefits_cmd import (
+from hcibenefit.checks.verdicts import GUEST_VERDICTS
+from hcibenefit.cli.benefits_cmd import confirm_changes, finish_audit, open_audit
+from hcibenefit.cli.common import (
     AuditOption,
+    ParallelOption,
     WhatIfOption,
     YesOption,
-    confirm_changes,
-    finish_audit,
-    open_audit,
+    app_context,
+    global_options,
+    selection_options,
 )
-from hcibenefit.cli.common import ClusterOption, FormatOption, ParallelOption, app_context, emit
 from hcibenefit.exitcodes import ExitCode
+from hcibenefit.operations.selection import Selection
 
 app = typer.Typer(
     help="Check Windows activation inside guest VMs (PowerShell Direct or WinRM) and kick the activation task.",
     no_args_is_help=True,
 )
 
-GuestVMOption = Annotated[list[str] | None, typer.Option("--vm", help="VM name (repeatable).")]
+CHECK_EXAMPLES = """Examples:
+
+  hcibenefit guest check --vm avd-sh01
+
+  hcibenefit guest check --all --cluster sea-hci01 --verdict not-activated --verdict at-risk
+
+  hcibenefit guest check --vm 'avd-*' -o json --output-file guests.json
+"""
+KICK_EXAMPLES = """Examples:
+
+  hcibenefit guest kick --vm avd-sh01 --what-if
+
+  hcibenefit guest kick --vm avd-sh01 --enable-task      # also enable a disabled activation task
+
+  hcibenefit guest kick --all --verdict not-activated --yes
+"""
 
 
-@app.command("check")
-def check(
-    ctx: typer.Context,
-    vm: GuestVMOption = None,
-    cluster: ClusterOption = None,
-    format: FormatOption = None,
-    parallel: ParallelOption = 16,
-) -> int:
+@app.command("check", epilog=CHECK_EXAMPLES)
+@global_options
+@selection_options(verdicts=GUEST_VERDICTS)
+def check(ctx: typer.Context, selection: Selection, parallel: ParallelOption = 16) -> int:
     """Per VM: activated, at-risk, not-activated, not-assessable or auth-failed, with the evidence.
 
-    One call per owner node carries the probes for all its VMs; VMs that are not running are not sent.
+    Without a selection every VM of the inventory is checked. One call per owner node carries the
+    probes for all its VMs; VMs that are not running are not sent.
     """
     from hcibenefit.operations.guests.check import check_guests, check_report
 
     app_ = app_context(ctx)
-    fmt = app_.choose_format(format, ("table", "json"))
+    fmt = app_.choose_format()
     inventory = app_.inventory()
-    result = check_guests(
-        inventory, app_.credentials(), vm_names=vm or [], cluster_names=cluster or [], workers=parallel
-    )
-    emit(app_, check_report(result), fmt)
+    result = check_guests(inventory, app_.credentials(), selection, workers=parallel)
+    app_.emit(check_report(result), fmt)
     return int(ExitCode.combine(findings=result.findings, incomplete=result.incomplete))
 
 
-@app.command("kick")
+@app.command("kick", epilog=KICK_EXAMPLES)
+@global_options
+@selection_options(verdicts=GUEST_VERDICTS)
 def kick(
     ctx: typer.Context,
-    vm: GuestVMOption = None,
-    cluster: ClusterOption = None,
+    selection: Selection,
     what_if: WhatIfOption = False,
     enable_task: Annotated[
         bool,
@@ -62,7 +76,6 @@ def kick(
         ),
     ] = False,
     yes: YesOption = False,
-    format: FormatOption = None,
     parallel: ParallelOption = 16,
     audit_log: AuditOption = None,
 ) -> int:
@@ -70,26 +83,28 @@ def kick(
     from hcibenefit.operations.guests.kick import kick_report, run_kick
 
     app_ = app_context(ctx)
-    fmt = app_.choose_format(format, ("table", "json"))
+    fmt = app_.choose_format()
     inventory = app_.inventory()
     audit = None if what_if else open_audit(app_, audit_log, "guest kick")
     try:
         result = run_kick(
             inventory,
             app_.credentials(),
-            vm_names=vm or [],
-            cluster_names=cluster or [],
+            selection,
             what_if=what_if,
             enable_task=enable_task,
             confirm=lambda plans: confirm_changes(
-                app_, yes, [f"kick {p.record.target.name}: {p.why}" for p in plans]
+                app_,
+                yes,
+                [f"kick {p.record.target.name}: {p.why}" for p in plans],
+                ask=len(plans) > 1 or not all(selection.explicit(p.record.target.name) for p in plans),
             ),
             audit=audit,
             workers=parallel,
         )
     finally:
         unaudited = finish_audit(app_, audit)
-    emit(app_, kick_report(result), fmt)
+    app_.emit(kick_report(result, show_scripts=app_.verbosity >= 1), fmt)
     if result.declined:
         return int(ExitCode.OK)
     return int(ExitCode.combine(findings=result.findings, incomplete=result.incomplete or unaudited))

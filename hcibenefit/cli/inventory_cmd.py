@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hcibenefit.cli.common import FormatOption, app_context, emit
+from hcibenefit.cli.common import app_context, global_options
 from hcibenefit.exitcodes import ExitCode
 
 app = typer.Typer(help="Check and inspect the inventory.", no_args_is_help=True)
@@ -18,6 +18,7 @@ FileArgument = Annotated[
 
 
 @app.command()
+@global_options
 def validate(ctx: typer.Context, file: FileArgument = None) -> int:
     """Validate an inventory: exit 0 when it is usable, 2 with file:line:col and field when not."""
     appctx = app_context(ctx)
@@ -52,12 +53,13 @@ def _node_row(cluster: Any, node: Any) -> dict[str, Any]:
 
 
 @app.command()
-def show(ctx: typer.Context, file: FileArgument = None, format: FormatOption = None) -> int:
+@global_options
+def show(ctx: typer.Context, file: FileArgument = None) -> int:
     """Clusters, nodes and the effective connection settings of each node; secrets shown as ***."""
     from hcibenefit.report import Report, Table, columns
 
     appctx = app_context(ctx)
-    fmt = appctx.choose_format(format, ("table", "json"))
+    fmt = appctx.choose_format()
     inventory = appctx.inventory(file)
     rows = [_node_row(c, n) for c in inventory.clusters for n in c.nodes]
     table = Table(
@@ -76,5 +78,5 @@ def show(ctx: typer.Context, file: FileArgument = None, format: FormatOption = N
         ),
         rows,
     )
-    emit(appctx, Report(data=inventory.to_public_dict(), tables=[table], notes=list(inventory.warnings)), fmt)
+    appctx.emit(Report(data=inventory.to_public_dict(), tables=[table], notes=list(inventory.warnings)), fmt)
     return int(ExitCode.OK)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hcibenefit.cli.common import app_context
+from hcibenefit.cli.common import app_context, choice, global_options
 from hcibenefit.errors import UsageError
 from hcibenefit.exitcodes import ExitCode
 
@@ -24,7 +24,10 @@ ScaleOption = Annotated[
     str | None, typer.Option("--scale", help="Generate a fleet: CLUSTERS,NODES,VMS_PER_NODE, e.g. 10,4,25.")
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for --scale.")]
-AuthOption = Annotated[str, typer.Option("--auth", help="basic (over HTTPS) or ntlm (over HTTP, encrypted).")]
+AuthOption = Annotated[
+    str,
+    typer.Option("--auth", metavar="basic|ntlm", help="basic (over HTTPS) or ntlm (over HTTP, encrypted)."),
+]
 
 
 def _spec(fleet: Path | None, scale: str | None, seed: int) -> Any:
@@ -40,12 +43,11 @@ def _spec(fleet: Path | None, scale: str | None, seed: int) -> Any:
 
 
 def _auth(value: str) -> Any:
-    if value not in ("basic", "ntlm"):
-        raise UsageError(f"--auth must be basic or ntlm, got {value!r}")
-    return value
+    return choice(value, ("basic", "ntlm"), option="--auth")
 
 
 @app.command()
+@global_options
 def serve(
     ctx: typer.Context,
     fleet: FleetOption = None,
@@ -89,6 +91,7 @@ def serve(
 
 
 @app.command()
+@global_options
 def state(
     ctx: typer.Context,
     control_port: Annotated[
@@ -131,6 +134,7 @@ def run(
         raise UsageError("nothing to run", hint="for example: hcibenefit lab run -- status")
     spec = _spec(fleet, scale, seed)
     appctx = app_context(ctx)
+    args = _global_arguments(appctx) + args
     with Lab(spec, auth=_auth(auth)) as lab:
         inventory = lab.write_inventory(lab.workdir / "inventory.yaml")
         saved = {k: os.environ.get(k) for k in [*lab.environment(), "HCIBENEFIT_INVENTORY"]}
@@ -145,3 +149,16 @@ def run(
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _global_arguments(appctx: Any) -> list[str]:
+    """The global options given to `lab run` itself, passed on to the command it runs."""
+    args: list[str] = []
+    if appctx.format:
+        args += ["--output", appctx.format]
+    if appctx.output_file:
+        args += ["--output-file", str(appctx.output_file)]
+    args += ["-v"] * appctx.verbosity
+    args += ["--quiet"] if appctx.quiet else []
+    args += ["--wide"] if appctx.wide else []
+    return args

@@ -2,43 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
+from hcibenefit.checks.verdicts import STATUS_VERDICTS
 from hcibenefit.cli.common import (
-    ClusterOption,
     FailOnOption,
-    FormatOption,
     ParallelOption,
     app_context,
-    emit,
+    global_options,
     parse_fail_on,
+    selection_options,
 )
 from hcibenefit.exitcodes import ExitCode
+from hcibenefit.operations.selection import Selection
+
+EXAMPLES = """Examples:
+
+  hcibenefit status                                   # the whole inventory
+
+  hcibenefit status --cluster sea-hci01 --vm 'avd-*'   # globs are case-insensitive, like Hyper-V
+
+  hcibenefit status --verdict missing --verdict broken --fail-on none
+
+  hcibenefit status --site seattle -o json --output-file status.json
+"""
 
 
+@global_options
+@selection_options(nodes=True, verdicts=STATUS_VERDICTS)
 def status(
     ctx: typer.Context,
-    cluster: ClusterOption = None,
-    vm: Annotated[str | None, typer.Option("--vm", help="Only VMs whose name matches this glob.")] = None,
-    format: FormatOption = None,
+    selection: Selection,
     fail_on: FailOnOption = "high",
     parallel: ParallelOption = 16,
 ) -> int:
-    """Nodes (attestation, expiry, switch, vNIC, legacy OS support) and VMs with a verdict each."""
-    from hcibenefit.operations.status import exit_findings, gather_status, status_report
+    """Nodes (attestation, expiry, switch, vNIC, legacy OS support) and VMs with a verdict each.
+
+    Every finding is listed under the tables with the exact command that fixes it. The exit code
+    counts only what was selected: with --vm or --verdict, those VMs and the nodes they run on.
+    """
+    from hcibenefit.cli.vmcache import remember_vms
+    from hcibenefit.operations.status import gather_status, status_report
 
     app = app_context(ctx)
-    fmt = app.choose_format(format, ("table", "json"))
+    fmt = app.choose_format()
     threshold = parse_fail_on(fail_on)
     inventory = app.inventory()
-    result = gather_status(
-        inventory, app.credentials(), cluster_names=cluster or (), vm_glob=vm, workers=parallel
-    )
-    emit(app, status_report(result), fmt)
-    return int(
-        ExitCode.combine(
-            findings=exit_findings(result.findings(), threshold), incomplete=result.assessment.incomplete
-        )
-    )
+    result = gather_status(inventory, app.credentials(), selection, workers=parallel)
+    remember_vms(inventory.source, [v.vm.name for v in result.assessment.vms])
+    app.emit(status_report(result, app.run_info(inventory)), fmt)
+    return int(ExitCode.combine(findings=result.failing(threshold), incomplete=result.incomplete))

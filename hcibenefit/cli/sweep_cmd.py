@@ -293,7 +293,7 @@ def _run(
     if report_dir is not None:
         for path in write_report_dir(outcome.document, report_dir):
             app.say(f"wrote {path}")
-    target = output_file or app.output
+    target = output_file or app.output_file
     with _open(app, target) as stream:
         from hcibenefit.report.sweep import render
 
@@ -312,13 +312,13 @@ def _open(app: AppContext, path: Path | None) -> Iterator[TextIO]:
     if path is None:
         yield app.stdout
         return
-    saved = app.output
-    app.output = path
+    saved = app.output_file
+    app.output_file = path
     try:
         with app.open_output() as stream:
             yield stream
     finally:
-        app.output = saved
+        app.output_file = saved
 
 
 def write_report_dir(document: dict[str, Any], directory: Path) -> list[Path]:

@@ -315,6 +315,11 @@ class Policy:
     waivers: Path | None = None
     """The sweep's waivers file (sweep.waivers); --waivers overrides it."""
 
+    def exclusion(self, vm_name: str) -> str | None:
+        """The exclude_globs rule that takes this VM out of every report and change, or None."""
+        folded = vm_name.casefold()
+        return next((g for g in self.exclude_globs if fnmatch.fnmatchcase(folded, g.casefold())), None)
+
     def requires_benefits(
         self, vm_name: str, *, edition_id: str | None = None, os_name: str | None = None
     ) -> bool:

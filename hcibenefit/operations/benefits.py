@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hcibenefit.checks.assess import Assessment, assess_cluster, merge
@@ -19,7 +19,6 @@ from hcibenefit.facts.host import FactsError, HostFacts, VMFacts
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.audit import AuditError, AuditLog
 from hcibenefit.operations.gather import Connection, connections, fetch_host_facts, gather_clusters
-from hcibenefit.operations.lookup import find_by_name, unknown_vm_error
 from hcibenefit.operations.plan import (
     Action,
     TransportChoice,
@@ -27,15 +26,17 @@ from hcibenefit.operations.plan import (
     benefit_state,
     plan_disable,
     plan_enable,
+    plan_excluded,
     script_parameters,
     verify,
 )
-from hcibenefit.operations.status import select_clusters
-from hcibenefit.remoting.catalog import VM_BENEFITS_DISABLE, VM_BENEFITS_ENABLE
+from hcibenefit.operations.selection import Selection
+from hcibenefit.remoting.catalog import VM_BENEFITS_DISABLE, VM_BENEFITS_ENABLE, Script
 from hcibenefit.remoting.errors import RemotingError
 from hcibenefit.remoting.runner import run_per_host
 from hcibenefit.remoting.session import run_script
-from hcibenefit.report import Report, Table, columns
+from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
+from hcibenefit.report.text import powershell_literal
 
 log = logging.getLogger(__name__)
 
@@ -71,48 +72,75 @@ class BenefitsResult:
         return bool(self.not_assessed) or any(o.result in bad for o in self.outcomes)
 
 
+@dataclass(frozen=True)
+class BenefitsPlan:
+    """Every selected VM with what would be done to it (or why not), before anything is sent."""
+
+    plans: tuple[VMPlan, ...]
+    not_assessed: dict[str, str]
+    expansions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(glob, the VM names it matched): shown before asking, so a glob never surprises."""
+
+
 def plan_benefits(
     assessment: Assessment,
+    selection: Selection,
     *,
     action: Action,
-    vm_names: Sequence[str],
-    all_eligible: bool = False,
     transport: TransportChoice = "auto",
     force: bool = False,
-) -> tuple[list[VMPlan], dict[str, str]]:
-    """Plans for the named VMs (and, with all_eligible, every VM that needs benefits and lacks them).
+    exclusion: Callable[[str], str | None] = lambda name: None,
+) -> BenefitsPlan:
+    """A plan for every selected VM: change, already, refused (with why and the fix) or skipped.
 
-    Raises UsageError for a name found nowhere when every node answered; with nodes unreachable such a
-    name is reported as not assessed instead, since the VM may live there.
+    A VM reached through a glob, --all or --verdict that the policy says needs no benefits (or whose
+    guest OS is unknown) is `skipped`: listed with why, not touched, not a failure. Named exactly, the
+    same VM is `refused`, since the user asked for it. Raises UsageError for a name or glob found nowhere
+    when every node answered; with nodes unreachable such a name is reported as not assessed instead,
+    since the VM may live there.
     """
-    lookup = find_by_name(vm_names, assessment.vms, name_of=lambda s: s.vm.name, node_of=lambda s: s.vm.node)
-    if lookup.ambiguous:
-        raise UsageError(f"VM name on more than one node: {'; '.join(lookup.ambiguous)}; nothing was changed")
+    match = selection.match_vms(assessment.vms, name_of=lambda s: s.vm.name, exclusion=exclusion)
+    if match.ambiguous:
+        places = {
+            name: ", ".join(s.vm.node for s in assessment.vms if s.vm.name.casefold() == name.casefold())
+            for name in match.ambiguous
+        }
+        raise UsageError(
+            "VM name on more than one node: "
+            + "; ".join(f"{name} ({nodes})" for name, nodes in places.items())
+            + "; nothing was changed"
+        )
     not_assessed: dict[str, str] = {}
-    if lookup.missing:
+    if match.unmatched:
         unreachable = [n.name for n in assessment.nodes if n.facts is None]
         if not unreachable:
-            known = [s.vm.name for s in assessment.vms]
-            raise unknown_vm_error(lookup.missing, known, nothing_done="nothing was changed")
-        for name in lookup.missing:
+            match.raise_unmatched(
+                [s.vm.name for s in assessment.vms],
+                where="on any node of the selected clusters",
+                nothing_done="nothing was changed",
+            )
+        for name in match.unmatched:
             not_assessed[name] = (
                 f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
             )
-    targets = [status for _, status in lookup.found]
-    if all_eligible:
-        named = {s.vm.name for s in targets}
-        targets += [s for s in assessment.vms if s.requirement.needed and s.vm.name not in named]
     plans = []
-    for status in targets:
+    for status in match.selected:
+        if not selection.keeps(status.verdict):
+            continue
+        explicit = selection.explicit(status.vm.name)
+        if status.verdict == "excluded":
+            plans.append(plan_excluded(status, action))
+            continue
         plan = (
             plan_enable(status, assessment, transport=transport, force=force)
             if action == "enable"
             else plan_disable(status)
         )
-        if all_eligible and status.vm.name not in vm_names and plan.decision != "change":
-            continue  # --all-eligible lists what it would change, not every healthy VM
+        if not explicit and plan.decision == "refused" and status.requirement.needed is not True:
+            plan = replace(plan, decision="skipped")
         plans.append(plan)
-    return plans, not_assessed
+    expansions = tuple((glob, tuple(names)) for glob, names in match.expansions)
+    return BenefitsPlan(tuple(plans), not_assessed, expansions)
 
 
 def _apply_on_node(
@@ -235,9 +263,8 @@ def apply_plans(
 
 
 def _passive(plan: VMPlan) -> VMOutcome:
-    return VMOutcome(
-        plan, {"already": "already", "refused": "refused"}.get(plan.decision, "planned"), None, None
-    )
+    passive = {"already": "already", "refused": "refused", "skipped": "skipped"}
+    return VMOutcome(plan, passive.get(plan.decision, "planned"), None, None)
 
 
 def run_benefits(
@@ -245,23 +272,26 @@ def run_benefits(
     resolver: CredentialResolver,
     *,
     action: Action,
-    vm_names: Sequence[str],
-    cluster_names: Sequence[str] = (),
-    all_eligible: bool = False,
+    selection: Selection,
     what_if: bool = False,
     transport: TransportChoice = "auto",
     force: bool = False,
-    confirm: Callable[[Sequence[VMPlan]], bool] = lambda plans: True,
+    confirm: Callable[[BenefitsPlan], bool] = lambda plan: True,
     audit: AuditLog | None = None,
     workers: int = 16,
     cancel: threading.Event | None = None,
     now: dt.datetime | None = None,
 ) -> BenefitsResult:
-    if not vm_names and not all_eligible:
+    """Plan, then (unless --what-if) confirm, apply once per node and verify.
+
+    `confirm` is asked whenever something would change; it decides whether to ask a person.
+    """
+    if not selection.names_targets:
         raise UsageError(
-            "name at least one VM with --vm" + (" or pass --all-eligible" if action == "enable" else "")
+            "say which VMs: --vm NAME|GLOB (repeatable), --verdict VERDICT, or --all for every VM of the "
+            "selected clusters; nothing was changed"
         )
-    clusters = select_clusters(inventory, cluster_names)
+    clusters = selection.select_clusters(inventory, nothing_done="nothing was changed")
     gathered, _ = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)
     when = now or dt.datetime.now(dt.timezone.utc)
     assessment = merge(
@@ -271,19 +301,20 @@ def run_benefits(
         ]
     )
     unreachable = {n.name: n.error or "" for n in assessment.nodes if n.facts is None}
-    plans, not_assessed = plan_benefits(
+    proposal = plan_benefits(
         assessment,
+        selection,
         action=action,
-        vm_names=vm_names,
-        all_eligible=all_eligible,
         transport=transport,
         force=force,
+        exclusion=inventory.policy.exclusion,
     )
+    plans, not_assessed = proposal.plans, proposal.not_assessed
     changes = [p for p in plans if p.decision == "change"]
     if what_if or not changes:
         outcomes = tuple(_passive(p) for p in plans)
         return BenefitsResult(action, what_if, outcomes, not_assessed, unreachable)
-    if len(changes) > 1 and not confirm(changes):
+    if not confirm(proposal):
         return BenefitsResult(
             action, False, tuple(_passive(p) for p in plans), not_assessed, unreachable, declined=True
         )
@@ -308,10 +339,16 @@ def describe_call(action: Action, plans: Sequence[VMPlan]) -> list[dict[str, Any
     ]
 
 
-def benefits_report(result: BenefitsResult) -> Report:
+RESULT_WORDS = {"planned": "would change", "skipped": "not touched", "already": "already"}
+
+
+def benefits_report(
+    result: BenefitsResult, run_info: Mapping[str, Any] | None = None, *, show_scripts: bool = False
+) -> Report:
     records = [o.to_dict() for o in result.outcomes]
     calls = describe_call(result.action, [o.plan for o in result.outcomes])
     data = {
+        **(run_info or {}),
         "action": result.action,
         "what_if": result.what_if,
         "vms": records,
@@ -325,11 +362,12 @@ def benefits_report(result: BenefitsResult) -> Report:
             "vm": o.plan.vm,
             "cluster": o.plan.cluster,
             "node": o.plan.node,
-            "result": ("would change" if o.result == "planned" and result.what_if else o.result),
+            "result": (
+                RESULT_WORDS.get(o.result, o.result) if result.what_if or o.result == "skipped" else o.result
+            ),
             "via": o.plan.transport,
             "steps": ", ".join(o.plan.steps) or None,
             "why": o.error or o.plan.reason,
-            "fix": o.plan.fix,
         }
         for o in result.outcomes
     ]
@@ -342,22 +380,49 @@ def benefits_report(result: BenefitsResult) -> Report:
             ("vm", "VM"),
             ("result", "RESULT"),
             ("via", "VIA"),
-            ("steps", "STEPS"),
-            ("why", "WHY"),
-            ("fix", "FIX"),
+            Column("steps", "STEPS", wide=True),
+            Column("why", "WHY", wrap=True),
         ),
         rows,
     )
+    fixes = Details(
+        "What to do for the VMs left as they are:",
+        [
+            DetailItem(f"{o.plan.vm} ({o.plan.node}): {o.error or o.plan.reason}", [f"fix: {o.plan.fix}"])
+            for o in result.outcomes
+            if o.plan.fix and o.result in ("refused", "skipped", "failed")
+        ],
+    )
+    script = VM_BENEFITS_ENABLE if result.action == "enable" else VM_BENEFITS_DISABLE
+    sent = Details(
+        ("Would send" if result.what_if else "Sent") + " (one call per node):",
+        [describe_script_call(script, call["node"], call["parameters"], show_scripts) for call in calls],
+    )
     notes = []
-    if result.what_if:
-        for call in calls:
-            params = " ".join(f"-{k} {','.join(v)}" for k, v in call["parameters"].items())
-            notes.append(f"would run {call['script']} on {call['node']}: {params}")
     if result.declined:
         notes.append("not confirmed: nothing was changed")
     for node, why in result.unreachable_nodes.items():
         notes.append(f"! {node}: {why}")
-    return Report(data=data, tables=[table], notes=notes)
+    return Report(data=data, tables=[table], notes=notes, details=[sent, fixes])
 
 
-__all__ = ["BenefitsResult", "VMOutcome", "benefits_report", "plan_benefits", "run_benefits"]
+def describe_script_call(
+    script: Script, target: str, parameters: Mapping[str, Any], show_script: bool
+) -> DetailItem:
+    """One call as a person checks it: script, target, each parameter value quoted as PowerShell would
+    receive it, and (at -v) the script's text."""
+    lines = [f"-{name} {powershell_literal(value)}" for name, value in parameters.items()]
+    if show_script:
+        lines += ["", f"script {script.key}:", *script.text().splitlines()]
+    return DetailItem(f"{script.key} on {target}", lines, verbatim=True)
+
+
+__all__ = [
+    "BenefitsPlan",
+    "BenefitsResult",
+    "VMOutcome",
+    "benefits_report",
+    "describe_script_call",
+    "plan_benefits",
+    "run_benefits",
+]

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hcibenefit.checks import fixes
 from hcibenefit.checks.assess import Assessment, NodeStatus, assess_cluster
 from hcibenefit.errors import UsageError
 from hcibenefit.facts.host import HOST_SWITCH, FactsError
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.audit import AuditError, AuditLog
 from hcibenefit.operations.gather import Connection, connections, fetch_host_facts, gather_clusters
+from hcibenefit.operations.selection import Selection
 from hcibenefit.remoting.catalog import HOST_ATTESTATION_ENABLE, HOST_SYNC
 from hcibenefit.remoting.errors import RemotingError
 from hcibenefit.remoting.session import run_script
-from hcibenefit.report import Report, Table, columns
+from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
 
 HostAction = Literal["enable", "sync"]
 NODE_OPERATION_TIMEOUT_S = 600.0
@@ -61,16 +63,30 @@ class NodeOutcome:
         }
 
 
-def _cluster_blockers(assessment: Assessment) -> list[str]:
+def _cluster_blockers(assessment: Assessment) -> list[tuple[str, str]]:
+    """(what blocks a cluster-wide attestation change, what removes it)."""
     blockers = []
     for node in assessment.nodes:
         if node.facts is None:
-            blockers.append(f"{node.name} is unreachable ({node.error})")
+            blockers.append(
+                (
+                    f"{node.name} is {node.verdict} ({node.error})",
+                    f"make {node.name} reachable ({fixes.hcibenefit('inventory', 'test', node=node.name)})",
+                )
+            )
     for node in assessment.nodes:
         if node.facts is not None:
-            blockers += [f"{m.name} is {m.state}" for m in node.facts.cluster_nodes if m.state != "Up"]
+            blockers += [
+                (f"{m.name} is {m.state}", fixes.start_cluster_node(m.name, m.state, node.name))
+                for m in node.facts.cluster_nodes
+                if m.state != "Up"
+            ]
             break
     return blockers
+
+
+def _retry(action: HostAction, node: NodeStatus) -> str:
+    return fixes.hcibenefit("host", action, cluster=node.cluster, node=node.name)
 
 
 def plan_node(
@@ -83,8 +99,12 @@ def plan_node(
             node.cluster,
             action,
             "refused",
-            f"unreachable: {node.error}",
-            "bring the node back, rerun",
+            f"{node.verdict}: {node.error}",
+            fixes.steps(
+                f"make {node.name} reachable ({fixes.hcibenefit('inventory', 'test', node=node.name)} "
+                "shows connection, TLS and logon)",
+                _retry(action, node),
+            ),
         )
     status = facts.attestation.status if facts.attestation else "unknown"
     registration = facts.registration.registration_status if facts.registration else "unknown"
@@ -95,7 +115,8 @@ def plan_node(
             action,
             "refused",
             f"cluster registration is {registration}",
-            "Register-AzStackHCI",
+            f"register {node.cluster} with Azure (Register-AzStackHCI on one of its nodes); then "
+            + _retry(action, node),
             status,
         )
     if action == "sync":
@@ -108,7 +129,7 @@ def plan_node(
                 action,
                 "refused",
                 "attestation is Inactive: sync does not turn it on",
-                f"hcibenefit host enable --cluster {node.cluster} --node {node.name}",
+                fixes.steps(*fixes.node_enable_steps(node.cluster, node.name, facts.module_version)),
                 status,
             )
         return NodePlan(
@@ -137,7 +158,7 @@ def plan_node(
             action,
             "refused",
             "Az.StackHCI is not installed",
-            f"on {node.name}: Install-Module Az.StackHCI",
+            fixes.steps(*fixes.node_enable_steps(node.cluster, node.name, None)),
             status,
         )
     if switch is not None and (switch.name != HOST_SWITCH or switch.switch_type != "Internal"):
@@ -147,7 +168,7 @@ def plan_node(
             action,
             "refused",
             f"the IMDS switch was altered ({switch.name}, {switch.switch_type}); enabling would not repair it",
-            f"on {node.name}: Disable-AzStackHCIAttestation -RemoveVM, then Enable-AzStackHCIAttestation -AddVM",
+            fixes.rebuild_switch(node.name),
             status,
         )
     blockers = _cluster_blockers(assessment)
@@ -157,8 +178,8 @@ def plan_node(
             node.cluster,
             action,
             "refused",
-            "every cluster node must be Up and reachable: " + "; ".join(blockers),
-            "bring the nodes up, rerun",
+            "every cluster node must be Up and reachable: " + "; ".join(text for text, _ in blockers),
+            fixes.steps(*(fix for _, fix in blockers), _retry(action, node)),
             status,
         )
     return NodePlan(
@@ -177,38 +198,41 @@ def run_host_action(
     resolver: CredentialResolver,
     *,
     action: HostAction,
-    cluster_name: str,
-    node_names: Sequence[str] = (),
+    selection: Selection,
     what_if: bool = False,
     confirm: Callable[[Sequence[NodePlan]], bool] = lambda plans: True,
     audit: AuditLog | None = None,
     cancel: threading.Event | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[list[NodeOutcome], bool]:
-    cluster = inventory.cluster(cluster_name)
-    wanted = [inventory.node(n).name for n in node_names]
-    foreign = [n for n in wanted if inventory.node(n).cluster != cluster.name]
-    if foreign:
-        raise UsageError(f"{', '.join(foreign)} not in cluster {cluster.name}; nothing was changed")
-    gathered, _ = gather_clusters(inventory, [cluster], resolver, cancel=cancel)
-    assessment = assess_cluster(
-        gathered[0],
-        [n.name for n in cluster.nodes],
-        inventory.policy,
-        now or dt.datetime.now(dt.timezone.utc),
-    )
+    """Plan every selected node, then (unless --what-if) confirm and act one node at a time, verified.
+
+    Without --node, only the nodes that need it are planned; a node named exactly is planned (forced)
+    whatever its state. `confirm` is asked whenever something would change.
+    """
+    if not (selection.clusters or selection.nodes or selection.sites or selection.tags or selection.all):
+        raise UsageError(
+            "say which nodes: --cluster NAME, --node NAME (repeatable), --site, --tag, or --all for every "
+            "cluster in the inventory; nothing was changed"
+        )
+    clusters = selection.select_clusters(inventory, nothing_done="nothing was changed")
+    wanted = {n.name.casefold() for n in selection.select_nodes(clusters, nothing_done="nothing was changed")}
+    gathered, _ = gather_clusters(inventory, clusters, resolver, cancel=cancel)
+    when = now or dt.datetime.now(dt.timezone.utc)
     plans = []
-    for node in assessment.nodes:
-        if wanted and node.name not in wanted:
-            continue
-        plan = plan_node(node, assessment, action, explicit=bool(wanted))
-        if plan is not None:
-            plans.append(plan)
+    for facts, cluster in zip(gathered, clusters, strict=True):
+        assessment = assess_cluster(facts, [n.name for n in cluster.nodes], inventory.policy, when)
+        for node in assessment.nodes:
+            if node.name.casefold() not in wanted:
+                continue
+            plan = plan_node(node, assessment, action, explicit=selection.explicit_node(node.name))
+            if plan is not None:
+                plans.append(plan)
     changes = [p for p in plans if p.decision == "change"]
     passive = {"change": "planned", "already": "already", "refused": "refused"}
     if what_if or not changes:
         return [NodeOutcome(p, passive[p.decision]) for p in plans], False
-    if len(changes) > 1 and not confirm(changes):
+    if not confirm(changes):
         return [NodeOutcome(p, passive[p.decision]) for p in plans], True
     if audit is None:
         raise ValueError("changes are sent only with an audit log (AuditLog.open)")
@@ -267,8 +291,16 @@ def _apply_on_node(
 
 
 def host_report(
-    action: HostAction, outcomes: Sequence[NodeOutcome], *, what_if: bool, declined: bool
+    action: HostAction,
+    outcomes: Sequence[NodeOutcome],
+    *,
+    what_if: bool,
+    declined: bool,
+    run_info: Mapping[str, Any] | None = None,
+    show_scripts: bool = False,
 ) -> Report:
+    from hcibenefit.operations.benefits import describe_script_call
+
     script = HOST_ATTESTATION_ENABLE if action == "enable" else HOST_SYNC
     rows = [
         {
@@ -278,22 +310,25 @@ def host_report(
             "before": o.plan.before,
             "after": o.after,
             "why": o.error or o.plan.reason,
-            "fix": o.plan.fix,
         }
         for o in outcomes
     ]
     notes = []
-    if what_if:
-        notes += [f"would run {script.key} on {o.plan.node}" for o in outcomes if o.plan.decision == "change"]
     if not outcomes:
-        notes.append("nothing to do: no node needs it (name one with --node to force)")
+        notes.append("nothing to do: no selected node needs it (name one with --node to force it)")
     if declined:
         notes.append("not confirmed: nothing was changed")
     data = {
+        **(run_info or {}),
         "action": f"host-{action}",
         "what_if": what_if,
         "declined": declined,
         "nodes": [o.to_dict() for o in outcomes],
+        "calls": [
+            {"node": o.plan.node, "script": script.key, "parameters": {}}
+            for o in outcomes
+            if o.plan.decision == "change"
+        ],
     }
     table = Table(
         f"host {action}{' (what-if: nothing was sent)' if what_if else ''}",
@@ -303,9 +338,26 @@ def host_report(
             ("result", "RESULT"),
             ("before", "BEFORE"),
             ("after", "AFTER"),
-            ("why", "WHY"),
-            ("fix", "FIX"),
+            Column("why", "WHY", wrap=True),
         ),
         rows,
     )
-    return Report(data=data, tables=[table], notes=notes)
+    sent = Details(
+        ("Would send" if what_if else "Sent") + " (one node at a time):",
+        [
+            describe_script_call(script, o.plan.node, {}, show_scripts)
+            for o in outcomes
+            if o.plan.decision == "change"
+        ],
+    )
+    left = Details(
+        "What to do for the nodes left as they are:",
+        [
+            DetailItem(
+                f"{o.plan.node} ({o.plan.cluster}): {o.error or o.plan.reason}", [f"fix: {o.plan.fix}"]
+            )
+            for o in outcomes
+            if o.plan.fix and o.result in ("refused", "failed", "unverified")
+        ],
+    )
+    return Report(data=data, tables=[table], notes=notes, details=[sent, left])

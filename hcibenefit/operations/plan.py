@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from hcibenefit.checks.assess import Assessment, VMStatus
+from hcibenefit.checks import fixes
+from hcibenefit.checks.assess import Assessment, NodeStatus, VMStatus
 from hcibenefit.facts.host import HOST_SWITCH, HostFacts, VMFacts
 
 Action = Literal["enable", "disable"]
-Decision = Literal["change", "already", "refused"]
+Decision = Literal["change", "already", "refused", "skipped"]
+"""skipped: reached through a glob or --all but not eligible (listed with why, not touched)."""
 TransportChoice = Literal["auto", "V1", "V2"]
 
 ADD_NIC = "add-guest-nic"
@@ -45,6 +47,8 @@ class VMPlan:
     reason: str = ""
     fix: str | None = None
     before: dict[str, Any] = field(default_factory=dict)
+    warning: str | None = None
+    """What the change costs (disable: the guest loses activation); asked about even for one VM."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,7 @@ class VMPlan:
             "reason": self.reason,
             "fix": self.fix,
             "before": self.before,
+            "warning": self.warning,
         }
 
 
@@ -80,10 +85,13 @@ def _plan(
     *,
     steps: tuple[str, ...] = (),
     fix: str | None = None,
+    warning: str | None = None,
 ) -> VMPlan:
     vm = status.vm
     before = benefit_state(vm, status.host)
-    return VMPlan(vm.name, vm.cluster, vm.node, action, decision, steps, transport, reason, fix, before)
+    return VMPlan(
+        vm.name, vm.cluster, vm.node, action, decision, steps, transport, reason, fix, before, warning
+    )
 
 
 def _refuse(
@@ -92,17 +100,30 @@ def _refuse(
     return _plan(status, action, "refused", transport, reason, fix=fix)
 
 
-def _cluster_switch_gaps(assessment: Assessment, cluster: str) -> list[str]:
-    """Nodes of the cluster where a V1 VM could not run: no switch, or not assessed."""
-    gaps = []
-    for node in assessment.nodes:
-        if node.cluster != cluster:
-            continue
-        if node.facts is None:
-            gaps.append(f"{node.name} (not reachable, switch unverified)")
-        elif node.facts.switch is None or node.facts.switch.switch_type != "Internal":
-            gaps.append(node.name)
-    return gaps
+def _cluster_switch_gaps(assessment: Assessment, cluster: str) -> list[NodeStatus]:
+    """Nodes of the cluster where a V1 VM could not run: no usable switch, or not assessed."""
+    return [
+        node
+        for node in assessment.nodes
+        if node.cluster == cluster
+        and (node.facts is None or node.facts.switch is None or node.facts.switch.switch_type != "Internal")
+    ]
+
+
+def _gap_fix(node: NodeStatus) -> str:
+    if node.facts is None:
+        return f"make {node.name} reachable (it is {node.verdict}: {node.error})"
+    return fixes.steps(*fixes.node_enable_steps(node.cluster, node.name, node.facts.module_version))
+
+
+def plan_excluded(status: VMStatus, action: Action) -> VMPlan:
+    """A VM named exactly although policy.exclude_globs excludes it: never touched."""
+    return _refuse(
+        status,
+        action,
+        status.requirement.reason,
+        "remove the rule from policy.exclude_globs in the inventory if hcibenefit should manage this VM",
+    )
 
 
 def plan_enable(
@@ -112,33 +133,44 @@ def plan_enable(
     registration = host.registration.registration_status if host.registration else "unknown"
     if registration != "Registered":
         return _refuse(
-            status, "enable", f"cluster registration is {registration}", "Register-AzStackHCI, then retry"
+            status,
+            "enable",
+            f"cluster registration is {registration}",
+            f"register {vm.cluster} with Azure (Register-AzStackHCI on one of its nodes); then "
+            + fixes.enable_vm(vm.name),
         )
     if req.needed is False and not force:
-        return _refuse(status, "enable", f"policy: {req.reason}", "pass --force to enable it anyway")
+        return _refuse(
+            status, "enable", f"policy: {req.reason}", fixes.enable_vm(vm.name, force=True) + "  (if wanted)"
+        )
     chosen = req.transport if transport == "auto" else transport
     if chosen is None:
+        if not vm.kvp_enabled:
+            first = f"on {host.node}: Enable-VMIntegrationService -VMName {fixes.ps(vm.name)} -Name 'Key-Value Pair Exchange'"
+        else:
+            first = fixes.start_vm(vm.name, host.node, vm.state)
         return _refuse(
             status,
             "enable",
             f"cannot choose V1 or V2: {req.reason}",
-            "start the VM (or turn on data exchange), or pass --transport V1|V2",
+            f"{fixes.steps(first, fixes.enable_vm(vm.name))}; or choose: {fixes.enable_vm(vm.name, transport='V2')}",
         )
     if chosen == "V2" and not host.supports_v2:
         return _refuse(
             status,
             "enable",
             f"node {host.node} runs {host.release}: V2 needs 23H2 or later",
-            "use --transport V1",
+            fixes.enable_vm(vm.name, transport="V1"),
         )
     att = host.attestation.status if host.attestation else "unknown"
     if att != "Active":
-        fix = (
-            f"hcibenefit host sync --cluster {vm.cluster}"
-            if att == "Expired"
-            else f"hcibenefit host enable --cluster {vm.cluster} --node {host.node}"
+        return _refuse(
+            status,
+            "enable",
+            f"owner node {host.node} attestation is {att}",
+            fixes.enable_fix(vm, host, chosen),
+            chosen,
         )
-        return _refuse(status, "enable", f"owner node {host.node} attestation is {att}", fix, chosen)
 
     if chosen == "V2":
         if vm.gsi_enabled:
@@ -155,7 +187,7 @@ def plan_enable(
             status,
             "enable",
             f"node {host.node} has legacy OS support off: Add-AzStackHCIVMAttestation would do nothing",
-            f"on {host.node}: Enable-AzStackHCIAttestation -Force (legacy OS support), then retry",
+            fixes.enable_fix(vm, host, "V1"),
             "V1",
         )
     gaps = _cluster_switch_gaps(assessment, vm.cluster)
@@ -163,8 +195,9 @@ def plan_enable(
         return _refuse(
             status,
             "enable",
-            f"not every node of {vm.cluster} has {HOST_SWITCH}: {', '.join(gaps)}; the VM could not migrate there",
-            f"hcibenefit host enable --cluster {vm.cluster} --node <node>, for each node listed",
+            f"not every node of {vm.cluster} has {HOST_SWITCH}: {', '.join(n.name for n in gaps)}; "
+            "the VM could not migrate there",
+            fixes.steps(*[_gap_fix(n) for n in gaps], fixes.enable_vm(vm.name)),
             "V1",
         )
     if nic is not None:
@@ -176,7 +209,7 @@ def plan_enable(
             status,
             "enable",
             f"Az.StackHCI is not installed on {host.node}",
-            f"on {host.node}: Install-Module Az.StackHCI",
+            fixes.enable_fix(vm, host, "V1"),
             "V1",
         )
     if vm.generation == 1 and vm.state != "Off":
@@ -184,7 +217,7 @@ def plan_enable(
             status,
             "enable",
             f"Generation 1 VM is {vm.state}: Hyper-V cannot add a network adapter while it runs",
-            f"Stop-VM -Name {vm.name} on {host.node}, rerun, then start it",
+            fixes.enable_fix(vm, host, "V1"),
             "V1",
         )
     return _plan(status, "enable", "change", "V1", "add the guest NIC on the IMDS switch", steps=(ADD_NIC,))
@@ -193,20 +226,21 @@ def plan_enable(
 def plan_disable(status: VMStatus) -> VMPlan:
     vm, host = status.vm, status.host
     steps: list[str] = []
+    disable = fixes.hcibenefit("disable", vm=vm.name)
     if vm.imds_nic is not None:
         if host.module_version is None:
             return _refuse(
                 status,
                 "disable",
                 f"Az.StackHCI is not installed on {host.node}",
-                f"on {host.node}: Install-Module Az.StackHCI",
+                fixes.steps(fixes.install_module(host.node), disable),
             )
         if vm.generation == 1 and vm.state != "Off":
             return _refuse(
                 status,
                 "disable",
                 f"Generation 1 VM is {vm.state}: Hyper-V cannot remove a network adapter while it runs",
-                f"Stop-VM -Name {vm.name} on {host.node}, rerun, then start it",
+                fixes.stop_start(vm.name, host.node, disable),
             )
         steps.append(REMOVE_NIC)
     if host.supports_v2 and vm.gsi_enabled:
@@ -218,7 +252,11 @@ def plan_disable(status: VMStatus) -> VMPlan:
         {REMOVE_NIC: "remove the guest NIC", DISABLE_GSI: "turn off the Guest Service Interface"}[s]
         for s in steps
     )
-    return _plan(status, "disable", "change", transport, reason, steps=tuple(steps))
+    warning = None
+    if status.requirement.needed is not False:
+        why = status.requirement.reason if status.requirement.needed else "its guest OS is unknown"
+        warning = f"{vm.name}: its guest will lose Windows activation ({why})"
+    return _plan(status, "disable", "change", transport, reason, steps=tuple(steps), warning=warning)
 
 
 def script_parameters(plans: Sequence[VMPlan]) -> dict[str, list[str]]:

@@ -1,70 +1,124 @@
-"""`hcibenefit status`: per cluster, the nodes and VMs with a one-word verdict each."""
+"""`hcibenefit status`: per cluster, the nodes and VMs with a one-word verdict each.
+
+What is reported, and what the exit code counts, is what was selected: every node and VM of the
+selected clusters; with --vm or --verdict, those VMs and the nodes they run on (plus the nodes that
+could not be reached, since a selected VM may live there).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hcibenefit.checks.assess import Assessment, NodeStatus, VMStatus, assess_cluster, merge
 from hcibenefit.checks.model import Finding, Severity
-from hcibenefit.inventory import Cluster, CredentialResolver, Inventory
+from hcibenefit.facts.host import HOST_SWITCH
+from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.gather import gather_clusters
-from hcibenefit.report import Report, Table, columns
+from hcibenefit.operations.selection import Selection
+from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
 
 
 @dataclass(frozen=True)
 class StatusResult:
     assessment: Assessment
-    vm_glob: str | None
+    selection: Selection = field(default_factory=Selection)
+    selected: tuple[VMStatus, ...] = ()
+    """The VMs the selection picked (before the verdict filter)."""
+    excluded: tuple[tuple[VMStatus, str], ...] = ()
+    not_assessed: tuple[Mapping[str, Any], ...] = ()
 
     def vms(self) -> list[VMStatus]:
-        if not self.vm_glob:
-            return list(self.assessment.vms)
-        pattern = self.vm_glob.casefold()
-        return [v for v in self.assessment.vms if fnmatch.fnmatchcase(v.vm.name.casefold(), pattern)]
+        return [v for v in self.selected if self.selection.keeps(v.verdict)]
+
+    def nodes(self) -> list[NodeStatus]:
+        if not self.selection.narrows_vms:
+            return list(self.assessment.nodes)
+        owners = {(v.vm.cluster, v.vm.node.casefold()) for v in self.vms()}
+        return [
+            n for n in self.assessment.nodes if (n.cluster, n.name.casefold()) in owners or n.facts is None
+        ]
 
     def findings(self) -> list[Finding]:
-        shown_vms = {v.vm.name for v in self.vms()}
-        all_vm_names = {v.vm.name for v in self.assessment.vms}
-        return [f for f in self.assessment.findings if f.target not in all_vm_names or f.target in shown_vms]
+        """Findings about what is shown: the selected VMs and the nodes reported with them."""
+        targets = {(v.vm.cluster, v.vm.name.casefold()) for v in self.vms()}
+        targets |= {(n.cluster, n.name.casefold()) for n in self.nodes()}
+        return [f for f in self.assessment.findings if (f.cluster, f.target.casefold()) in targets]
 
+    def failing(self, threshold: Severity | None) -> bool:
+        return exit_findings(self.findings(), threshold)
 
-def select_clusters(inventory: Inventory, names: Sequence[str]) -> list[Cluster]:
-    """The named clusters (all when none named); an unknown name is a usage error with close matches."""
-    if not names:
-        return list(inventory.clusters)
-    return [inventory.cluster(name) for name in dict.fromkeys(names)]
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.not_assessed) or any(n.facts is None for n in self.nodes())
 
 
 def gather_status(
     inventory: Inventory,
     resolver: CredentialResolver,
+    selection: Selection | None = None,
     *,
-    cluster_names: Sequence[str] = (),
-    vm_glob: str | None = None,
     workers: int = 16,
     cancel: threading.Event | None = None,
     now: dt.datetime | None = None,
 ) -> StatusResult:
-    clusters = select_clusters(inventory, cluster_names)
+    selection = selection or Selection()
+    clusters = selection.select_clusters(inventory)
+    if selection.nodes:
+        # --node: only those nodes are asked (and reported), with the VMs they own.
+        wanted = {n.name for n in selection.select_nodes(clusters)}
+        clusters = [replace(c, nodes=tuple(n for n in c.nodes if n.name in wanted)) for c in clusters]
+        clusters = [c for c in clusters if c.nodes]
     gathered, _ = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)
     when = now or dt.datetime.now(dt.timezone.utc)
-    parts = [
-        assess_cluster(facts, [n.name for n in cluster.nodes], inventory.policy, when)
-        for facts, cluster in zip(gathered, clusters, strict=True)
+    assessment = merge(
+        [
+            assess_cluster(facts, [n.name for n in cluster.nodes], inventory.policy, when)
+            for facts, cluster in zip(gathered, clusters, strict=True)
+        ]
+    )
+    match = selection.match_vms(
+        assessment.vms, name_of=lambda v: v.vm.name, exclusion=inventory.policy.exclusion
+    )
+    unreachable = [n for n in assessment.nodes if n.facts is None]
+    not_assessed: list[dict[str, Any]] = [
+        {
+            "node": n.name,
+            "cluster": n.cluster,
+            "verdict": n.verdict,
+            "reason": n.error,
+            "vms": "the VMs on this node could not be listed or assessed",
+        }
+        for n in unreachable
     ]
-    return StatusResult(merge(parts), vm_glob)
+    if match.unmatched:
+        if not unreachable:
+            match.raise_unmatched(
+                [v.vm.name for v in assessment.vms],
+                where="on any node of " + ", ".join(c.name for c in clusters),
+                nothing_done="nothing to report",
+            )
+        names = ", ".join(n.name for n in unreachable)
+        not_assessed += [
+            {"vm": name, "reason": f"not found on the nodes that answered; not assessed: {names}"}
+            for name in match.unmatched
+        ]
+    return StatusResult(
+        assessment, selection, tuple(match.selected), tuple(match.excluded), tuple(not_assessed)
+    )
+
+
+def _titles(findings: Sequence[Finding]) -> str:
+    worst = sorted(findings, key=lambda f: f.severity, reverse=True)
+    return "; ".join(dict.fromkeys(f.check.title for f in worst))
 
 
 def _reason(findings: Sequence[Finding]) -> str:
     worst = sorted(findings, key=lambda f: f.severity, reverse=True)
-    return "; ".join(f"{f.check.title}: {f.detail}" for f in worst[:2]) + (
-        f" (+{len(worst) - 2} more)" if len(worst) > 2 else ""
-    )
+    return "; ".join(f"{f.check.title}: {f.detail}" for f in worst)
 
 
 def node_record(node: NodeStatus) -> dict[str, Any]:
@@ -122,111 +176,173 @@ def _yes_no(value: bool | None) -> str:
     return {True: "yes", False: "no", None: "?"}[value]
 
 
-def status_report(result: StatusResult) -> Report:
-    nodes = [node_record(n) for n in result.assessment.nodes]
+def _switch_text(node: Mapping[str, Any]) -> str | None:
+    switch = node["switch"]
+    if switch is None:
+        return "missing" if node["verdict"] not in ("unreachable", "skipped") else None
+    text = f"renamed: {switch['name']}" if switch["name"] != HOST_SWITCH else "ok"
+    if switch["type"] != "Internal":
+        text += f" ({switch['type']})"
+    addresses = node["host_vnic_addresses"]
+    if text == "ok" and (addresses is None or "169.254.169.253" not in addresses):
+        text = "vNIC lacks .253"
+    return text
+
+
+def _benefits_text(vm: Mapping[str, Any]) -> str:
+    parts = []
+    if vm["v1_nic"] is not None:
+        on_switch = vm["v1_nic"]["connected"] and vm["v1_nic"]["switch"] == HOST_SWITCH
+        parts.append("V1 NIC" if on_switch else "V1 NIC unplugged")
+    if vm["v2_gsi"]:
+        parts.append("V2 GSI")
+    return " + ".join(parts) or "none"
+
+
+def _needs_text(vm: Mapping[str, Any]) -> str:
+    if vm["needs_benefits"] is None:
+        return "?"
+    if not vm["needs_benefits"]:
+        return "no"
+    return vm["transport"] or "yes"
+
+
+NODE_COLUMNS = columns(
+    ("cluster", "CLUSTER"),
+    ("name", "NODE"),
+    ("verdict", "VERDICT"),
+    ("release", "RELEASE"),
+    ("attestation", "ATTESTATION"),
+    ("expires", "EXPIRES"),
+    ("switch_text", "IMDS SWITCH"),
+    Column("vnic", "HOST VNIC", wide=True),
+    Column("legacy", "LEGACY OS", wide=True),
+    Column("module_version", "AZ.STACKHCI", wide=True),
+    Column("os_build", "BUILD", wide=True),
+    Column("why", "WHY", wrap=True),
+)
+VM_COLUMNS = columns(
+    Column("cluster", "CLUSTER", wide=True),
+    ("node", "NODE"),
+    ("name", "VM"),
+    ("verdict", "VERDICT"),
+    Column("generation", "GEN", wide=True),
+    ("state", "STATE"),
+    Column("os", "GUEST OS", wide=True),
+    ("needs", "NEEDS"),
+    ("benefits", "HAS"),
+    Column("attestation_status", "ATTESTATION", wide=True),
+    Column("why", "WHY", wrap=True),
+)
+
+
+def findings_details(findings: Sequence[Finding]) -> Details:
+    """Every finding, worst first, with its detail and the command that fixes it."""
+    ordered = sorted(findings, key=lambda f: (-f.severity, f.cluster, f.target))
+    return Details(
+        f"Findings ({len(ordered)}), worst first, each with its fix:",
+        [
+            DetailItem(
+                f"{f.severity.label.upper()} {f.target} ({f.cluster}): {f.check.title}",
+                [f.detail, f"fix: {f.remediation}"],
+            )
+            for f in ordered
+        ],
+    )
+
+
+def status_report(result: StatusResult, run_info: Mapping[str, Any] | None = None) -> Report:
+    node_statuses = result.nodes()
+    nodes = [node_record(n) for n in node_statuses]
     vms = [vm_record(v) for v in result.vms()]
     findings = result.findings()
+    excluded = [
+        {"name": v.vm.name, "cluster": v.vm.cluster, "node": v.vm.node, "rule": rule}
+        for v, rule in result.excluded
+    ]
     data: dict[str, Any] = {
+        **(run_info or {}),
+        "selection": result.selection.to_dict(),
         "nodes": nodes,
         "vms": vms,
+        "excluded": excluded,
+        "not_assessed": list(result.not_assessed),
         "findings": [f.to_dict() for f in findings],
-        "summary": summary(result.assessment, vms),
+        "summary": summary(node_statuses, vms, findings, incomplete=result.incomplete),
     }
     node_rows = [
         {
             **n,
             "expires": n["expiration"][:10] if n["expiration"] else None,
-            "switch_text": (
-                n["switch"]["name"]
-                if n["switch"]["name"] == "AZSHCI_HOST-IMDS_DO_NOT_MODIFY"
-                else f"renamed: {n['switch']['name']}"
-            )
-            + ("" if n["switch"]["type"] == "Internal" else f" ({n['switch']['type']})")
-            if n["switch"]
-            else ("missing" if n["verdict"] != "unreachable" else None),
+            "switch_text": _switch_text(n),
             "vnic": ", ".join(n["host_vnic_addresses"]) if n["host_vnic_addresses"] else None,
             "legacy": _yes_no(n["legacy_os_support"]) if n["legacy_os_support"] is not None else "n/a",
+            "why": s.error or _titles(s.findings) or None,
         }
-        for n in nodes
+        for n, s in zip(nodes, node_statuses, strict=True)
     ]
     vm_rows = [
         {
             **v,
-            "needs": _yes_no(v["needs_benefits"]),
-            "gen": v["generation"],
-            "nic": None
-            if v["v1_nic"] is None
-            else ("connected" if v["v1_nic"]["connected"] else "disconnected"),
-            "gsi": "n/a" if v["v2_gsi"] is None else _yes_no(v["v2_gsi"]),
-            "want": v["transport"],
+            "needs": _needs_text(v),
+            "benefits": _benefits_text(v),
             # A healthy row needs no explanation; the JSON keeps the reason for every VM.
-            "reason": None if v["verdict"] in ("ok", "not-needed") else v["reason"],
+            "why": None if v["verdict"] in ("ok", "not-needed") else (_titles(s.findings) or v["reason"]),
         }
-        for v in vms
+        for v, s in zip(vms, result.vms(), strict=True)
     ]
+    empty_vms = "(none)"
+    if result.selection.verdicts:
+        empty_vms = f"(no VM with verdict {', '.join(result.selection.verdicts)})"
     tables = [
-        Table(
-            "Nodes",
-            columns(
-                ("cluster", "CLUSTER"),
-                ("name", "NODE"),
-                ("verdict", "VERDICT"),
-                ("release", "RELEASE"),
-                ("attestation", "ATTESTATION"),
-                ("expires", "EXPIRES"),
-                ("switch_text", "SWITCH"),
-                ("vnic", "HOST VNIC"),
-                ("legacy", "LEGACY OS"),
-                ("reason", "WHY"),
-            ),
-            node_rows,
-        ),
-        Table(
-            "VMs",
-            columns(
-                ("cluster", "CLUSTER"),
-                ("node", "NODE"),
-                ("name", "VM"),
-                ("verdict", "VERDICT"),
-                ("gen", "GEN"),
-                ("state", "STATE"),
-                ("os", "GUEST OS"),
-                ("needs", "NEEDS"),
-                ("want", "VIA"),
-                ("nic", "V1 NIC"),
-                ("gsi", "V2 GSI"),
-                ("attestation_status", "ATTESTATION"),
-                ("reason", "WHY"),
-            ),
-            vm_rows,
-        ),
+        Table("Nodes", NODE_COLUMNS, node_rows),
+        Table("VMs", VM_COLUMNS, vm_rows, empty=empty_vms),
     ]
     counts = data["summary"]
     notes = [
         "VMs: "
-        + ", ".join(f"{k} {v}" for k, v in counts["vm_verdicts"].items())
+        + (", ".join(f"{k} {v}" for k, v in counts["vm_verdicts"].items()) or "none")
         + " | nodes: "
         + ", ".join(f"{k} {v}" for k, v in counts["node_verdicts"].items())
     ]
-    notes += [f"! {n['name']}: {n['reason']}" for n in nodes if n["verdict"] == "unreachable"]
-    return Report(data=data, tables=tables, notes=notes)
+    if excluded:
+        rules = sorted({e["rule"] for e in excluded})
+        notes.append(
+            f"excluded by policy.exclude_globs ({', '.join(rules)}): {len(excluded)} VM(s), "
+            "not checked; name one with --vm to see it"
+        )
+    notes += [
+        f"not assessed: VM {item['vm']}: {item['reason']}" for item in result.not_assessed if "vm" in item
+    ]
+    return Report(data=data, tables=tables, notes=notes, details=[findings_details(findings)])
 
 
-def summary(assessment: Assessment, vms: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def summary(
+    nodes: Sequence[NodeStatus],
+    vms: Sequence[Mapping[str, Any]],
+    findings: Sequence[Finding],
+    *,
+    incomplete: bool,
+) -> dict[str, Any]:
     def count(values: Sequence[str]) -> dict[str, int]:
         result: dict[str, int] = {}
         for v in values:
             result[v] = result.get(v, 0) + 1
         return dict(sorted(result.items()))
 
-    worst = assessment.worst()
+    worst = max((f.severity for f in findings), default=None)
     return {
-        "node_verdicts": count([n.verdict for n in assessment.nodes]),
+        "node_verdicts": count([n.verdict for n in nodes]),
         "vm_verdicts": count([v["verdict"] for v in vms]),
         "worst_severity": worst.label if worst is not None else None,
-        "incomplete": assessment.incomplete,
+        "incomplete": incomplete,
     }
 
 
 def exit_findings(findings: Sequence[Finding], fail_on: Severity | None) -> bool:
     return fail_on is not None and any(f.severity >= fail_on for f in findings)
+
+
+def select_clusters(inventory: Inventory, names: Sequence[str]) -> list[Any]:
+    """The named clusters (all when none named): kept for callers that have only cluster names."""
+    return Selection(clusters=tuple(names)).select_clusters(inventory)

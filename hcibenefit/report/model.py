@@ -1,7 +1,7 @@
 """What a command hands to a renderer: the machine-readable data and the tables a person reads.
 
-`data` is the contract for scripts (the JSON output); `tables` and `notes` are for people. Keeping
-both in one value means a command builds its result once and every format shows the same facts.
+`data` is the contract for scripts (the JSON output); `tables`, `details` and `notes` are for people.
+Keeping both in one value means a command builds its result once and every format shows the same facts.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from typing import Any
 class Column:
     key: str
     header: str
+    wrap: bool = False
+    """Long text that may wrap to fit the terminal (identifying columns never wrap)."""
+    wide: bool = False
+    """Shown only with --wide."""
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,26 @@ class Table:
     title: str
     columns: Sequence[Column]
     rows: Sequence[Mapping[str, Any]]
+    empty: str = "(none)"
+    """What to print instead of an empty table."""
+
+
+@dataclass(frozen=True)
+class DetailItem:
+    """One entry of a details section: a heading line and indented lines under it (detail, fix)."""
+
+    head: str
+    lines: Sequence[str] = ()
+    verbatim: bool = False
+    """Lines shown as they are (a script's text), not re-wrapped."""
+
+
+@dataclass(frozen=True)
+class Details:
+    """A section under the tables that lists every reason with its fix: nothing is cut to fit."""
+
+    title: str
+    items: Sequence[DetailItem]
 
 
 @dataclass(frozen=True)
@@ -29,7 +53,9 @@ class Report:
     data: Any
     tables: Sequence[Table] = ()
     notes: Sequence[str] = field(default_factory=tuple)
+    details: Sequence[Details] = ()
 
 
-def columns(*pairs: tuple[str, str]) -> tuple[Column, ...]:
-    return tuple(Column(key, header) for key, header in pairs)
+def columns(*specs: tuple[str, str] | Column) -> tuple[Column, ...]:
+    """Columns from (key, header) pairs or ready `Column`s."""
+    return tuple(spec if isinstance(spec, Column) else Column(*spec) for spec in specs)

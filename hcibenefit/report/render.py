@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
-from hcibenefit.report.model import Report, Table
+from hcibenefit.report.model import Report
+from hcibenefit.report.text import json_safe, render_details, render_notes, render_table
 
-Renderer = Callable[[Report, TextIO], None]
+
+@dataclass(frozen=True)
+class RenderOptions:
+    width: int | None = None
+    """Lay tables out for this many columns; None: never wrap (files, pipes)."""
+    wide: bool = False
+    """Every column, nothing wrapped."""
+
+
+Renderer = Callable[[Report, TextIO, RenderOptions], None]
 
 
 def _json_default(value: Any) -> Any:
@@ -30,55 +41,31 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json_text(data: Any) -> str:
-    return json.dumps(data, indent=2, default=_json_default, ensure_ascii=False)
+    return json_safe(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
 
 
-def render_json(report: Report, stream: TextIO) -> None:
+def render_json(report: Report, stream: TextIO, options: RenderOptions) -> None:
     stream.write(to_json_text(report.data))
     stream.write("\n")
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, list | tuple):
-        return ", ".join(_cell(v) for v in value) or "-"
-    if isinstance(value, Enum):
-        return str(value.value)
-    return str(value)
-
-
-def render_table_only(table: Table, stream: TextIO) -> None:
-    from tabulate import tabulate
-
-    headers = [c.header for c in table.columns]
-    rows = [[_cell(row.get(c.key)) for c in table.columns] for row in table.rows]
-    if table.title:
-        stream.write(f"{table.title}\n")
-    if rows:
-        stream.write(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
-        stream.write("\n")
-    else:
-        stream.write("(none)\n")
-
-
-def render_table(report: Report, stream: TextIO) -> None:
-    for index, table in enumerate(report.tables):
+def render_text(report: Report, stream: TextIO, options: RenderOptions) -> None:
+    width = None if options.wide else options.width
+    blocks: list[Callable[[], None]] = [
+        *(lambda t=t: render_table(t, stream, width=width, wide=options.wide) for t in report.tables),
+        *(lambda d=d: render_details(d, stream, width=width) for d in report.details if d.items),
+    ]
+    if report.notes:
+        blocks.append(lambda: render_notes(report.notes, stream, width=width))
+    for index, block in enumerate(blocks):
         if index:
             stream.write("\n")
-        render_table_only(table, stream)
-    if report.notes:
-        stream.write("\n")
-        for note in report.notes:
-            stream.write(f"{note}\n")
+        block()
 
 
-RENDERERS: dict[str, Renderer] = {"table": render_table, "json": render_json}
+RENDERERS: dict[str, Renderer] = {"table": render_text, "json": render_json}
+FORMATS: tuple[str, ...] = tuple(RENDERERS)
 
 
-def render(report: Report, fmt: str, stream: TextIO) -> None:
-    RENDERERS[fmt](report, stream)
+def render(report: Report, fmt: str, stream: TextIO, options: RenderOptions | None = None) -> None:
+    RENDERERS[fmt](report, stream, options or RenderOptions())

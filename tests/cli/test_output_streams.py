@@ -58,10 +58,10 @@ def test_a_closed_stdout_is_a_usage_error_naming_output(inventory: Path, tmp_pat
     )
     _, err = process.communicate(timeout=60)
     assert process.returncode == ExitCode.USAGE
-    assert b"standard output is closed" in err and b"--output FILE" in err and b"Traceback" not in err
+    assert b"standard output is closed" in err and b"--output-file PATH" in err and b"Traceback" not in err
     report = tmp_path / "report.txt"
     process = _hcibenefit(
-        "--output", str(report), "inventory", "show", str(inventory), preexec_fn=lambda: os.close(1)
+        "--output-file", str(report), "inventory", "show", str(inventory), preexec_fn=lambda: os.close(1)
     )
     assert process.wait(timeout=60) == ExitCode.OK and report.read_text().startswith("Inventory ")
 

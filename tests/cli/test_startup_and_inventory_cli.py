@@ -71,7 +71,10 @@ def test_show_masks_secrets_and_names_sources(tmp_path: Path, monkeypatch: pytes
         "clusters:\n  - name: c1\n    nodes: [n1, {name: n2, port: 5999}]\n"
     )
     out = tmp_path / "show.json"
-    assert run(["-i", str(inventory), "-o", str(out), "inventory", "show", "--format", "json"]) == ExitCode.OK
+    assert (
+        run(["-i", str(inventory), "--output-file", str(out), "inventory", "show", "--format", "json"])
+        == ExitCode.OK
+    )
     text = out.read_text()
     assert "hunter2" not in text
     document = json.loads(text)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import hcibenefit.cli.app as cli_app
+import hcibenefit.cli.context as cli_context
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.lab.fleet import GUEST_PASSWORD_ENV
 from hcibenefit.lab.spec import default_fleet
@@ -167,7 +167,7 @@ def test_unknown_vm_is_a_usage_error_and_nothing_reaches_a_guest(lab: LabClient)
     assert result.code == ExitCode.USAGE
     assert "did you mean avd-ok-01" in result.err
     assert all(not calls for calls in guest_invocations(lab).values())
-    assert lab.cli("guest", "check").code == ExitCode.USAGE
+    assert lab.cli("guest", "kick").code == ExitCode.USAGE  # changing guests needs a selection
 
 
 def test_missing_guest_credentials_is_a_usage_error(lab: LabClient) -> None:
@@ -242,10 +242,14 @@ def test_kick_what_if_sends_nothing_mutating(lab: LabClient) -> None:
     assert result.code == ExitCode.FINDINGS_AND_INCOMPLETE
     assert lab.invocations("guest-kick") == 0 and lab.state()["vms"] == before
     assert (
-        "would run guest-kick/1 on lab01-n1 (powershell-direct): -VMName avd-twice,avd-imds-blocked -EnableTask True"
-        in result.out
+        "- guest-kick/1 on lab01-n1 (powershell-direct)\n    -VMName @('avd-twice', 'avd-imds-blocked')\n"
+        in (result.out)
     )
-    assert "would run guest-kick/1 on lab01-n2" in result.out and "would kick" in result.out
+    assert (
+        "    -EnableTask $true\n" in result.out
+        and "-KickScript <the text of guest-kick-body/1>" in result.out
+    )
+    assert "- guest-kick/1 on lab01-n2" in result.out and "would kick" in result.out
     records = by_vm(lab.cli("guest", "kick", *vm_args(*names), "--what-if", "--format", "json").json())
     assert records["avd-ok-01"]["result"] == "already" and records["avd-off"]["result"] == "skipped"
     assert records["azedition-task-disabled"]["result"] == "refused"
@@ -299,19 +303,19 @@ def test_the_guest_password_never_appears_anywhere(
     verbosity: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    configure = cli_app._configure_logging
+    configure = cli_context.configure_logging
 
     def configure_and_capture_raw(verbose: int, quiet: bool) -> None:
         configure(verbose, quiet)
         # First in line, before the redacting handler rewrites the record: what our code really logged.
         logging.getLogger("hcibenefit").handlers.insert(0, caplog.handler)
 
-    monkeypatch.setattr(cli_app, "_configure_logging", configure_and_capture_raw)
+    monkeypatch.setattr(cli_context, "configure_logging", configure_and_capture_raw)
     report = tmp_path / "report.json"
     names = vm_args("avd-ok-01", "avd-bad-guest-creds", "avd-twice", "w11ms-direct-fails")
     outputs = []
     for argv in (
-        (verbosity, "-o", str(report), "guest", "check", *names, "--format", "json"),
+        (verbosity, "--output-file", str(report), "guest", "check", *names, "--format", "json"),
         (verbosity, "guest", "kick", *names, "--yes", "--format", "json"),
         (verbosity, "guest", "kick", *names, "--what-if"),
     ):

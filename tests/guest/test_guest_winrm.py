@@ -91,7 +91,7 @@ def test_kick_over_winrm_activates_the_guest(
 ) -> None:
     lab, executor, _ = guests
     what_if = lab.cli("guest", "kick", "--vm", "avd-twice", "--what-if")
-    assert "would run guest-kick-body/1 on avd-twice (winrm): -EnableTask False -MaxRuns 2" in what_if.out
+    assert "- guest-kick-body/1 on avd-twice (winrm)\n    -EnableTask $false\n    -MaxRuns 2\n" in what_if.out
     assert "avd-twice:guest-kick-body/1" not in executor.invocations
     result = lab.cli("guest", "kick", "--vm", "avd-twice", "--format", "json")
     assert result.code == ExitCode.OK, result.out + result.err

@@ -79,6 +79,9 @@ def client_for(
     for name, value in lab.environment().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HCIBENEFIT_AUDIT_LOG", str(tmp_path / "audit.log"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # status remembers VM names there
+    for name in ("COLUMNS", "HCIBENEFIT_OUTPUT", "HCIBENEFIT_FORMAT"):
+        monkeypatch.delenv(name, raising=False)
     return LabClient(lab, lab.write_inventory(tmp_path / "inventory.yaml"), capsys)
 
 

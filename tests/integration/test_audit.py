@@ -82,7 +82,7 @@ def test_an_unwritable_audit_log_sends_nothing(
 def test_an_unwritable_output_file_sends_nothing(lab: LabClient, tmp_path: Path) -> None:
     before = _model(lab)
     result = lab.cli(
-        "--output", str(tmp_path), "enable", "--vm", "avd-missing-nic", "--vm", "w11ms-gsi-off", "-y"
+        "--output-file", str(tmp_path), "enable", "--vm", "avd-missing-nic", "--vm", "w11ms-gsi-off", "-y"
     )
     assert result.code == ExitCode.USAGE and "nothing was sent" in result.err, result.err
     assert _model(lab) == before

@@ -83,8 +83,8 @@ def test_what_if_sends_nothing_and_prints_the_exact_call(lab: LabClient) -> None
     assert result.code == ExitCode.OK
     assert lab.invocations("vm-benefits-enable") == 0
     assert lab.state()["vms"] == before
-    assert "would run vm-benefits-enable/1 on lab01-n1: -NicVMName avd-missing-nic" in result.out
-    assert "would run vm-benefits-enable/1 on lab02-n1: -GsiVMName w11ms-gsi-off" in result.out
+    assert "- vm-benefits-enable/1 on lab01-n1\n    -NicVMName @('avd-missing-nic')\n" in result.out
+    assert "- vm-benefits-enable/1 on lab02-n1\n    -GsiVMName @('w11ms-gsi-off')\n" in result.out
 
 
 def test_several_changes_need_yes_without_a_terminal(lab: LabClient) -> None:
@@ -111,7 +111,9 @@ def test_refusals_say_why_and_change_nothing(lab: LabClient) -> None:
         and "Stop-VM" in records["avd-gen1-running"]["fix"]
     )
     assert "Expired" in records["avd-on-expired-node"]["reason"]
-    assert records["avd-on-expired-node"]["fix"].startswith("hcibenefit host sync")
+    assert records["avd-on-expired-node"]["fix"] == (
+        "first hcibenefit host sync --cluster hci-lab-01 --node lab01-n3; then hcibenefit enable --vm avd-on-expired-node"
+    )
     assert lab.state()["vms"] == before and lab.invocations("vm-benefits-enable") == 0
 
 
@@ -123,7 +125,10 @@ def test_v1_enable_is_refused_where_a_node_lacks_the_switch(lab: LabClient) -> N
 
 
 def test_disable_removes_the_guest_nic(lab: LabClient) -> None:
-    result = lab.cli("disable", "--vm", "avd-ok-01", "--format", "json")
+    refused = lab.cli("disable", "--vm", "avd-ok-01")
+    assert refused.code == ExitCode.USAGE and "will lose Windows activation" in refused.err
+    assert lab.vm("avd-ok-01")["benefits"] == "v1"
+    result = lab.cli("disable", "--vm", "avd-ok-01", "--yes", "--format", "json")
     assert result.code == ExitCode.OK, result.out
     assert lab.vm("avd-ok-01")["benefits"] == "none"
     assert lab.cli("disable", "--vm", "avd-ok-01", "--format", "json").json()["vms"][0]["result"] == "already"
@@ -132,7 +137,7 @@ def test_disable_removes_the_guest_nic(lab: LabClient) -> None:
 def test_host_sync_renews_expired_node_then_vm_is_ok(lab: LabClient) -> None:
     plan = lab.cli("host", "sync", "--cluster", "hci-lab-01", "--what-if", "--format", "json")
     assert [n["node"] for n in plan.json()["nodes"]] == ["lab01-n3"] and lab.invocations("host-sync") == 0
-    result = lab.cli("host", "sync", "--cluster", "hci-lab-01", "--format", "json")
+    result = lab.cli("host", "sync", "--cluster", "hci-lab-01", "--yes", "--format", "json")
     assert result.code == ExitCode.OK, result.out
     assert result.json()["nodes"][0]["after"] == "Active"
     status = lab.cli("status", "--vm", "avd-on-expired-node", "--format", "json").json()

@@ -29,7 +29,7 @@ from hcibenefit.facts.host import VMFacts
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY
 from hcibenefit.remoting.runner import DEFAULT_WORKERS
-from hcibenefit.report import Report, Table, columns
+from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
 
 if TYPE_CHECKING:
     from hcibenefit.attestation import TrustStore, VerificationReport
@@ -46,6 +46,7 @@ from hcibenefit.operations.guests.targets import (
     run_batch,
     run_batches,
 )
+from hcibenefit.operations.selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -283,22 +284,21 @@ def _event_dict(event: EventFacts) -> dict[str, Any]:
 def check_guests(
     inventory: Inventory,
     resolver: CredentialResolver,
+    selection: Selection,
     *,
-    vm_names: Sequence[str],
-    cluster_names: Sequence[str] = (),
     workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
     now: Callable[[], dt.datetime] | None = None,
 ) -> GuestCheckResult:
-    targets, unreachable = locate(
-        inventory, resolver, vm_names, cluster_names=cluster_names, workers=workers, cancel=cancel
-    )
+    """Probe every selected guest; with --verdict, only the records with those verdicts are kept."""
+    targets, unreachable = locate(inventory, resolver, selection, workers=workers, cancel=cancel)
     # Trust material is read before any guest is asked: a bad CA file is a usage error, not a finding.
     trust = trust_for(inventory)
     records = probe_targets(
         inventory, resolver, targets, workers=workers, cancel=cancel, now=now, trust=trust
     )
-    return GuestCheckResult(tuple(records), unreachable)
+    kept = [r for r in records if selection.keeps(r.verdict.verdict)]
+    return GuestCheckResult(tuple(kept), unreachable)
 
 
 # --- reports ----------------------------------------------------------------------------------------
@@ -366,15 +366,30 @@ def check_report(result: GuestCheckResult) -> Report:
             ("vm", "VM"),
             ("verdict", "VERDICT"),
             ("reason", "REASON"),
-            ("license", "LICENSE"),
-            ("task", "TASK"),
-            ("imds", "IMDS .253"),
-            ("document", "DOCUMENT"),
-            ("detail", "WHY"),
-            ("fix", "FIX"),
+            Column("license", "LICENSE", wide=True),
+            Column("task", "TASK", wide=True),
+            Column("imds", "IMDS .253", wide=True),
+            Column("document", "DOCUMENT", wide=True),
+            Column("title", "WHY", wrap=True),
         ),
         guest_rows(result.records),
     )
-    notes = ["guests: " + _counts([r.verdict.verdict for r in result.records])]
+    details = Details(
+        "Every VM that is not activated, with why and the fix:",
+        [
+            DetailItem(
+                f"{r.target.name} ({r.target.cluster_name or '?'}/{r.target.node.name if r.target.node else '?'}): "
+                f"{r.verdict.verdict}, {r.verdict.reason}",
+                [
+                    r.verdict.detail,
+                    *(f"also: {code}" for code in r.verdict.problems[1:]),
+                    *([f"fix: {r.verdict.fix}"] if r.verdict.fix else []),
+                ],
+            )
+            for r in result.records
+            if r.verdict.verdict != "activated"
+        ],
+    )
+    notes = ["guests: " + (_counts([r.verdict.verdict for r in result.records]) or "none")]
     notes += [f"! {node}: {why}" for node, why in result.unreachable_nodes.items()]
-    return Report(data=data, tables=[table], notes=notes)
+    return Report(data=data, tables=[table], notes=notes, details=[details])

@@ -26,11 +26,13 @@ from hcibenefit.operations.audit import AuditError, AuditLog
 from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY
 from hcibenefit.remoting.errors import RemotingError
 from hcibenefit.remoting.runner import DEFAULT_WORKERS, run_per_host
-from hcibenefit.report import Report, Table, columns
+from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
+from hcibenefit.report.text import Described
 
 if TYPE_CHECKING:
     from hcibenefit.attestation import TrustStore
 
+from hcibenefit.errors import UsageError
 from hcibenefit.operations.guests.check import (
     GuestCheckResult,
     GuestRecord,
@@ -51,6 +53,7 @@ from hcibenefit.operations.guests.targets import (
     plan_batches,
     run_batch,
 )
+from hcibenefit.operations.selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +218,8 @@ def describe_kick_calls(plans: Sequence[KickPlan], *, enable_task: bool) -> list
                     "EnableTask": enable_task,
                     "MaxRuns": KICK_MAX_RUNS,
                     "WaitSec": KICK_WAIT_S,
-                    "KickScript": f"<{GUEST_KICK_BODY.key}>",
-                    "Credential": "<guest_credentials as a PSCredential>",
+                    "KickScript": Described(f"the text of {GUEST_KICK_BODY.key}"),
+                    "Credential": Described("PSCredential from guest_credentials"),
                 },
             },
         )
@@ -227,9 +230,8 @@ def describe_kick_calls(plans: Sequence[KickPlan], *, enable_task: bool) -> list
 def run_kick(
     inventory: Inventory,
     resolver: CredentialResolver,
+    selection: Selection,
     *,
-    vm_names: Sequence[str],
-    cluster_names: Sequence[str] = (),
     what_if: bool = False,
     enable_task: bool = False,
     confirm: Callable[[Sequence[KickPlan]], bool] = lambda plans: True,
@@ -238,11 +240,17 @@ def run_kick(
     cancel: threading.Event | None = None,
     now: Callable[[], dt.datetime] | None = None,
 ) -> KickRunResult:
-    targets, unreachable = locate(
-        inventory, resolver, vm_names, cluster_names=cluster_names, workers=workers, cancel=cancel
-    )
+    if not selection.names_targets:
+        raise UsageError(
+            "say which VMs: --vm NAME|GLOB (repeatable), --verdict VERDICT, or --all for every VM of the "
+            "selected clusters; nothing was sent to any guest"
+        )
+    targets, unreachable = locate(inventory, resolver, selection, workers=workers, cancel=cancel)
     trust = trust_for(inventory)
-    before = probe_targets(inventory, resolver, targets, workers=workers, cancel=cancel, now=now, trust=trust)
+    checked = probe_targets(
+        inventory, resolver, targets, workers=workers, cancel=cancel, now=now, trust=trust
+    )
+    before = [r for r in checked if selection.keeps(r.verdict.verdict)]
     plans = [plan_kick(r, enable_task=enable_task) for r in before]
     calls = tuple(describe_kick_calls(plans, enable_task=enable_task))
     kicks = [p for p in plans if p.decision == "kick"]
@@ -251,7 +259,7 @@ def run_kick(
         return KickRunResult(
             tuple(KickOutcome(p, passive[p.decision]) for p in plans), what_if, calls, unreachable
         )
-    if len(kicks) > 1 and not confirm(kicks):
+    if not confirm(kicks):
         unchanged = tuple(KickOutcome(p, passive[p.decision]) for p in plans)
         return KickRunResult(unchanged, False, calls, unreachable, declined=True)
 
@@ -380,7 +388,10 @@ def _kick_outcome(plan: KickPlan, answer: Answer | None, after: GuestRecord | No
     return KickOutcome(plan, "failed", None, "no answer", after)
 
 
-def kick_report(result: KickRunResult) -> Report:
+def kick_report(result: KickRunResult, *, show_scripts: bool = False) -> Report:
+    from hcibenefit.operations.benefits import describe_script_call
+    from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY
+
     data = [o.to_dict() for o in result.outcomes]
     rows = []
     for o, d in zip(result.outcomes, data, strict=True):
@@ -401,29 +412,40 @@ def kick_report(result: KickRunResult) -> Report:
     table = Table(
         f"guest kick {'(what-if: nothing was sent)' if result.what_if else ''}".strip(),
         columns(
-            ("cluster", "CLUSTER"),
+            Column("cluster", "CLUSTER", wide=True),
             ("node", "NODE"),
             ("vm", "VM"),
             ("result", "RESULT"),
             ("before_text", "BEFORE"),
             ("after_text", "AFTER"),
-            ("runs_text", "RUNS"),
-            ("why_text", "WHY"),
-            ("fix", "FIX"),
+            Column("runs_text", "RUNS", wide=True),
+            Column("why_text", "WHY", wrap=True),
         ),
         rows,
     )
-    notes = []
-    if result.what_if:
-        for call in result.calls:
-            params = " ".join(
-                f"-{k} {','.join(v) if isinstance(v, list) else v}" for k, v in call["parameters"].items()
+    scripts = {GUEST_KICK.key: GUEST_KICK, GUEST_KICK_BODY.key: GUEST_KICK_BODY}
+    sent = Details(
+        ("Would send" if result.what_if else "Sent") + " (one call per owner node or WinRM guest):",
+        [
+            describe_script_call(
+                scripts[c["script"]], f"{c['target']} ({c['via']})", c["parameters"], show_scripts
             )
-            notes.append(f"would run {call['script']} on {call['target']} ({call['via']}): {params}")
+            for c in result.calls
+        ],
+    )
+    left = Details(
+        "What to do next:",
+        [
+            DetailItem(f"{d['vm']}: {d['verdict']} ({d['reason']})", [f"fix: {d['fix']}"])
+            for d in data
+            if d["fix"] and d["verdict"] != "activated"
+        ],
+    )
+    notes = []
     if result.declined:
         notes.append("not confirmed: nothing was changed")
     notes += [f"! {node}: {why}" for node, why in result.unreachable_nodes.items()]
-    return Report(data=data, tables=[table], notes=notes)
+    return Report(data=data, tables=[table], notes=notes, details=[sent, left])
 
 
 __all__ = [

@@ -27,8 +27,7 @@ from hcibenefit.facts.guest import (
 from hcibenefit.facts.host import FactsError, HostFacts, VMFacts
 from hcibenefit.inventory import Cluster, CredentialResolver, GuestVM, Inventory, Node, ResolvedCredential
 from hcibenefit.operations.gather import connections, gather_clusters
-from hcibenefit.operations.lookup import find_by_name, unknown_vm_error
-from hcibenefit.operations.status import select_clusters
+from hcibenefit.operations.selection import Selection
 from hcibenefit.remoting.catalog import Script
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
@@ -103,16 +102,14 @@ class GuestTarget:
 def locate(
     inventory: Inventory,
     resolver: CredentialResolver,
-    vm_names: Sequence[str],
+    selection: Selection,
     *,
-    cluster_names: Sequence[str] = (),
     workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
 ) -> tuple[list[GuestTarget], dict[str, str]]:
-    """Each named VM with its owner node's facts (one host-facts call per node); unreachable nodes."""
-    if not vm_names:
-        raise UsageError("name at least one VM with --vm")
-    clusters = select_clusters(inventory, cluster_names)
+    """Each selected VM with its owner node's facts (one host-facts call per node); unreachable nodes."""
+    nothing = "nothing was sent to any guest"
+    clusters = selection.select_clusters(inventory, nothing_done=nothing)
     gathered, _ = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)
     unreachable = {name: why for facts in gathered for name, why in facts.unreachable.items()}
     candidates = [
@@ -121,26 +118,32 @@ def locate(
         for host in facts.hosts
         for vm in host.vms
     ]
-    lookup = find_by_name(vm_names, candidates, name_of=lambda c: c[0].name, node_of=lambda c: c[1].node)
-    targets = [_target(inventory, vm, host, cluster) for _, (vm, host, cluster) in lookup.found]
-    missing = lookup.missing
-    if lookup.ambiguous:
+    match = selection.match_vms(candidates, name_of=lambda c: c[0].name, exclusion=inventory.policy.exclusion)
+    if match.ambiguous:
+        places = {
+            name: ", ".join(h.node for vm, h, _ in candidates if vm.name.casefold() == name.casefold())
+            for name in match.ambiguous
+        }
         raise UsageError(
-            f"VM name on more than one node: {'; '.join(lookup.ambiguous)}; nothing was sent to any guest"
+            "VM name on more than one node: "
+            + "; ".join(f"{name} ({nodes})" for name, nodes in places.items())
+            + f"; {nothing}"
         )
-    if missing:
+    targets = [_target(inventory, vm, host, cluster) for vm, host, cluster in match.selected]
+    if match.unmatched:
         if not unreachable:
-            known = [vm.name for vm, _, _ in candidates]
-            raise unknown_vm_error(missing, known, nothing_done="nothing was sent to any guest")
+            match.raise_unmatched(
+                [vm.name for vm, _, _ in candidates],
+                where="on any node of the selected clusters",
+                nothing_done=nothing,
+            )
         why = f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
         only = clusters[0] if len(clusters) == 1 else None
-        for name in missing:
+        for name in match.unmatched:
             access = only.guests.vm(name) if only else None
             targets.append(
                 GuestTarget(name, only, None, None, None, None, access, NotProbed("node-unreachable", why))
             )
-    order = {n.casefold(): i for i, n in enumerate(vm_names)}
-    targets.sort(key=lambda t: order.get(t.name.casefold(), len(order)))
     return targets, unreachable
 
 
