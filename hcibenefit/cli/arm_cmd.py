@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hcibenefit.cli.common import FormatOption, app_context, emit
+from hcibenefit.cli.common import app_context, global_options
 from hcibenefit.exitcodes import ExitCode
 
 app = typer.Typer(help="Azure Resource Manager and Resource Graph (read-only).", no_args_is_help=True)
@@ -24,6 +24,7 @@ SnapshotOption = Annotated[
 
 
 @app.command()
+@global_options
 def query(
     ctx: typer.Context,
     print_query: Annotated[
@@ -39,7 +40,6 @@ def query(
             "--subscription", "-s", help="Only this subscription (repeatable); default: the inventory's."
         ),
     ] = None,
-    format: FormatOption = None,
 ) -> int:
     """What Azure believes: clusters, Arc machines, VM instances, resource bridges, AVD session hosts.
 
@@ -63,7 +63,7 @@ def query(
         with app_ctx.open_output() as stream:
             stream.write(text + "\n")
         return int(ExitCode.OK)
-    fmt = app_ctx.choose_format(format, ("table", "json"))
+    fmt = app_ctx.choose_format()
     snapshots = list(arm_snapshot or [])
     if snapshots:
         settings, scope = AzureSettings(), []
@@ -77,7 +77,7 @@ def query(
         scope = [s.lower() for s in subscription]
     with open_azure(settings, scope, snapshots=snapshots) as source:
         read = source.read
-    emit(app_ctx, query_report(read, dt.datetime.now(dt.timezone.utc)), fmt)
+    app_ctx.emit(query_report(read, dt.datetime.now(dt.timezone.utc)), fmt)
     if not snapshots:
         app_ctx.say(stats_line(read))
     return int(ExitCode.INCOMPLETE if read.errors else ExitCode.OK)
