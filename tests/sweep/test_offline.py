@@ -4,11 +4,13 @@ same scripts exactly as a live sweep judges their answers."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from hcibenefit.inventory import CredentialResolver, load_inventory
+from hcibenefit.lab.fleet import Lab
 from hcibenefit.operations.gather import connections
 from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY, HOST_FACTS
 from hcibenefit.remoting.session import CredentialParameter, run_script
@@ -38,9 +40,22 @@ def test_scripts_export_writes_the_collection_kit(lab: LabClient, tmp_path: Path
     assert "--from-dir" in (out / "README.md").read_text()
 
 
-def _collect_like_collect_ps1(lab: LabClient, root: Path) -> None:
+@pytest.fixture(scope="module")
+def collected(sweep_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What collect.ps1 writes for every node of the lab, collected once for this module's tests."""
+    tmp = tmp_path_factory.mktemp("offline")
+    sweep_lab.reset()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in sweep_lab.environment().items():
+            patch.setenv(name, value)
+        _collect_like_collect_ps1(sweep_lab.write_inventory(tmp / "inventory.yaml"), tmp / "collected")
+    assert sweep_lab.open_shells() == 0
+    return tmp / "collected"
+
+
+def _collect_like_collect_ps1(inventory_path: Path, root: Path) -> None:
     """What collect.ps1 does on each node, done through the lab: the same scripts, the same parameters."""
-    inventory = load_inventory(lab.inventory)
+    inventory = load_inventory(inventory_path)
     resolver = CredentialResolver()
     guest = resolver.resolve(inventory.clusters[0].guest_credentials)
     assert guest.username and guest.password
@@ -64,9 +79,8 @@ def _collect_like_collect_ps1(lab: LabClient, root: Path) -> None:
             (folder / "guest-probe.json").write_text(json.dumps(probe), encoding="utf-8")
 
 
-def test_from_dir_judges_like_a_live_sweep(lab: LabClient, tmp_path: Path) -> None:
-    root = tmp_path / "collected"
-    _collect_like_collect_ps1(lab, root)
+def test_from_dir_judges_like_a_live_sweep(lab: LabClient, collected: Path) -> None:
+    root = collected
     _, live = sweep_json(lab, "--no-history")
     code, offline = sweep_json(lab, "--no-history", "--from-dir", str(root))
     assert code == 1
@@ -76,9 +90,11 @@ def test_from_dir_judges_like_a_live_sweep(lab: LabClient, tmp_path: Path) -> No
     }
 
 
-def test_from_dir_reports_missing_nodes_as_not_assessed(lab: LabClient, tmp_path: Path) -> None:
+def test_from_dir_reports_missing_nodes_as_not_assessed(
+    lab: LabClient, collected: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "collected"
-    _collect_like_collect_ps1(lab, root)
+    shutil.copytree(collected, root)
     for path in (root / "hci-lab-02" / "LAB02-N3").iterdir():
         path.unlink()
     (root / "hci-lab-02" / "LAB02-N3").rmdir()
@@ -89,12 +105,11 @@ def test_from_dir_reports_missing_nodes_as_not_assessed(lab: LabClient, tmp_path
 
 
 def test_from_dir_without_an_inventory_uses_the_folders(
-    lab: LabClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lab: LabClient, collected: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from hcibenefit.cli.app import run
 
-    root = tmp_path / "collected"
-    _collect_like_collect_ps1(lab, root)
+    root = collected
     capsys.readouterr()
     code = run(["sweep", "--from-dir", str(root), "--no-history", "-o", "json"])
     doc = json.loads(capsys.readouterr().out)

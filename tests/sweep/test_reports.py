@@ -3,35 +3,52 @@ JUnit as valid XML with one test case per check and target, Markdown, and HTML i
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hcibenefit.cli.app import run
+from hcibenefit.cli.sweep_cmd import lab_waivers
+from hcibenefit.lab.fleet import Lab
 from hcibenefit.report.sweep import render
 from hcibenefit.sweep.model import RECORD_FIELDS
-from tests.integration.conftest import LabClient
-from tests.sweep.conftest import sweep, validate
+from tests.sweep.conftest import validate
 
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture
-def reports(lab: LabClient, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    """Two sweeps (so changes and the trend have something to show), the second writing every format."""
-    assert sweep(lab).code == 1
-    with lab.lab.state.lock:
-        lab.lab.state.node("lab01-n3").attestation = "Active"
-    directory = tmp_path / "reports"
-    assert sweep(lab, "--report-dir", str(directory)).code == 1
-    document = json.loads((directory / "hcibenefit-sweep-latest.json").read_text())
-    return directory, document
+@pytest.fixture(scope="module")
+def reports(
+    sweep_lab: Lab, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Two sweeps (so changes and the trend have something to show), the second writing every format.
+    Module-scoped: one pair of sweeps serves every format's test."""
+    tmp = tmp_path_factory.mktemp("reports")
+    directory = tmp / "reports"
+    sweep_lab.reset()
+    inventory = sweep_lab.write_inventory(tmp / "inventory.yaml")
+    args = ["-q", "-i", str(inventory), "sweep", "--waivers", str(lab_waivers())]
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in sweep_lab.environment().items():
+            patch.setenv(name, value)
+        patch.setenv("HCIBENEFIT_HISTORY", str(tmp / "history.sqlite"))
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert run(args) == 1
+            with sweep_lab.state.lock:
+                sweep_lab.state.node("lab01-n3").attestation = "Active"
+            assert run([*args, "--report-dir", str(directory)]) == 1
+    sweep_lab.reset()
+    assert sweep_lab.open_shells() == 0
+    yield directory, json.loads((directory / "hcibenefit-sweep-latest.json").read_text())
 
 
 def test_json_matches_its_schema(reports: tuple[Path, dict[str, Any]]) -> None:
