@@ -7,9 +7,7 @@ from typing import Any
 
 import typer
 
-from hcibenefit.cli.common import app_context
-from hcibenefit.cli.sweep_cmd import OutputFileOption, OutputFormatOption, _open, choose_format
-from hcibenefit.errors import UsageError
+from hcibenefit.cli.common import app_context, global_options
 from hcibenefit.exitcodes import ExitCode
 
 app = typer.Typer(
@@ -34,9 +32,8 @@ def catalogue() -> list[dict[str, Any]]:
 
 
 @app.command("list")
-def list_checks(
-    ctx: typer.Context, output: OutputFormatOption = None, output_file: OutputFileOption = None
-) -> int:
+@global_options
+def list_checks(ctx: typer.Context) -> int:
     """Every check with its id, scope, severity and fix (a template: {node}, {vm}, {cluster} are filled in).
 
     Examples:
@@ -44,40 +41,36 @@ def list_checks(
       hcibenefit checks list
 
       hcibenefit checks list -o json | jq -r '.[] | select(.scope=="guest") | .id'
+
+      hcibenefit checks list -o markdown > checks.md
     """
     app_ = app_context(ctx)
-    fmt = choose_format(app_, output)
+    fmt = app_.choose_format(("table", "json", "markdown"))
     rows = catalogue()
-    with _open(app_, output_file) as stream:
-        if fmt == "json":
-            stream.write(json.dumps(rows, indent=2) + "\n")
-        elif fmt == "markdown":
-            stream.write(
-                "| id | scope | severity | title | remediation | documentation |\n|---|---|---|---|---|---|\n"
-            )
-            for r in rows:
-                fix = r["remediation"].replace("|", "\\|")
-                stream.write(
-                    f"| `{r['id']}` | {r['scope']} | {r['severity']} | {r['title']} | `{fix}` | {r['doc_url'] or ''} |\n"
-                )
-        elif fmt == "table":
-            from hcibenefit.report import Table, columns, render
-            from hcibenefit.report.model import Report
+    if fmt == "table":
+        from hcibenefit.report import Table, columns
+        from hcibenefit.report.model import Report
 
-            table = Table(
-                "",
-                columns(("id", "ID"), ("scope", "SCOPE"), ("severity", "SEVERITY"), ("title", "TITLE")),
-                rows,
-            )
-            render(
-                Report(
-                    data=None,
-                    tables=[table],
-                    notes=[f"{len(rows)} checks; -o json adds each remediation and doc link"],
-                ),
-                "table",
-                stream,
-            )
-        else:
-            raise UsageError(f"checks list prints table, json or markdown, not {fmt}")
+        table = Table(
+            "",
+            columns(("id", "ID"), ("scope", "SCOPE"), ("severity", "SEVERITY"), ("title", "TITLE")),
+            rows,
+        )
+        notes = [f"{len(rows)} checks; -o json or -o markdown adds each remediation and documentation link"]
+        app_.emit(Report(data=None, tables=[table], notes=notes), "table")
+        return int(ExitCode.OK)
+    text = json.dumps(rows, indent=2) + "\n" if fmt == "json" else markdown(rows)
+    from hcibenefit.cli.context import write_text
+
+    with app_.open_output() as stream:
+        write_text(stream, text)
     return int(ExitCode.OK)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| id | scope | severity | title | remediation | documentation |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        fix = r["remediation"].replace("|", "\\|")
+        doc = f"[docs]({r['doc_url']})" if r["doc_url"] else ""
+        lines.append(f"| `{r['id']}` | {r['scope']} | {r['severity']} | {r['title']} | `{fix}` | {doc} |")
+    return "\n".join(lines) + "\n"

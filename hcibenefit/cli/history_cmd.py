@@ -7,16 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hcibenefit.cli.common import app_context
+from hcibenefit.cli.common import app_context, global_options
 from hcibenefit.cli.context import AppContext
-from hcibenefit.cli.sweep_cmd import (
-    HistoryOption,
-    OutputFileOption,
-    OutputFormatOption,
-    _is_terminal,
-    _open,
-    choose_format,
-)
+from hcibenefit.cli.sweep_cmd import SWEEP_FORMATS, HistoryOption, emit_document
 from hcibenefit.errors import UsageError
 from hcibenefit.exitcodes import ExitCode
 
@@ -48,17 +41,18 @@ def _fleet(app: AppContext) -> str | None:
     return fleet_hash(app.inventory())
 
 
-def _emit_json(app: AppContext, data: Any, output_file: Any) -> None:
-    with _open(app, output_file) as stream:
-        stream.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+def _emit_text(app: AppContext, text: str) -> None:
+    from hcibenefit.cli.context import write_text
+
+    with app.open_output() as stream:
+        write_text(stream, text)
 
 
 @app.command("list")
+@global_options
 def list_runs(
     ctx: typer.Context,
     history: HistoryOption = None,
-    output: OutputFormatOption = None,
-    output_file: OutputFileOption = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many runs, newest first.")] = 30,
 ) -> int:
     """Runs, newest first: when, which inventory, unwaived FAIL and ERROR counts, exit code.
@@ -66,15 +60,13 @@ def list_runs(
     With --inventory, only the runs of that fleet.
     """
     app_ = app_context(ctx)
-    fmt = choose_format(app_, output)
-    if fmt not in ("table", "json"):
-        raise UsageError(f"history list prints table or json, not {fmt}")
+    fmt = app_.choose_format(("table", "json"))
     with _history(history) as store:
         runs = store.runs(inventory_hash=_fleet(app_), limit=limit)
     if fmt == "json":
-        _emit_json(app_, [r.to_dict() for r in runs], output_file)
+        _emit_text(app_, json.dumps([r.to_dict() for r in runs], ensure_ascii=False, indent=2) + "\n")
         return int(ExitCode.OK)
-    from hcibenefit.report import Table, columns, render
+    from hcibenefit.report import Table, columns
     from hcibenefit.report.sweep.common import when
 
     rows = [
@@ -103,43 +95,35 @@ def list_runs(
     )
     from hcibenefit.report.model import Report
 
-    with _open(app_, output_file) as stream:
-        render(Report(data=None, tables=[table]), "table", stream)
+    app_.emit(Report(data=None, tables=[table]), "table")
     return int(ExitCode.OK)
 
 
 @app.command("show")
+@global_options
 def show(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="Run id (see history list), latest or previous.")] = "latest",
     history: HistoryOption = None,
-    output: OutputFormatOption = None,
-    output_file: OutputFileOption = None,
 ) -> int:
     """One run, rendered as the sweep rendered it (every sweep format)."""
     from hcibenefit.operations.sweep.run import stored_document
-    from hcibenefit.report.sweep import render
 
     app_ = app_context(ctx)
-    fmt = choose_format(app_, output)
+    fmt = app_.choose_format(SWEEP_FORMATS)
     with _history(history) as store:
         document = stored_document(store, run, inventory_hash=_fleet(app_))
-    with _open(app_, output_file) as stream:
-        import shutil
-
-        width = shutil.get_terminal_size().columns if output_file is None and _is_terminal(stream) else None
-        render(document, fmt, stream, width)
+    emit_document(app_, document, fmt)
     return int(ExitCode.OK)
 
 
 @app.command("diff")
+@global_options
 def diff(
     ctx: typer.Context,
     run_a: Annotated[str | None, typer.Argument(help="The earlier run (default: previous).")] = None,
     run_b: Annotated[str | None, typer.Argument(help="The later run (default: latest).")] = None,
     history: HistoryOption = None,
-    output: OutputFormatOption = None,
-    output_file: OutputFileOption = None,
 ) -> int:
     """Problems new, resolved and changed between two runs (default: the last two of this inventory).
 
@@ -148,9 +132,7 @@ def diff(
     from hcibenefit.sweep.model import compare
 
     app_ = app_context(ctx)
-    fmt = choose_format(app_, output)
-    if fmt not in ("table", "json", "markdown"):
-        raise UsageError(f"history diff prints table, json or markdown, not {fmt}")
+    fmt = app_.choose_format(("table", "json", "markdown"))
     fleet = _fleet(app_)
     with _history(history) as store:
         b = store.run(run_b or "latest", inventory_hash=fleet)
@@ -167,21 +149,20 @@ def diff(
     data = {"from": a.to_dict(), "to": b.to_dict(), **changes.to_dict({"id": a.id, "started": a.started})}
     data.pop("previous_run")
     if fmt == "json":
-        _emit_json(app_, data, output_file)
+        _emit_text(app_, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     else:
         from hcibenefit.report.sweep.common import change_lines
 
         lines = change_lines({**data, "previous_run": {"id": a.id, "started": a.started}}, limit=10_000)
         lines[0] = lines[0].replace("since run", f"run #{b.id} since run", 1)
-        with _open(app_, output_file) as stream:
-            prefix = "- " if fmt == "markdown" else ""
-            stream.write(
-                "\n".join(prefix + line.strip() if fmt == "markdown" else line for line in lines) + "\n"
-            )
+        if fmt == "markdown":
+            lines = [f"- {line.strip()}" for line in lines]
+        _emit_text(app_, "\n".join(lines) + "\n")
     return int(ExitCode.FINDINGS if changes.new else ExitCode.OK)
 
 
 @app.command("prune")
+@global_options
 def prune(
     ctx: typer.Context,
     keep_days: Annotated[

@@ -7,13 +7,14 @@ from typing import Annotated
 
 import typer
 
-from hcibenefit.cli.common import app_context
+from hcibenefit.cli.common import app_context, global_options
 from hcibenefit.exitcodes import ExitCode
 
 app = typer.Typer(help="The PowerShell scripts hcibenefit runs, for offline sites.", no_args_is_help=True)
 
 
 @app.command("export")
+@global_options
 def export(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="Where to write the scripts (created if missing).")],

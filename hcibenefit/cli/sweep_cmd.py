@@ -15,30 +15,26 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
-from hcibenefit.cli.common import ClusterOption, ParallelOption, app_context, parse_fail_on
+from hcibenefit.cli.common import (
+    FailOnOption,
+    ParallelOption,
+    app_context,
+    global_options,
+    parse_fail_on,
+    selection_options,
+)
 from hcibenefit.cli.context import AppContext
 from hcibenefit.errors import UsageError
+from hcibenefit.operations.selection import Selection
 
 if TYPE_CHECKING:
+    from hcibenefit.checks.model import Severity
     from hcibenefit.inventory import CredentialResolver, Inventory
     from hcibenefit.operations.sweep.collect import Progress
+    from hcibenefit.operations.sweep.run import SweepRequest
 
 SWEEP_FORMATS = ("table", "json", "csv", "markdown", "html", "junit")
 
-OutputFormatOption = Annotated[
-    str | None,
-    typer.Option(
-        "--output",
-        "-o",
-        "--format",
-        "-f",
-        help="Report format: table, json, csv, markdown, html, junit.",
-        case_sensitive=False,
-    ),
-]
-OutputFileOption = Annotated[
-    Path | None, typer.Option("--output-file", help="Write the report to PATH (whole or not at all).")
-]
 HistoryOption = Annotated[
     Path | None,
     typer.Option(
@@ -62,15 +58,6 @@ def parse_duration(text: str) -> float:
     if total <= 0:
         raise UsageError("--deadline must be longer than zero")
     return float(total)
-
-
-def choose_format(app: AppContext, fmt: str | None) -> str:
-    chosen = (fmt or app.format or "table").lower()
-    if chosen not in SWEEP_FORMATS:
-        raise UsageError(
-            f"format {chosen!r} is not available here", hint=f"choose one of: {', '.join(SWEEP_FORMATS)}"
-        )
-    return chosen
 
 
 class ProgressLine:
@@ -143,44 +130,43 @@ def _lab_fleet(app: AppContext) -> Iterator[tuple[Inventory, CredentialResolver]
         yield load_inventory(path), resolver
 
 
+@global_options
+@selection_options(nodes=True, all_help="Every VM of the selected clusters (what a sweep does anyway).")
 def sweep(
     ctx: typer.Context,
-    cluster: ClusterOption = None,
-    vm: Annotated[
-        list[str] | None, typer.Option("--vm", help="Only VMs whose name matches (glob, repeatable).")
-    ] = None,
-    output: OutputFormatOption = None,
-    output_file: OutputFileOption = None,
+    selection: Selection,
     report_dir: Annotated[
         Path | None,
         typer.Option(
-            "--report-dir", help="Also write every format into DIR under dated names (and *-latest)."
+            "--report-dir",
+            metavar="DIR",
+            help="Also write every format into DIR under dated names (and *-latest).",
         ),
     ] = None,
     parallel: ParallelOption = 16,
     deadline: Annotated[
         str | None,
         typer.Option(
-            "--deadline", help="Stop after this long (45m, 2h); what is not done is reported not assessed."
+            "--deadline",
+            metavar="DURATION",
+            help="Stop after this long (45m, 2h); what is not done is reported not assessed.",
         ),
     ] = None,
-    fail_on: Annotated[
-        str,
-        typer.Option(
-            "--fail-on",
-            help="Exit 1 for an unwaived FAIL at or above: info, low, medium, high, critical, none.",
-        ),
-    ] = "medium",
+    fail_on: FailOnOption = "medium",
     waivers: Annotated[
         Path | None,
-        typer.Option("--waivers", help="Waivers file (YAML); default: the inventory's policy.waivers."),
+        typer.Option(
+            "--waivers", metavar="FILE", help="Waivers file (YAML); default: the inventory's policy.waivers."
+        ),
     ] = None,
     history: HistoryOption = None,
     no_history: NoHistoryOption = False,
     from_dir: Annotated[
         Path | None,
         typer.Option(
-            "--from-dir", help="Judge files written by `scripts export`'s collect.ps1 instead of connecting."
+            "--from-dir",
+            metavar="DIR",
+            help="Judge files written by `scripts export`'s collect.ps1 instead of connecting.",
         ),
     ] = None,
     lab: Annotated[
@@ -193,8 +179,9 @@ def sweep(
     """Is every VM that needs Azure Benefits activated, and will it stay so?
 
     Host facts from every selected node (one call each), the guest probe for every running VM that needs
-    benefits (one call per owner node), every check with PASS, FAIL, ERROR (not assessed, and why) or N/A,
-    waivers applied, stored in history and compared with the previous run.
+    benefits (in the same session), every check with PASS, FAIL, ERROR (not assessed, and why) or N/A,
+    waivers applied, stored in history and compared with the previous run. Formats (-o): table, json,
+    csv, markdown, html, junit.
 
     Examples:
 
@@ -212,7 +199,8 @@ def sweep(
     from hcibenefit.exitcodes import ExitCode
 
     app = app_context(ctx)
-    fmt = choose_format(app, output)
+    fmt = app.choose_format(SWEEP_FORMATS)
+    app.check_output()
     threshold = parse_fail_on(fail_on)
     deadline_s = parse_duration(deadline) if deadline else None
     if lab and from_dir is not None:
@@ -230,24 +218,50 @@ def sweep(
             inventory, resolver = app.inventory(), app.credentials()
         if lab and waivers is None:
             waivers = lab_waivers()
-        code = _run(
-            app,
+        request = _request(
             inventory,
-            resolver,
-            fmt,
-            cluster,
-            vm,
-            output_file,
-            report_dir,
+            selection,
             parallel,
             deadline,
             deadline_s,
             threshold,
             waivers,
-            history_path(history, no_history),
+            history,
+            no_history,
             from_dir,
         )
+        code = _run(app, inventory, resolver, fmt, request, report_dir)
     return int(ExitCode(code))
+
+
+def _request(
+    inventory: Inventory,
+    selection: Selection,
+    parallel: int,
+    deadline: str | None,
+    deadline_s: float | None,
+    threshold: Severity | None,
+    waivers: Path | None,
+    history: Path | None,
+    no_history: bool,
+    from_dir: Path | None,
+) -> SweepRequest:
+    from hcibenefit.operations.sweep.collect import Scope
+    from hcibenefit.operations.sweep.run import SweepRequest
+
+    nothing = "nothing was sent"
+    clusters = selection.select_clusters(inventory, nothing_done=nothing)
+    nodes = tuple(selection.select_nodes(clusters, nothing_done=nothing)) if selection.nodes else ()
+    return SweepRequest(
+        scope=Scope(tuple(clusters), nodes, selection, inventory.policy.exclusion),
+        workers=parallel,
+        deadline_s=deadline_s,
+        deadline_text=deadline,
+        fail_on=threshold,
+        waivers_path=waivers,
+        history_path=history_path(history, no_history),
+        from_dir=from_dir,
+    )
 
 
 def _run(
@@ -255,32 +269,12 @@ def _run(
     inventory: Inventory,
     resolver: CredentialResolver,
     fmt: str,
-    cluster: list[str] | None,
-    vm: list[str] | None,
-    output_file: Path | None,
+    request: SweepRequest,
     report_dir: Path | None,
-    parallel: int,
-    deadline: str | None,
-    deadline_s: float | None,
-    threshold: Any,
-    waivers: Path | None,
-    history: Path | None,
-    from_dir: Path | None,
 ) -> int:
-    from hcibenefit.operations.status import select_clusters
-    from hcibenefit.operations.sweep.collect import Progress, Selection
-    from hcibenefit.operations.sweep.run import SweepRequest, run_sweep
+    from hcibenefit.operations.sweep.collect import Progress
+    from hcibenefit.operations.sweep.run import run_sweep
 
-    request = SweepRequest(
-        selection=Selection(tuple(select_clusters(inventory, cluster or ())), tuple(vm or ())),
-        workers=parallel,
-        deadline_s=deadline_s,
-        deadline_text=deadline,
-        fail_on=threshold,
-        waivers_path=waivers,
-        history_path=history,
-        from_dir=from_dir,
-    )
     line = ProgressLine(app.stderr) if (not app.quiet and _is_terminal(app.stderr)) else None
     progress = Progress(line)
     try:
@@ -293,32 +287,27 @@ def _run(
     if report_dir is not None:
         for path in write_report_dir(outcome.document, report_dir):
             app.say(f"wrote {path}")
-    target = output_file or app.output_file
-    with _open(app, target) as stream:
-        from hcibenefit.report.sweep import render
-
-        width = shutil.get_terminal_size().columns if target is None and _is_terminal(stream) else None
-        render(outcome.document, fmt, stream, width)
+    emit_document(app, outcome.document, fmt)
     return int(outcome.exit_code)
+
+
+def emit_document(app: AppContext, document: dict[str, Any], fmt: str) -> None:
+    """Render a sweep document whole, then write it (a failure while rendering leaves no half report)."""
+    import io
+
+    from hcibenefit.cli.context import write_text
+    from hcibenefit.report.sweep import render
+
+    buffer = io.StringIO()
+    with app.open_output() as stream:
+        options = app.render_options(stream)
+        render(document, fmt, buffer, None if options.wide else options.width)
+        write_text(stream, buffer.getvalue())
 
 
 def _is_terminal(stream: Any) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
-
-
-@contextlib.contextmanager
-def _open(app: AppContext, path: Path | None) -> Iterator[TextIO]:
-    if path is None:
-        yield app.stdout
-        return
-    saved = app.output_file
-    app.output_file = path
-    try:
-        with app.open_output() as stream:
-            yield stream
-    finally:
-        app.output_file = saved
 
 
 def write_report_dir(document: dict[str, Any], directory: Path) -> list[Path]:

@@ -231,3 +231,26 @@ def test_progress_on_a_terminal_only(lab: LabClient, monkeypatch: pytest.MonkeyP
 def test_no_progress_when_stderr_is_not_a_terminal(lab: LabClient) -> None:
     result = sweep(lab, "--no-history")
     assert "sweep: nodes" not in result.err
+
+
+def test_the_selection_is_the_one_every_command_uses(lab: LabClient) -> None:
+    code, doc = sweep_json(
+        lab, "--no-history", "--cluster", "HCI-LAB-02", "--vm", "w11*", "--node", "lab02-n1"
+    )
+    assert {r["cluster"] for r in doc["findings"]} == {"hci-lab-02"}
+    assert {r["node"] for r in doc["findings"]} == {"lab02-n1"}
+    assert {r["vm"] for r in doc["findings"] if r["vm"]} == {"w11ms-v2-ok", "w11ms-gsi-off"}
+    assert code == 1
+    unknown = sweep(lab, "--no-history", "--vm", "avd-ok-1")
+    assert unknown.code == 2 and "avd-ok-01" in unknown.err
+    bad_cluster = sweep(lab, "--no-history", "--cluster", "hci-lab-9")
+    assert bad_cluster.code == 2 and "hci-lab-0" in bad_cluster.err
+
+
+def test_global_options_after_the_subcommand(lab: LabClient, tmp_path: Path) -> None:
+    out = tmp_path / "r.xml"
+    result = lab.cli(
+        "sweep", "--no-history", "--waivers", str(lab_waivers()), "-o", "JUNIT", "--output-file", str(out)
+    )
+    assert result.code == 1 and result.out == ""
+    assert out.read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>')

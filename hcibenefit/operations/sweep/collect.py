@@ -8,7 +8,6 @@ All I/O of a sweep happens here (and in offline.py for --from-dir); checks.evalu
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from hcibenefit.operations.guests.targets import (
     plan_batches,
     run_batch,
 )
+from hcibenefit.operations.selection import Selection
 from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY, HOST_FACTS
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
@@ -74,15 +74,27 @@ class Progress:
 
 
 @dataclass(frozen=True)
-class Selection:
-    clusters: tuple[Cluster, ...]
-    vm_globs: tuple[str, ...] = ()
+class Scope:
+    """What a sweep covers: the clusters and nodes to ask, and which of their VMs (operations.selection)."""
 
-    def vm_selected(self, name: str) -> bool:
-        if not self.vm_globs:
-            return True
-        folded = name.casefold()
-        return any(fnmatch.fnmatchcase(folded, g.casefold()) for g in self.vm_globs)
+    clusters: tuple[Cluster, ...]
+    nodes: tuple[Node, ...] = ()
+    """The nodes to ask; empty: every node of the clusters."""
+    selection: Selection = field(default_factory=Selection)
+    exclusion: Callable[[str], str | None] = lambda _name: None
+    """policy.exclude_globs: an excluded VM is left out unless named exactly."""
+
+    def nodes_of(self, cluster: Cluster) -> tuple[Node, ...]:
+        if not self.nodes:
+            return cluster.nodes
+        wanted = {n.name.casefold() for n in self.nodes}
+        return tuple(n for n in cluster.nodes if n.name.casefold() in wanted)
+
+    def vms(self, candidates: Sequence[VMFacts]) -> list[VMFacts]:
+        """The selected VMs among these (a glob matching none of them is not an error here)."""
+        return self.selection.match_vms(
+            candidates, name_of=lambda v: v.name, exclusion=self.exclusion
+        ).selected
 
 
 @dataclass
@@ -147,7 +159,7 @@ def _credential_key(node: Node) -> Any:
 def collect(
     inventory: Inventory,
     resolver: CredentialResolver,
-    selection: Selection,
+    scope: Scope,
     *,
     workers: int,
     deadline_s: float | None = None,
@@ -161,11 +173,11 @@ def collect(
     deadline = Deadline(deadline_s, cancel)
     try:
         trust = trust_for(inventory)
-        nodes = [n for c in selection.clusters for n in c.nodes]
+        nodes = [n for c in scope.clusters for n in scope.nodes_of(c)]
         progress.update(nodes_total=len(nodes))
         conns, unusable = _connections(nodes, resolver)
         refusals = _Refusals()
-        cluster_of = {c.name: c for c in selection.clusters}
+        cluster_of = {c.name: c for c in scope.clusters}
 
         def work(conn: Connection, ev: threading.Event) -> NodeOutcome:
             node = conn.node
@@ -192,7 +204,7 @@ def collect(
                         cluster_of[node.cluster],
                         conn,
                         facts,
-                        selection,
+                        scope,
                         trust,
                         ev,
                         progress,
@@ -228,15 +240,16 @@ def collect(
             progress.update(nodes_done=1, nodes_failed=1)
             log.warning("%s: %s", name, errors[name])
     evidence = []
-    for cluster in selection.clusters:
-        hosts = tuple(results[n.name].facts for n in cluster.nodes if n.name in results)
+    for cluster in scope.clusters:
+        mine = scope.nodes_of(cluster)
+        hosts = tuple(results[n.name].facts for n in mine if n.name in results)
         guests: dict[str, GuestEvidence] = {}
-        for n in cluster.nodes:
+        for n in mine:
             if n.name in results:
                 guests.update(results[n.name].guests)
-        unreachable = {n.name: errors[n.name] for n in cluster.nodes if n.name in errors}
+        unreachable = {n.name: errors[n.name] for n in mine if n.name in errors}
         evidence.append(
-            ClusterEvidence(cluster.name, tuple(n.name for n in cluster.nodes), hosts, unreachable, guests)
+            ClusterEvidence(cluster.name, tuple(n.name for n in mine), hosts, unreachable, guests)
         )
     return Collected(tuple(evidence), deadline.reached)
 
@@ -268,12 +281,11 @@ def _connections(
     return conns, unusable
 
 
-def _wanted_guests(facts: HostFacts, inventory: Inventory, selection: Selection) -> list[VMFacts]:
+def _wanted_guests(facts: HostFacts, inventory: Inventory, scope: Scope) -> list[VMFacts]:
     return [
         vm
-        for vm in facts.vms
-        if selection.vm_selected(vm.name)
-        and guest_not_applicable(vm, requirement(vm, facts, inventory.policy)) is None
+        for vm in scope.vms(facts.vms)
+        if guest_not_applicable(vm, requirement(vm, facts, inventory.policy)) is None
     ]
 
 
@@ -283,14 +295,14 @@ def _probe_node_guests(
     cluster: Cluster,
     conn: Connection,
     facts: HostFacts,
-    selection: Selection,
+    scope: Scope,
     trust: TrustStore,
     cancel: threading.Event,
     progress: Progress,
     clock: Callable[[], dt.datetime],
     session: HostSession,
 ) -> dict[str, GuestEvidence]:
-    vms = _wanted_guests(facts, inventory, selection)
+    vms = _wanted_guests(facts, inventory, scope)
     if not vms:
         return {}
     progress.update(guests_total=len(vms))

@@ -28,7 +28,7 @@ from hcibenefit.facts.host import FactsError, HostFacts, parse_host_facts
 from hcibenefit.inventory import Cluster, Inventory, Node
 from hcibenefit.operations.guests.check import trust_for
 from hcibenefit.operations.guests.targets import GuestTarget, answers_from_fan_out
-from hcibenefit.operations.sweep.collect import Collected, Selection, probe_evidence
+from hcibenefit.operations.sweep.collect import Collected, Scope, probe_evidence
 from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY, HOST_FACTS
 
 HOST_FILE = "host-facts.json"
@@ -59,7 +59,7 @@ def _cluster_dir(root: Path, cluster: Cluster) -> Path:
 
 
 def collect_from_dir(
-    inventory: Inventory, root: Path, selection: Selection, *, now: Callable[[], dt.datetime]
+    inventory: Inventory, root: Path, scope: Scope, *, now: Callable[[], dt.datetime]
 ) -> Collected:
     if not root.is_dir():
         raise UsageError(
@@ -68,12 +68,12 @@ def collect_from_dir(
         )
     trust = trust_for(inventory)
     evidence = []
-    for cluster in selection.clusters:
+    for cluster in scope.clusters:
         cluster_dir = _cluster_dir(root, cluster)
         hosts: list[HostFacts] = []
         unreachable: dict[str, str] = {}
         guests: dict[str, GuestEvidence] = {}
-        for node in cluster.nodes:
+        for node in scope.nodes_of(cluster):
             folder = _node_dir(cluster_dir, node)
             if folder is None or not (folder / HOST_FILE).is_file():
                 unreachable[node.name] = f"not collected: no {cluster.name}/{node.name}/{HOST_FILE} in {root}"
@@ -84,12 +84,14 @@ def collect_from_dir(
                 unreachable[node.name] = f"{folder / HOST_FILE}: {exc}"
                 continue
             hosts.append(facts)
-            guests.update(
-                _guests(inventory, cluster, node, facts, folder / GUEST_FILE, selection, trust, now)
-            )
+            guests.update(_guests(inventory, cluster, node, facts, folder / GUEST_FILE, scope, trust, now))
         evidence.append(
             ClusterEvidence(
-                cluster.name, tuple(n.name for n in cluster.nodes), tuple(hosts), unreachable, guests
+                cluster.name,
+                tuple(n.name for n in scope.nodes_of(cluster)),
+                tuple(hosts),
+                unreachable,
+                guests,
             )
         )
     return Collected(tuple(evidence), deadline_reached=False)
@@ -101,7 +103,7 @@ def _guests(
     node: Node,
     facts: HostFacts,
     path: Path,
-    selection: Selection,
+    scope: Scope,
     trust: Any,
     now: Callable[[], dt.datetime],
 ) -> dict[str, GuestEvidence]:
@@ -115,9 +117,8 @@ def _guests(
             requirement(vm, facts, inventory.policy),
             cluster.guests.vm(vm.name),
         )
-        for vm in facts.vms
-        if selection.vm_selected(vm.name)
-        and guest_not_applicable(vm, requirement(vm, facts, inventory.policy)) is None
+        for vm in scope.vms(facts.vms)
+        if guest_not_applicable(vm, requirement(vm, facts, inventory.policy)) is None
     ]
     if not wanted:
         return {}

@@ -23,7 +23,7 @@ from hcibenefit.checks.results import Result
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.facts.guest import GuestProbe
 from hcibenefit.inventory import CredentialResolver, Inventory
-from hcibenefit.operations.sweep.collect import Collected, Progress, Selection, collect
+from hcibenefit.operations.sweep.collect import Collected, Progress, Scope, collect
 from hcibenefit.sweep.history import History
 from hcibenefit.sweep.model import RunDocument, compare, inventory_hash, scope_key
 from hcibenefit.sweep.waivers import Waivers, load_waivers
@@ -31,7 +31,7 @@ from hcibenefit.sweep.waivers import Waivers, load_waivers
 
 @dataclass(frozen=True)
 class SweepRequest:
-    selection: Selection
+    scope: Scope
     workers: int = 16
     deadline_s: float | None = None
     deadline_text: str | None = None
@@ -55,9 +55,15 @@ def fleet_hash(inventory: Inventory) -> str:
 
 
 def selection_key(request: SweepRequest, inventory: Inventory) -> str:
-    all_clusters = len(request.selection.clusters) == len(inventory.clusters)
-    clusters = [] if all_clusters else [c.name for c in request.selection.clusters]
-    return scope_key({"clusters": clusters, "vms": list(request.selection.vm_globs)})
+    scope = request.scope
+    all_clusters = len(scope.clusters) == len(inventory.clusters)
+    return scope_key(
+        {
+            "clusters": [] if all_clusters else [c.name for c in scope.clusters],
+            "nodes": [n.name for n in scope.nodes],
+            "vms": list(scope.selection.vms),
+        }
+    )
 
 
 def run_sweep(
@@ -79,12 +85,12 @@ def run_sweep(
         if request.from_dir is not None:
             from hcibenefit.operations.sweep.offline import collect_from_dir
 
-            collected = collect_from_dir(inventory, request.from_dir, request.selection, now=clock)
+            collected = collect_from_dir(inventory, request.from_dir, request.scope, now=clock)
         else:
             collected = collect(
                 inventory,
                 resolver,
-                request.selection,
+                request.scope,
                 workers=request.workers,
                 deadline_s=request.deadline_s,
                 progress=progress,
@@ -107,11 +113,12 @@ def _conclude(
     started: dt.datetime,
     finished: dt.datetime,
 ) -> SweepOutcome:
+    selected = _selected_vms(request.scope, collected)
     results: list[Result] = []
     verdicts: dict[str, GuestVerdict] = {}
     for evidence in collected.clusters:
         evaluation = evaluate_cluster(
-            evidence, inventory.policy, finished, vm_selected=request.selection.vm_selected
+            evidence, inventory.policy, finished, vm_selected=_member_of(selected[evidence.name])
         )
         results += evaluation.results
         verdicts.update(evaluation.guest_verdicts)
@@ -131,8 +138,9 @@ def _conclude(
         "inventory": str(inventory.source),
         "inventory_hash": fleet,
         "selection": {
-            "clusters": [c.name for c in request.selection.clusters],
-            "vms": list(request.selection.vm_globs),
+            "clusters": [c.name for c in request.scope.clusters],
+            "nodes": [n.name for n in request.scope.nodes],
+            "vms": list(request.scope.selection.vms),
         },
         "source": f"from-dir:{request.from_dir}" if request.from_dir else "winrm",
         "deadline": request.deadline_text,
@@ -140,7 +148,7 @@ def _conclude(
         "fail_on": threshold.label if threshold is not None else "none",
         "exit_code": int(code),
         "waivers_file": str(waivers.source) if waivers.source else None,
-        "targets": _targets(inventory, request, collected.clusters),
+        "targets": _targets(inventory, selected, collected.clusters),
     }
     notes = [n for u in uses if (n := u.note())]
     outcome = SweepOutcome({}, code, notes=notes)
@@ -160,8 +168,28 @@ def _conclude(
     return outcome
 
 
+def _member_of(names: set[str]) -> Callable[[str], bool]:
+    return lambda name: name.casefold() in names
+
+
+def _selected_vms(scope: Scope, collected: Collected) -> dict[str, set[str]]:
+    """Per cluster, the casefolded names of the VMs the selection takes. A --vm name that matches no VM
+    anywhere is a usage error, unless a node that did not answer may hold it."""
+    selected: dict[str, set[str]] = {}
+    everything = [vm for c in collected.clusters for h in c.hosts for vm in h.vms]
+    for evidence in collected.clusters:
+        vms = [vm for h in evidence.hosts for vm in h.vms]
+        selected[evidence.name] = {vm.name.casefold() for vm in scope.vms(vms)}
+    if scope.selection.vms and not any(c.unreachable for c in collected.clusters):
+        match = scope.selection.match_vms(everything, name_of=lambda v: v.name, exclusion=scope.exclusion)
+        match.raise_unmatched(
+            [v.name for v in everything], where="on the selected nodes", nothing_done="no run was recorded"
+        )
+    return selected
+
+
 def _targets(
-    inventory: Inventory, request: SweepRequest, clusters: Sequence[ClusterEvidence]
+    inventory: Inventory, selected: dict[str, set[str]], clusters: Sequence[ClusterEvidence]
 ) -> dict[str, Any]:
     nodes_ok = vms = guests_ok = guests_na = 0
     not_assessed: list[dict[str, Any]] = []
@@ -171,7 +199,7 @@ def _targets(
         for host in evidence.hosts:
             nodes_ok += 1
             for vm in host.vms:
-                if not request.selection.vm_selected(vm.name):
+                if vm.name.casefold() not in selected[evidence.name]:
                     continue
                 vms += 1
                 if guest_not_applicable(vm, requirement(vm, host, inventory.policy)) is not None:
