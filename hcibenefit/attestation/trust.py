@@ -82,6 +82,11 @@ class TrustStore:
         )
 
 
+def load_ca_file(path: Path) -> list[x509.Certificate]:
+    """The certificates of one CA file (PEM bundle or one DER certificate); CAFileError naming the file."""
+    return _load_ca_file(path)
+
+
 def _load_ca_file(path: Path) -> list[x509.Certificate]:
     try:
         data = path.read_bytes()

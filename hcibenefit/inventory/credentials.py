@@ -13,10 +13,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from hcibenefit.errors import CredentialError
+from hcibenefit.inventory.logon import LogonGate
 from hcibenefit.inventory.model import (
     CredentialSpec,
     PasswordCommand,
@@ -86,6 +87,9 @@ class ResolvedCredential:
 
     username: str | None
     password: Secret | None
+    gate: LogonGate = field(default_factory=LogonGate, compare=False, repr=False)
+    """Shared by every connection using this credential in this run: a refused password is not
+    tried on the other nodes (inventory/logon.py)."""
 
 
 def _head(data: bytes, limit: int = 2000) -> str:

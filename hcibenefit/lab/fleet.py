@@ -171,6 +171,7 @@ class Lab:
                             "open_shells": stats.open_shells if stats else 0,
                             "shells_created": stats.shells_created if stats else 0,
                             "requests": stats.requests if stats else 0,
+                            "failed_logons": stats.failed_logons if stats else 0,
                             "faults": asdict(self.faults[node_spec.name.lower()]),
                             "invocations": self.engine.counts(node.name),
                             "attestation": node.attestation,

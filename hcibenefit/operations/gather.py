@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hcibenefit.checks.assess import ClusterFacts
@@ -57,6 +57,16 @@ def describe_error(error: RemotingError) -> str:
     return f"{error.kind}: {error.detail}"
 
 
+def warn_once_per_reason(failures: Mapping[str, str]) -> None:
+    """One warning per distinct reason, naming every node it applies to: forty nodes skipped for one
+    refused password are one line, not forty."""
+    by_reason: dict[str, list[str]] = {}
+    for node, why in failures.items():
+        by_reason.setdefault(why, []).append(node)
+    for why, nodes in by_reason.items():
+        log.warning("%s: %s", ", ".join(nodes), why)
+
+
 def gather_clusters(
     inventory: Inventory,
     clusters: Sequence[Cluster],
@@ -75,7 +85,8 @@ def gather_clusters(
         mine = [o for o in outcomes if o.target.node.cluster == cluster.name]
         hosts = tuple(o.value for o in mine if o.value is not None)
         unreachable = {o.target.node.name: describe_error(o.error) for o in mine if o.error is not None}
-        for name, why in unreachable.items():
-            log.warning("%s: %s", name, why)
         result.append(ClusterFacts(cluster.name, hosts, unreachable))
+    warn_once_per_reason(
+        {o.target.node.name: describe_error(o.error) for o in outcomes if o.error is not None}
+    )
     return result, outcomes

@@ -55,6 +55,12 @@ class AuthenticationFailed(RemotingError):
     kind = "authentication"
 
 
+class CredentialSkipped(RemotingError):
+    """Not tried: the same credential was refused on another node in this run (lockout)."""
+
+    kind = "skipped"
+
+
 class RemoteTimeout(RemotingError):
     kind = "timeout"
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hcibenefit import jsonguard
+from hcibenefit.inventory.logon import LogonSkipped
 from hcibenefit.remoting.catalog import Script
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
+    CredentialSkipped,
     ErrorRecordInfo,
     MalformedOutputError,
     ModuleMissingError,
@@ -215,13 +217,31 @@ class HostSession:
     def open(self) -> None:
         settings = self.endpoint.settings
         attempts = 1 + max(0, settings.reconnection_retries)
+        credential = self.endpoint.credential
+        # Only a password can be locked out; a ticket cache or a certificate is not gated.
+        gate = credential.gate if credential is not None and credential.password is not None else None
         for attempt in range(1, attempts + 1):
             try:
+                if gate is not None:
+                    gate.admit(self.endpoint.name, credential.username if credential else None, self.cancel)
                 self._open_once()
+                if gate is not None:
+                    gate.succeeded(self.endpoint.name)
                 return
+            except LogonSkipped as skipped:
+                raise CredentialSkipped(
+                    self.endpoint.name,
+                    str(skipped),
+                    hint="check the credential (hcibenefit inventory test); nothing else was tried with it",
+                ) from None
             except BaseException as exc:
                 self.close()
                 error = map_exception(self.endpoint.name, exc, settings)
+                if gate is not None:
+                    if isinstance(error, AuthenticationFailed):
+                        gate.refused(self.endpoint.name, error.detail)
+                    else:
+                        gate.failed_otherwise(self.endpoint.name)
                 if (
                     not isinstance(exc, Exception)
                     or not isinstance(error, UnreachableError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("pypsrp", "psrpcore", "azure", "spnego", "cryptography", "requests")
 
 
-@pytest.mark.parametrize(
-    "argv", [["--help"], ["inventory", "validate", str(ROOT / "inventory.example.yaml")]]
-)
+MINIMAL = ROOT / "tests" / "cli" / "minimal-inventory.yaml"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["inventory", "validate", str(MINIMAL)]])
 def test_startup_imports_no_remoting_or_azure(argv: list[str]) -> None:
     probe = (
         "import contextlib, io, sys\n"
@@ -28,8 +30,9 @@ def test_startup_imports_no_remoting_or_azure(argv: list[str]) -> None:
         f"heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
         "print(code, ','.join(heavy))\n"
     )
+    env = {**os.environ, "HCIBENEFIT_MINIMAL_PASSWORD": "set"}
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
     ).stdout.split()
     assert out[0] == "0"
     assert out[1:] == [], f"start-up imported {out[1:]}"
@@ -40,9 +43,45 @@ def test_version_and_module_entry_point() -> None:
     assert result.returncode == 0 and result.stdout.startswith("hcibenefit ")
 
 
-def test_validate_example_inventory(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["inventory", "validate", str(ROOT / "inventory.example.yaml")]) == ExitCode.OK
-    assert "ok (3 clusters" in capsys.readouterr().err
+def test_validate_example_inventory_names_what_is_missing_on_this_machine(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HCIBENEFIT_PASSWORD", raising=False)
+    assert run(["inventory", "validate", str(ROOT / "inventory.example.yaml")]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "pki/microsoft-tls-rsa-root-g2.pem does not exist" in err
+    assert (
+        "inventory.example.yaml:54:5: defaults.credentials: password_env HCIBENEFIT_PASSWORD is not set"
+        in err
+    )
+    assert "problem(s)" in err and "Traceback" not in err
+
+
+def test_validate_checks_ca_files_parse_and_sources_resolve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi
+
+    monkeypatch.setenv("FLEET_PW", "not-printed-Pa55")
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        f"defaults:\n  credentials: {{username: svc, password_env: FLEET_PW}}\n"
+        f"clusters:\n  - name: c1\n    nodes: [n1]\n    winrm: {{cert_validation: {certifi.where()}}}\n"
+        f"attestation:\n  ca_files: [{certifi.where()}]\n"
+    )
+    assert run(["inventory", "validate", str(good)]) == ExitCode.OK
+    assert "ok (1 clusters, 1 nodes)" in capsys.readouterr().err
+    broken = tmp_path / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "defaults:\n  credentials: {username: svc, password_cmd: [no-such-program-hcib, x]}\n"
+        f"clusters:\n  - name: c1\n    nodes: [n1]\nattestation:\n  ca_files: [{broken}]\n"
+    )
+    assert run(["inventory", "validate", str(bad)]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert "certificate #1 is malformed" in err and "'no-such-program-hcib' is not found on PATH" in err
+    assert "not-printed-Pa55" not in err
 
 
 def test_validate_reports_file_line_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

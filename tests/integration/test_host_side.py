@@ -221,11 +221,22 @@ def test_wrong_password_is_an_authentication_error_per_node(
     lab: LabClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HCIBENEFIT_LAB_PASSWORD", "Wrong-Pa55word-123")
+    failed_before = sum(n["failed_logons"] for n in lab.state()["nodes"])
     result = lab.cli("-vv", "status", "--format", "json")
     # Unreachable nodes are a high finding (cluster.node-unreachable) and make the sweep incomplete.
     assert result.code == ExitCode.FINDINGS_AND_INCOMPLETE
     nodes = result.json()["nodes"]
-    assert all(n["verdict"] == "unreachable" and n["reason"].startswith("authentication:") for n in nodes)
+    # Tried once: the first node refuses, every other node sharing the credential is skipped (lockout).
+    refused = [n for n in nodes if n["verdict"] == "unreachable"]
+    assert len(refused) == 1 and refused[0]["reason"].startswith("authentication:")
+    skipped = [n for n in nodes if n["verdict"] == "skipped"]
+    assert len(skipped) == len(nodes) - 1
+    assert all(f"was refused by {refused[0]['name']}" in n["reason"] for n in skipped)
+    assert sum(n["failed_logons"] for n in lab.state()["nodes"]) - failed_before == 1
+    warnings = [
+        line for line in result.err.splitlines() if line.startswith("WARNING") and "not tried" in line
+    ]
+    assert len(warnings) == 1, result.err  # one line for all skipped nodes
     assert "Wrong-Pa55word-123" not in result.out + result.err
 
 

@@ -68,6 +68,7 @@ class NodeStats:
     shells_created: int
     encrypted_requests: int = 0
     actions: Mapping[str, int] = field(default_factory=dict)  # requests by action, e.g. {"Receive": 3}
+    failed_logons: int = 0  # credentials offered and refused (what Windows logs as event 4625)
 
 
 def _loopback_aliases_work() -> bool:
@@ -92,6 +93,7 @@ class _Node:
         self.shells: dict[str, Shell] = {}
         self.shells_created = 0
         self.encrypted_requests = 0
+        self.failed_logons = 0
         self.actions: Counter[str] = Counter()
         self._handlers: dict[str, Callable[[soap.Request, str, str], str]] = {
             soap.ACTION_CREATE: self._create,
@@ -117,6 +119,7 @@ class _Node:
                 shells_created=self.shells_created,
                 encrypted_requests=self.encrypted_requests,
                 actions=MappingProxyType(dict(self.actions)),
+                failed_logons=self.failed_logons,
             )
 
     def close_shells(self) -> None:
@@ -149,6 +152,9 @@ class _Node:
                     request.headers.get("Authorization", ""), self.server.username, self.server.password
                 )
             except AuthFailed:
+                if request.headers.get("Authorization"):
+                    with self.lock:
+                        self.failed_logons += 1
                 return self._challenge()
             return self._soap(request.body, user, conn.peer)
         return self._negotiate(conn, request)
@@ -167,6 +173,8 @@ class _Node:
                 reply = conn.negotiate.step(token.strip())
             except AuthFailed as exc:
                 log.info("%s: authentication from %s failed: %s", self.name, conn.peer, exc)
+                with self.lock:
+                    self.failed_logons += 1
                 conn.negotiate = None
                 return self._challenge()
             if conn.negotiate.user is None:
