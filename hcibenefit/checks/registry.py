@@ -27,6 +27,7 @@ CHECK_MODULES = (
     "hcibenefit.checks.vm_checks",
     "hcibenefit.checks.fleet_checks",
     "hcibenefit.checks.activation_checks",
+    "hcibenefit.checks.azure_checks",
 )
 
 ClusterCheck = Callable[[CheckMeta, ClusterView], Iterable[Finding]]
@@ -34,6 +35,8 @@ NodeCheck = Callable[[CheckMeta, HostFacts, ClusterView], Iterable[Finding]]
 VMCheck = Callable[[CheckMeta, "VMContext"], Iterable[Finding]]
 GuestCheck = Callable[[CheckMeta, Any], Iterable[Finding]]
 """Takes a checks.activation_checks.GuestCheckContext (typed there: it needs the guest facts)."""
+AzureCheck = Callable[[CheckMeta, Any], Iterable[Finding]]
+"""Takes an azure.join.AzureView: Azure's resources beside the inventory's clusters and their hosts."""
 F = TypeVar("F")
 C = TypeVar("C")
 
@@ -65,6 +68,7 @@ _cluster_checks: list[Registration[ClusterCheck]] = []
 _node_checks: list[Registration[NodeCheck]] = []
 _vm_checks: list[Registration[VMCheck]] = []
 _guest_checks: list[Registration[GuestCheck]] = []
+_azure_checks: list[Registration[AzureCheck]] = []
 _ids: set[str] = set()
 
 
@@ -109,6 +113,15 @@ def guest_check(
     return _register(meta, _guest_checks, applies, needs)
 
 
+def azure_check(
+    meta: CheckMeta, *, applies: Applies | None = None, needs: tuple[str, ...] = ()
+) -> Callable[[AzureCheck], AzureCheck]:
+    """Reconciliation with Azure (scope azure). `applies` gets an azure.join.ClusterPair; `needs`
+    names what the check cannot judge without: "azure" (the cluster's Azure resource was read),
+    "hosts" (every node answered), "cluster_nodes" (some node reported Get-ClusterNode)."""
+    return _register(meta, _azure_checks, applies, needs)
+
+
 def _load() -> None:
     for module in CHECK_MODULES:
         importlib.import_module(module)
@@ -120,7 +133,7 @@ def all_checks() -> list[CheckMeta]:
 
 
 def _tables() -> tuple[list[Any], ...]:
-    return (_cluster_checks, _node_checks, _vm_checks, _guest_checks)
+    return (_cluster_checks, _node_checks, _vm_checks, _guest_checks, _azure_checks)
 
 
 def cluster_registrations() -> tuple[Registration[ClusterCheck], ...]:
@@ -141,6 +154,18 @@ def vm_registrations() -> tuple[Registration[VMCheck], ...]:
 def guest_registrations() -> tuple[Registration[GuestCheck], ...]:
     _load()
     return tuple(_guest_checks)
+
+
+def azure_registrations() -> tuple[Registration[AzureCheck], ...]:
+    _load()
+    return tuple(_azure_checks)
+
+
+def azure_findings(view: Any) -> Iterator[Finding]:
+    """Every azure check's findings over an azure.join.AzureView."""
+    _load()
+    for reg in _azure_checks:
+        yield from reg.func(reg.meta, view)
 
 
 def cluster_findings(view: ClusterView) -> Iterator[Finding]:

@@ -147,6 +147,7 @@ def _register_commands() -> None:
         host_cmd,
         inventory_cmd,
         lab_cmd,
+        reconcile_cmd,
         scripts_cmd,
         status_cmd,
         sweep_cmd,
@@ -165,6 +166,7 @@ def _register_commands() -> None:
     app.add_typer(checks_cmd.app, name="checks")
     app.add_typer(scripts_cmd.app, name="scripts")
     app.add_typer(arm_cmd.app, name="arm")
+    app.command("reconcile")(reconcile_cmd.reconcile)
 
 
 _register_commands()

@@ -161,8 +161,9 @@ class WorldBuilder:
         if age is None:
             return live
         planted = self.reset_at - dt.timedelta(days=age)
-        # A sync through the lab (host enable, host sync) after the reset reaches Azure.
-        return live if live is not None and live > self.reset_at else planted
+        # A sync through the lab (host enable, host sync) after the reset reaches Azure. The lab's
+        # clock has whole seconds, so a sync in the reset's own second counts too.
+        return live if live is not None and live >= self.reset_at else planted
 
     # --- clusters ------------------------------------------------------------------------------
 
