@@ -166,7 +166,7 @@ def _register_commands() -> None:
     app.add_typer(checks_cmd.app, name="checks")
     app.add_typer(scripts_cmd.app, name="scripts")
     app.add_typer(arm_cmd.app, name="arm")
-    app.command("reconcile")(reconcile_cmd.reconcile)
+    app.command("reconcile", epilog=reconcile_cmd.EXAMPLES)(reconcile_cmd.reconcile)
 
 
 _register_commands()

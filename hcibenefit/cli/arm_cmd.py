@@ -48,7 +48,7 @@ def query(
       hcibenefit arm query --print                       # the KQL, for az graph query or the portal
       az graph query -q "$(hcibenefit arm query --print)" --first 1000 -o json > arm.json
       hcibenefit arm query --arm-snapshot arm.json       # no network, no credential
-      hcibenefit -i fleet.yaml arm query -f json         # live, with the inventory's azure: settings
+      hcibenefit -i fleet.yaml arm query -o json         # live, with the inventory's azure: settings
     """
     import datetime as dt
 

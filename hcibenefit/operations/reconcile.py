@@ -29,6 +29,7 @@ from hcibenefit.checks.registry import azure_findings
 from hcibenefit.inventory import Cluster, CredentialResolver, Inventory
 from hcibenefit.inventory.model import Policy
 from hcibenefit.report import Report, Table, columns
+from hcibenefit.report.model import Column
 
 if TYPE_CHECKING:
     from hcibenefit.azure.session import AzureRead, AzureSession
@@ -323,13 +324,16 @@ def cluster_record(pair: Any, now: dt.datetime) -> dict[str, Any]:
     }
 
 
-def reconcile_report(result: Reconciliation) -> Report:
+def reconcile_report(result: Reconciliation, run_info: Mapping[str, Any] | None = None) -> Report:
+    from hcibenefit.operations.status import findings_details
+
     now = result.view.now
     clusters = [cluster_record(p, now) for p in result.view.clusters]
     ordered = sorted(result.findings, key=lambda f: (-f.severity, f.cluster.casefold(), f.check.id, f.target))
     read = result.read
     worst = result.worst()
     data = {
+        **(run_info or {}),
         "clusters": clusters,
         "unmanaged": [{"name": c.name, "id": c.id} for c in result.view.unmanaged],
         "findings": [{**f.to_dict(), "doc_url": f.check.doc_url or None} for f in ordered],
@@ -369,8 +373,7 @@ def reconcile_report(result: Reconciliation) -> Report:
             "check": f.check.id,
             "cluster": f.cluster,
             "target": f.target,
-            "detail": f.detail,
-            "fix": f.remediation,
+            "title": f.check.title,
         }
         for f in ordered
     ]
@@ -380,6 +383,7 @@ def reconcile_report(result: Reconciliation) -> Report:
             columns(
                 ("name", "CLUSTER"),
                 ("azure", "AZURE RESOURCE"),
+                Column("matched_by", "MATCHED BY", wide=True),
                 ("status", "STATUS"),
                 ("days_since_sync", "DAYS SINCE SYNC"),
                 ("imds_attestation", "IMDS ATTESTATION"),
@@ -397,10 +401,10 @@ def reconcile_report(result: Reconciliation) -> Report:
                 ("check", "CHECK"),
                 ("cluster", "CLUSTER"),
                 ("target", "TARGET"),
-                ("detail", "DETAIL"),
-                ("fix", "FIX"),
+                Column("title", "WHAT", wrap=True),
             ),
             finding_rows,
+            empty="(none: Azure and the hosts agree)",
         ),
     ]
     notes = [f"azure: {read.source}", *result.notes]
@@ -408,4 +412,6 @@ def reconcile_report(result: Reconciliation) -> Report:
     if read.hint:
         notes.append(f"hint: {read.hint}")
     notes += [f"! {node}: {why}" for node, why in result.unreachable.items()]
-    return Report(data=data, tables=tables, notes=notes)
+    return Report(
+        data=data, tables=tables, notes=notes, details=[findings_details(ordered)] if ordered else []
+    )
