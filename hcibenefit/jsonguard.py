@@ -2,7 +2,7 @@
 
 ``json.loads`` raises more than ``JSONDecodeError`` on hostile input: ``ValueError`` for a number of more
 than 4,300 digits (CPython's int conversion limit), ``RecursionError`` for deep nesting. It also accepts
-``NaN`` and ``Infinity``, which are not JSON and would make our own JSON output invalid. `loads` turns
+``NaN``, ``Infinity`` and ``1e999`` (infinity), which are not JSON and would make our own JSON output invalid. `loads` turns
 all of these into one `UntrustedJSONError` whose message says what was wrong, and bounds the nesting of
 what it returns, so nothing built from the value later (a report, its JSON rendering) can hit Python's
 recursion limit.
@@ -11,6 +11,7 @@ recursion limit.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, NoReturn
 
 MAX_DEPTH = 64
@@ -27,10 +28,17 @@ def _no_constants(name: str) -> NoReturn:
     raise UntrustedJSONError(f"not acceptable JSON: {name} is not a JSON value")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as infinity, which JSON output cannot carry
+        raise UntrustedJSONError(f"not acceptable JSON: the number {text[:20]} is out of range")
+    return value
+
+
 def loads(text: str | bytes, *, max_depth: int | None = MAX_DEPTH) -> Any:
     """The value of ``text``, or `UntrustedJSONError`. ``max_depth=None`` skips the nesting check."""
     try:
-        value = json.loads(text, parse_constant=_no_constants)
+        value = json.loads(text, parse_constant=_no_constants, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise UntrustedJSONError(
             f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"

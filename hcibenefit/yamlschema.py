@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,30 @@ YNode = Any
 _T = "tag:yaml.org,2002:"
 TAG_STR, TAG_INT, TAG_FLOAT, TAG_BOOL, TAG_NULL = (_T + t for t in ("str", "int", "float", "bool", "null"))
 TAG_TIMESTAMP, TAG_MAP, TAG_SEQ, TAG_MERGE = (_T + t for t in ("timestamp", "map", "seq", "merge"))
+
+
+# --- limits ----------------------------------------------------------------------------------
+# Far beyond any real inventory or fleet spec (a 5,000-node inventory is well under 1 MiB, some
+# 50,000 YAML values and 8 levels deep), and low enough that a hostile or broken file fails within a
+# few seconds: a 613-byte merge-key bomb, 480 levels of nesting or a 50 MB list.
+
+MAX_BYTES = 2 * 1024 * 1024
+"""Size of a YAML file we read."""
+MAX_NODES = 100_000
+"""YAML values (scalars, lists, mappings, alias uses) in one document."""
+MAX_DEPTH = 64
+"""Nesting of lists, mappings and merge keys (``<<``) within each other."""
+MAX_EXPANDED = 200_000
+"""Values checked after aliases and merge keys are expanded (each use of an alias counts again)."""
+
+
+class LimitExceeded(Exception):
+    """A document is past one of the limits above (or holds what no value may); carries where, to
+    become one located error."""
+
+    def __init__(self, line: int, col: int, path: str, message: str) -> None:
+        super().__init__(message)
+        self.line, self.col, self.path, self.message = line, col, path, message
 
 
 # --- locations and errors --------------------------------------------------------------------
@@ -109,6 +134,7 @@ class Ctx:
         self._seen: set[tuple[int, int, str]] = set()
         self._redact = False
         self._active: set[int] = set()
+        self._expanded = 0
 
     def error(self, loc: Loc, message: str) -> None:
         # An anchored node reused through aliases would report the same problem at the same place
@@ -147,15 +173,42 @@ class Ctx:
             self.error(loc, "recursive YAML alias: a node contains itself")
             yield False
             return
+        if len(self._active) >= MAX_DEPTH:
+            raise LimitExceeded(
+                loc.line,
+                loc.col,
+                loc.path,
+                f"limit: nested more than {MAX_DEPTH} levels deep (counting merge keys)",
+            )
+        self.spend(1, loc)
         self._active.add(id(node))
         try:
             yield True
         finally:
             self._active.discard(id(node))
 
+    def spend(self, count: int, loc: Loc) -> None:
+        """Count values checked; aliases and merge keys can multiply them (a "billion laughs" file)."""
+        self._expanded += count
+        if self._expanded > MAX_EXPANDED:
+            raise LimitExceeded(
+                loc.line,
+                loc.col,
+                loc.path,
+                f"limit: YAML aliases and merge keys expand to more than {MAX_EXPANDED:,} values",
+            )
+
     def walk(self, vtype: ValueType, node: YNode, loc: Loc) -> Any:
-        with self.entering(node, loc) as ok:
-            return vtype.check(node, loc, self) if ok else INVALID
+        if self._active:
+            with self.entering(node, loc) as ok:
+                return vtype.check(node, loc, self) if ok else INVALID
+        # The outermost call: a limit hit anywhere below ends the check with one located error.
+        try:
+            with self.entering(node, loc) as ok:
+                return vtype.check(node, loc, self) if ok else INVALID
+        except LimitExceeded as hit:
+            self.issues.append(Issue(self.source, hit.line, hit.col, hit.path, hit.message))
+            return INVALID
 
 
 # --- reading documents -----------------------------------------------------------------------
@@ -169,8 +222,19 @@ def compose(text: str, ctx: Ctx, *, document: str, empty: str) -> YNode | None:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Composer = _limited_composer()
     try:
-        root = YAML(typ="safe", pure=True).compose(text)
+        with warnings.catch_warnings():
+            # A redefined anchor is valid YAML (the later one wins); ruamel would print a warning.
+            warnings.simplefilter("ignore")
+            root = yaml.compose(text)
+    except LimitExceeded as hit:
+        ctx.error(Loc(hit.line, hit.col, ""), hit.message)
+        return None
+    except RecursionError:  # belt and braces: the composer limits depth far below Python's stack
+        ctx.error(Loc(1, 1, ""), f"limit: nested more than {MAX_DEPTH} levels deep")
+        return None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = e.problem or e.context
@@ -198,13 +262,77 @@ def compose(text: str, ctx: Ctx, *, document: str, empty: str) -> YNode | None:
     return root
 
 
-def read_document(source: str, error: type[SchemaError], *, what: str, hint: str | None = None) -> str:
-    """A document's text; an unreadable or non-UTF-8 file raises ``error`` naming the file."""
+_COMPOSER: Any = None
+
+
+def _limited_composer() -> Any:
+    """ruamel's Composer, counting values and nesting as it builds the node graph (it recurses per
+    level, so the depth check must come before Python's recursion limit does)."""
+    global _COMPOSER
+    if _COMPOSER is not None:
+        return _COMPOSER
+    from ruamel.yaml.composer import Composer
+
+    class LimitedComposer(Composer):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.parser.peek_event()
+            mark = event.start_mark
+            self._hcibenefit_nodes = getattr(self, "_hcibenefit_nodes", 0) + 1
+            if self._hcibenefit_nodes > MAX_NODES:
+                raise LimitExceeded(
+                    mark.line + 1,
+                    mark.column + 1,
+                    "",
+                    f"limit: more than {MAX_NODES:,} YAML values in one file",
+                )
+            depth = getattr(self, "_hcibenefit_depth", 0)
+            if depth >= MAX_DEPTH:
+                raise LimitExceeded(
+                    mark.line + 1, mark.column + 1, "", f"limit: nested more than {MAX_DEPTH} levels deep"
+                )
+            self._hcibenefit_depth = depth + 1
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._hcibenefit_depth = depth
+            if node.id == "scalar" and isinstance(node.value, str):
+                _check_encodable(node.value, node)
+            return node
+
+    _COMPOSER = LimitedComposer
+    return _COMPOSER
+
+
+def _check_encodable(text: str, node: YNode) -> None:
     try:
-        data = Path(source).read_bytes()
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        bad = ord(text[e.start])
+        mark = node.start_mark
+        raise LimitExceeded(
+            mark.line + 1,
+            mark.column + 1,
+            "",
+            f"the value holds U+{bad:04X}, a lone surrogate (from a \\u escape) that cannot be encoded; "
+            "no name or path can hold it",
+        ) from None
+
+
+def read_document(source: str, error: type[SchemaError], *, what: str, hint: str | None = None) -> str:
+    """A document's text; an unreadable, oversized or non-UTF-8 file raises ``error`` naming the file.
+
+    At most `MAX_BYTES` are read, so ``/dev/zero`` or a 50 MB file is refused at once.
+    """
+    try:
+        with open(source, "rb") as stream:
+            data = stream.read(MAX_BYTES + 1)
     except OSError as e:
         reason = e.strerror or type(e).__name__
         raise error([Issue(source, None, None, "", f"cannot read {what}: {reason}")], hint=hint) from None
+    if len(data) > MAX_BYTES:
+        line = data.count(b"\n", 0, MAX_BYTES) + 1
+        message = f"limit: larger than {MAX_BYTES // (1024 * 1024)} MiB, far more than {what} needs"
+        raise error([Issue(source, line, 1, "", message)], hint=hint) from None
     try:
         # utf-8-sig: editors on Windows like to start files with a byte-order mark.
         return data.decode("utf-8-sig")
@@ -330,6 +458,33 @@ class Str(Scalar):
         return value
 
 
+class Name(Str):
+    """A name a Windows host could have (cluster, site, VM, user): no control characters.
+
+    No cluster, node or VM name on Windows holds one, and in a name shown on a terminal an escape
+    sequence can rewrite what is displayed (or forge a table row with a newline).
+    """
+
+    def convert(self, value: object, node: YNode, loc: Loc, ctx: Ctx) -> Any:
+        out = super().convert(value, node, loc, ctx)
+        if isinstance(out, str):
+            bad = control_character(out)
+            if bad is not None:
+                ctx.error(loc, f"expected {self.expected} without control characters, got one ({bad})")
+                return INVALID
+        return out
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in ``text`` as ``U+001B``, or None."""
+    import unicodedata
+
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            return f"U+{ord(char):04X}"
+    return None
+
+
 class Int(Scalar):
     def __init__(self, lo: int, hi: int | None = None) -> None:
         self.lo, self.hi = lo, hi
@@ -410,6 +565,10 @@ class FilePath(Str):
         out = super().convert(value, node, loc, ctx)
         if not isinstance(out, str):
             return out
+        bad = control_character(out)
+        if bad is not None:  # NUL ends a path in the OS, and no file name needs the others
+            ctx.error(loc, f"expected {self.expected} without control characters, got one ({bad})")
+            return INVALID
         p = Path(os.path.expanduser(out))
         # abspath, not resolve(): keep symlinks as the user wrote them, only anchor the path.
         return Path(os.path.abspath(p if p.is_absolute() else ctx.base_dir / p))
@@ -446,7 +605,10 @@ class HttpsUrl(Str):
     def convert(self, value: object, node: YNode, loc: Loc, ctx: Ctx) -> Any:
         out = super().convert(value, node, loc, ctx)
         if isinstance(out, str):
-            parts = urlsplit(out)
+            try:
+                parts = urlsplit(out)
+            except ValueError:  # "https://[::1": an unclosed IPv6 address
+                return self.fail(node, loc, ctx)
             if parts.scheme != "https" or not parts.netloc:
                 return self.fail(node, loc, ctx)
         return out
@@ -649,15 +811,21 @@ def pairs(node: YNode, loc: Loc, ctx: Ctx) -> list[tuple[str, YNode, YNode]]:
 class DictOf(ValueType):
     """A mapping with free-form keys (e.g. VM names) and one value type. Returns a dict."""
 
-    def __init__(self, value: ValueType, *, expected: str) -> None:
+    def __init__(self, value: ValueType, *, expected: str, key: Str | None = None) -> None:
         self.value = value
         self.expected = expected
+        self.key = key
 
     def check(self, node: YNode, loc: Loc, ctx: Ctx) -> Any:
         if node.id != "mapping" or node.tag != TAG_MAP:
             return self.fail(node, loc, ctx)
         out: dict[str, Any] = {}
-        for key, _knode, vnode in pairs(node, loc, ctx):
+        for key, knode, vnode in pairs(node, loc, ctx):
+            if (
+                self.key is not None
+                and self.key.check(knode, node_loc(knode, join(loc.path, key)), ctx) is INVALID
+            ):
+                continue
             v = ctx.walk(self.value, vnode, node_loc(vnode, join(loc.path, key)))
             if v is not INVALID:
                 out[key] = v

@@ -57,6 +57,15 @@ def _object(obj: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | No
     return value
 
 
+def _objects(raw: Mapping[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    """The list under ``key``, each item an object (a guest may send anything: say which is not)."""
+    items = _list(raw, key, where)
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise FactsError(f"{where}.{key}[{i}]: expected an object, got {type(item).__name__}")
+    return items
+
+
 def _problems(raw: Mapping[str, Any], where: str) -> tuple[ScriptProblem, ...]:
     return tuple(
         ScriptProblem(
@@ -64,7 +73,7 @@ def _problems(raw: Mapping[str, Any], where: str) -> tuple[ScriptProblem, ...]:
             message=_text(p, "message", f"{where}.problems"),
             error_id=_text(p, "error_id", f"{where}.problems"),
         )
-        for p in _list(raw, "problems", where)
+        for p in _objects(raw, "problems", where)
     )
 
 
@@ -277,7 +286,7 @@ def parse_probe_body(document: Mapping[str, Any]) -> GuestProbe:
                 address=_text(a, "address", "probe.addresses"),
                 prefix_length=_int(a, "prefix_length", "probe.addresses"),
             )
-            for a in _list(document, "addresses", "probe")
+            for a in _objects(document, "addresses", "probe")
         ),
         spp_events=tuple(
             _event(e, f"probe.events.security_spp[{i}]")

@@ -35,6 +35,7 @@ from hcibenefit.yamlschema import (
     ListOf,
     Loc,
     MapSpec,
+    Name,
     Number,
     Regex,
     Section,
@@ -117,7 +118,7 @@ def _credentials_rule(sec: Section, ctx: Ctx) -> None:
 CREDENTIALS = MapSpec(
     "a mapping with username and one of password_env, password_cmd, keyring",
     {
-        "username": Str("a user name such as CORP\\svc-hci or svc-hci@corp.example"),
+        "username": Name("a user name such as CORP\\svc-hci or svc-hci@corp.example"),
         "password_env": Field(Str("an environment variable name", r"[A-Za-z_][A-Za-z0-9_]*"), sensitive=True),
         "password_cmd": Field(
             ListOf(
@@ -150,7 +151,10 @@ GUEST_VM = MapSpec(
 
 GUESTS = MapSpec(
     "a mapping with access, winrm and vms",
-    {**GUESTS_DEFAULTS.fields, "vms": DictOf(GUEST_VM, expected="a mapping of VM name to settings")},
+    {
+        **GUESTS_DEFAULTS.fields,
+        "vms": DictOf(GUEST_VM, expected="a mapping of VM name to settings", key=Name("a VM name")),
+    },
 )
 
 DEFAULTS = MapSpec(
@@ -196,8 +200,8 @@ CLUSTER_AZURE = MapSpec(
     "a mapping with subscription_id, resource_group and resource_name",
     {
         "subscription_id": Guid(),
-        "resource_group": Str("a resource group name"),
-        "resource_name": Str("the cluster's Azure resource name"),
+        "resource_group": Name("a resource group name"),
+        "resource_name": Name("the cluster's Azure resource name"),
     },
     hints={"subscription": "subscription_id"},
 )
@@ -205,9 +209,9 @@ CLUSTER_AZURE = MapSpec(
 CLUSTER = MapSpec(
     "a mapping with name and nodes",
     {
-        "name": Field(Str("a cluster name"), required=True),
-        "site": Str("a site name"),
-        "tags": ListOf(Str()),
+        "name": Field(Name("a cluster name"), required=True),
+        "site": Name("a site name"),
+        "tags": ListOf(Name(), expected="a list of strings"),
         "nodes": Field(
             ListOf(
                 NODE, min_items=1, expected="a non-empty list of nodes (host names or mappings with name:)"
@@ -269,9 +273,9 @@ AZURE = MapSpec(
 REQUIRE_BENEFITS = MapSpec(
     "a mapping with editions, os_names and name_globs",
     {
-        "editions": ListOf(Str(), expected="a list of EditionIDs such as [ServerRdsh]"),
-        "os_names": ListOf(Str(), expected='a list of globs such as ["*multi-session*"]'),
-        "name_globs": ListOf(Str(), expected='a list of globs such as ["avd-*"]'),
+        "editions": ListOf(Name(), expected="a list of EditionIDs such as [ServerRdsh]"),
+        "os_names": ListOf(Name(), expected='a list of globs such as ["*multi-session*"]'),
+        "name_globs": ListOf(Name(), expected='a list of globs such as ["avd-*"]'),
     },
 )
 
@@ -279,7 +283,7 @@ POLICY = MapSpec(
     "a mapping with require_benefits, exclude_globs, expiry_warning_days and waivers",
     {
         "require_benefits": REQUIRE_BENEFITS,
-        "exclude_globs": ListOf(Str(), expected='a list of globs such as ["test-*"]'),
+        "exclude_globs": ListOf(Name(), expected='a list of globs such as ["test-*"]'),
         "expiry_warning_days": Int(0, 365),
         "waivers": FilePath("the path of a waivers file (YAML), relative to the inventory"),
     },
