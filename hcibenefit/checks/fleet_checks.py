@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
+from hcibenefit.checks import fixes
 from hcibenefit.checks.eligibility import requirement
 from hcibenefit.checks.model import CheckMeta, ClusterView, Finding, Severity
 from hcibenefit.checks.registry import VMContext, node_check, vm_check
@@ -28,8 +29,8 @@ SYNC_OVERDUE = CheckMeta(
     "No successful sync with Azure for more than two days",
     Severity.MEDIUM,
     "node",
-    "hcibenefit host sync --cluster {cluster} --node {node}; if it fails, check {node}'s outbound connectivity "
-    "to Azure (Test-AzureLocalConnectivity on the node)",
+    "{fix}; if the sync fails, check {node}'s outbound connectivity to Azure (on {node}: "
+    "Test-AzureLocalConnectivity)",
     doc_url=DOC_FAQ,
 )
 SYNC_NEAR_LIMIT_META = CheckMeta(
@@ -37,8 +38,7 @@ SYNC_NEAR_LIMIT_META = CheckMeta(
     "Days away from the 30-day sync limit (out of policy, attestation expires)",
     Severity.HIGH,
     "node",
-    "hcibenefit host sync --cluster {cluster} --node {node} now; at 30 days without a sync the cluster is out "
-    "of policy and every guest loses Azure Benefits",
+    "{fix} now; at 30 days without a sync the cluster is out of policy and every guest loses Azure Benefits",
     doc_url=DOC_FAQ,
 )
 LEGACY_NEEDED = CheckMeta(
@@ -46,8 +46,8 @@ LEGACY_NEEDED = CheckMeta(
     "Legacy OS support off on a node that legacy guests (V1) can run on",
     Severity.HIGH,
     "node",
-    "hcibenefit host enable --cluster {cluster} --node {node}  (Enable-AzStackHCIAttestation turns on legacy "
-    "OS support, which Windows 10 multi-session and ESU guests need)",
+    "{fix}  (Enable-AzStackHCIAttestation turns on legacy OS support, which Windows 10 multi-session and ESU "
+    "guests need)",
     doc_url=DOC_VERIFICATION,
 )
 FAILOVER_SWITCH = CheckMeta(
@@ -87,7 +87,7 @@ def sync_overdue(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterato
             host.node,
             f"last sync {host.registration.last_connected:%Y-%m-%d %H:%M} UTC, {since.days} day(s) ago "
             f"(ConnectionStatus {host.registration.connection_status or 'unknown'}); syncs run every 12 hours",
-            {"node": host.node},
+            {"node": host.node, "fix": fixes.host_sync(view.name, host.node)},
         )
 
 
@@ -100,7 +100,11 @@ def sync_near_limit(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iter
         left = (SYNC_LIMIT - since).days
         when = f"{left} day(s) left" if left > 0 else f"over the limit by {-left} day(s)"
         yield Finding(
-            meta, view.name, host.node, f"no sync for {since.days} days: {when}", {"node": host.node}
+            meta,
+            view.name,
+            host.node,
+            f"no sync for {since.days} days: {when}",
+            {"node": host.node, "fix": fixes.host_sync(view.name, host.node)},
         )
 
 
@@ -128,8 +132,18 @@ def legacy_needed(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterat
             view.name,
             host.node,
             f"LegacyOsSupport is Disabled, and {shown} need V1 (legacy OS support) to activate",
-            {"node": host.node},
+            {
+                "node": host.node,
+                "fix": fixes.steps(*fixes.node_enable_steps(view.name, host.node, host.module_version)),
+            },
         )
+
+
+def _switch_steps(cluster: str, host: HostFacts) -> list[str]:
+    """A missing switch comes with Enable-AzStackHCIAttestation; an altered one has to be rebuilt."""
+    if host.switch is None and host.attestation_switch is None:
+        return fixes.node_enable_steps(cluster, host.node, host.module_version)
+    return [fixes.rebuild_switch(host.node)]
 
 
 def _usable_switch(host: HostFacts) -> bool:
@@ -151,15 +165,19 @@ def failover_switch(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     if _uses_v1(ctx) is not None:
         return
     # ASSUMPTION: every node of the cluster is a possible owner (preferred/possible owners are not collected).
-    lacking = sorted(h.node for h in ctx.cluster.hosts if h.node != ctx.host.node and not _usable_switch(h))
-    if not lacking:
+    lacking_hosts = sorted(
+        (h for h in ctx.cluster.hosts if h.node != ctx.host.node and not _usable_switch(h)),
+        key=lambda h: h.node,
+    )
+    if not lacking_hosts:
         return
+    lacking = [h.node for h in lacking_hosts]
     unknown = sorted(ctx.cluster.unreachable)
     detail = f"{', '.join(lacking)} {'has' if len(lacking) == 1 else 'have'} no usable {HOST_SWITCH}"
     detail += "; a failover or live migration there leaves the guest NIC unconnected"
     if unknown:
         detail += f" (not checked: {', '.join(unknown)})"
-    fix = "; ".join(f"hcibenefit host enable --cluster {ctx.cluster.name} --node {n}" for n in lacking)
+    fix = fixes.steps(*(step for h in lacking_hosts for step in _switch_steps(ctx.cluster.name, h)))
     yield Finding(
         meta, ctx.cluster.name, ctx.vm.name, detail, {"vm": ctx.vm.name, "node": ctx.host.node, "fix": fix}
     )
