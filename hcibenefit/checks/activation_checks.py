@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hcibenefit.checks.guest_checks import (
+    HOST_CAUSES,
     DocumentCheck,
     GuestContext,
     GuestVerdict,
@@ -102,6 +103,8 @@ def activated(meta: CheckMeta, ctx: GuestCheckContext) -> Iterator[Finding]:
             why = why.split(": ", 1)[1]
         elif why.startswith("LicenseStatus") or ctx.verdict.reason == "no-product-key":
             why = ""
+        if ctx.verdict.reason in HOST_CAUSES:
+            why = ""  # the host-side cause is a result of its own (vm.* or node.*), with the detail
         yield ctx.finding(meta, f"{detail}; {ctx.verdict.title}" + (f" ({why})" if why else ""))
 
 

@@ -131,7 +131,7 @@ def headline(document: Mapping[str, Any]) -> str:
     number = f"run #{run['id']} · " if run.get("id") else ""
     return (
         f"hcibenefit sweep · {number}{when(run['started'])} · {clusters} cluster(s), {t['nodes']} node(s), "
-        f"{t['vms']} VM(s), {t['guests']} guest(s) asked · {run['duration_s']:.1f} s{source}"
+        f"{t['vms']} VM(s), {t['guests']} guest(s) asked · {run['duration_s']:.1f}\u00a0s{source}"
     )
 
 

@@ -20,20 +20,30 @@ INDENT = 20
 """Where a row's detail lines start: under the title, after STATUS and SEVERITY."""
 
 
-def _wrap(text: str, width: int | None, indent: int) -> list[str]:
+def _wrap(text: str, width: int | None, indent: int, *, hang: int | None = None) -> list[str]:
+    """`text` at `indent`, wrapped to `width` (None: one line). Commands are never broken inside a word:
+    a fix must stay copyable, so hyphenated names and long paths overflow rather than split."""
     pad = " " * indent
     if width is None or width - indent < 30:
         return [pad + text]
-    return textwrap.wrap(text, width=width, initial_indent=pad, subsequent_indent=pad + "  ") or [pad]
+    rest = " " * (hang if hang is not None else indent + 2)
+    return textwrap.wrap(
+        text,
+        width=width,
+        initial_indent=pad,
+        subsequent_indent=rest,
+        break_on_hyphens=False,
+        break_long_words=False,
+    ) or [pad]
 
 
 def render_table(document: Mapping[str, Any], stream: TextIO, width: int | None) -> None:
     """Grouped by cluster, worst first; PASS and N/A only counted. `width` None: no wrapping (piped)."""
-    out: list[str] = [headline(document), ""]
+    out: list[str] = [*_wrap(headline(document), width, 0), ""]
     records = document["findings"]
     clusters = document["summary"]["clusters"]
     for cluster, mine in by_cluster(records).items():
-        out.append(f"{cluster}: {count_line(clusters[cluster])}")
+        out += _wrap(f"{cluster}: {count_line(clusters[cluster])}", width, 0)
         rows = problem_rows(mine)
         if not rows:
             out.append("  every check passes or does not apply")
@@ -43,7 +53,7 @@ def render_table(document: Mapping[str, Any], stream: TextIO, width: int | None)
                 current = row.target
                 out.append(f"  {row.target}")
             checks = row.checks[0] if len(row.checks) == 1 else ", ".join(row.checks)
-            out += _wrap(f"{row.status:<6} {row.severity:<8} {row.title} [{checks}]", width, 4)
+            out += _wrap(f"{row.status:<6} {row.severity:<8} {row.title} [{checks}]", width, 4, hang=INDENT)
             out += _wrap(row.message, width, INDENT)
             if row.waiver:
                 out += _wrap(row.waiver, width, INDENT)
@@ -58,8 +68,9 @@ def render_table(document: Mapping[str, Any], stream: TextIO, width: int | None)
                 width,
                 0,
             )
-    out += change_lines(document.get("changes"))
-    out.append(f"{count_line(document['summary'])} · {exit_line(document)}")
+    for line in change_lines(document.get("changes")):
+        out += _wrap(line.strip(), width, 2 if line.startswith("  ") else 0, hang=4)
+    out += _wrap(f"{count_line(document['summary'])} · {exit_line(document)}", width, 0)
     stream.write("\n".join(out) + "\n")
 
 
