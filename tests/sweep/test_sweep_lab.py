@@ -254,3 +254,16 @@ def test_global_options_after_the_subcommand(lab: LabClient, tmp_path: Path) -> 
     )
     assert result.code == 1 and result.out == ""
     assert out.read_text().startswith('<?xml version="1.0" encoding="UTF-8"?>')
+
+
+def test_a_wrong_password_costs_one_failed_logon(lab: LabClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hcibenefit.lab.fleet import PASSWORD_ENV
+
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    code, doc = sweep_json(lab, "--no-history")
+    assert code == 4, "nothing could be assessed, so nothing was found"
+    assert sum(n["failed_logons"] for n in lab.state()["nodes"]) == 1
+    reasons = [t["reason"] for t in doc["run"]["targets"]["not_assessed"] if t["vm"] is None]
+    assert len(reasons) == 6
+    assert sum("not tried" in r for r in reasons) == 5
+    assert doc["run"]["targets"]["assessed"]["nodes"] == 0

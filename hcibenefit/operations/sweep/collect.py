@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hcibenefit.checks.eligibility import requirement
 from hcibenefit.checks.evaluate import ClusterEvidence, GuestEvidence, guest_not_applicable
@@ -21,7 +21,13 @@ from hcibenefit.errors import HcibenefitError
 from hcibenefit.facts.guest import GuestProbe, parse_probe_body
 from hcibenefit.facts.host import FactsError, HostFacts, VMFacts, parse_host_facts
 from hcibenefit.inventory import Cluster, CredentialResolver, Inventory, Node
-from hcibenefit.operations.gather import HOST_FACTS_TIMEOUT_S, Connection, connections, describe_error
+from hcibenefit.operations.gather import (
+    HOST_FACTS_TIMEOUT_S,
+    Connection,
+    connections,
+    describe_error,
+    warn_once_per_reason,
+)
 from hcibenefit.operations.guests.check import document_check, trust_for
 from hcibenefit.operations.guests.targets import (
     IMDS_TIMEOUT_S,
@@ -37,7 +43,6 @@ from hcibenefit.operations.guests.targets import (
 from hcibenefit.operations.selection import Selection
 from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY, HOST_FACTS
 from hcibenefit.remoting.errors import (
-    AuthenticationFailed,
     MalformedOutputError,
     RemotingError,
     UnreachableError,
@@ -134,28 +139,6 @@ class Deadline:
 DEADLINE_TEXT = "not assessed: the run's deadline passed"
 
 
-class _Refusals:
-    """Credentials a node refused in this run: not tried on the remaining nodes, so a wrong password
-    costs one failed logon, not one per node (accounts lock out after a handful)."""
-
-    def __init__(self) -> None:
-        self._by_key: dict[Any, str] = {}
-        self._lock = threading.Lock()
-
-    def refused_by(self, node: Node) -> str | None:
-        with self._lock:
-            return self._by_key.get(_credential_key(node))
-
-    def add(self, node: Node) -> None:
-        with self._lock:
-            self._by_key.setdefault(_credential_key(node), node.name)
-
-
-def _credential_key(node: Node) -> Any:
-    spec = node.credentials
-    return None if spec is None else (spec.username, spec.source)
-
-
 def collect(
     inventory: Inventory,
     resolver: CredentialResolver,
@@ -176,19 +159,12 @@ def collect(
         nodes = [n for c in scope.clusters for n in scope.nodes_of(c)]
         progress.update(nodes_total=len(nodes))
         conns, unusable = _connections(nodes, resolver)
-        refusals = _Refusals()
         cluster_of = {c.name: c for c in scope.clusters}
 
         def work(conn: Connection, ev: threading.Event) -> NodeOutcome:
             node = conn.node
             if ev.is_set():
                 raise Cancelled(node.name, DEADLINE_TEXT if deadline.reached else "cancelled")
-            other = refusals.refused_by(node)
-            if other is not None:
-                raise AuthenticationFailed(
-                    node.name,
-                    f"not tried: {other} refused the same credential in this run (avoids a lockout)",
-                )
             # One session per node: host facts, then the guest probe in the same runspace pool.
             for attempt in (1, 2):
                 session = HostSession(conn.endpoint, cancel=ev)
@@ -212,9 +188,6 @@ def collect(
                         session,
                     )
                     return NodeOutcome(facts, guests)
-                except AuthenticationFailed:
-                    refusals.add(node)
-                    raise
                 except UnreachableError:
                     # Host facts are read-only: a connection that dropped after opening is worth one
                     # more session (connecting has its own retries inside open()).
@@ -238,7 +211,7 @@ def collect(
             assert outcome.error is not None
             errors[name] = _why(outcome.error, deadline.reached)
             progress.update(nodes_done=1, nodes_failed=1)
-            log.warning("%s: %s", name, errors[name])
+    warn_once_per_reason(errors)
     evidence = []
     for cluster in scope.clusters:
         mine = scope.nodes_of(cluster)
