@@ -126,8 +126,19 @@ def _lab_fleet(app: AppContext) -> Iterator[tuple[Inventory, CredentialResolver]
     )
     with Lab(spec) as lab:
         path = lab.write_inventory(lab.workdir / "inventory.yaml")
-        resolver = CredentialResolver(ask_pass=app.ask_pass, env={**os.environ, **lab.environment()})
-        yield load_inventory(path), resolver
+        # The lab's secrets live in the environment for as long as it runs, as `lab run` does it: the host
+        # and guest passwords for the inventory's password_env, the ARM token for its azure: section.
+        saved = {name: os.environ.get(name) for name in lab.environment()}
+        os.environ.update(lab.environment())
+        try:
+            resolver = CredentialResolver(ask_pass=app.ask_pass)
+            yield load_inventory(path), resolver
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 @global_options

@@ -238,8 +238,11 @@ def test_the_selection_is_the_one_every_command_uses(lab: LabClient) -> None:
         lab, "--no-history", "--cluster", "HCI-LAB-02", "--vm", "w11*", "--node", "lab02-n1"
     )
     assert {r["cluster"] for r in doc["findings"]} == {"hci-lab-02"}
-    assert {r["node"] for r in doc["findings"]} == {"lab02-n1"}
-    assert {r["vm"] for r in doc["findings"] if r["vm"]} == {"w11ms-v2-ok", "w11ms-gsi-off"}
+    hosts = [r for r in doc["findings"] if r["scope"] != "azure"]
+    assert {r["node"] for r in hosts} == {"lab02-n1"}
+    assert {r["vm"] for r in hosts if r["vm"]} == {"w11ms-v2-ok", "w11ms-gsi-off"}
+    azure = [r for r in doc["findings"] if r["scope"] == "azure"]
+    assert azure and {r["node"] for r in azure} <= {None, "lab02-n1"}
     assert code == 1
     unknown = sweep(lab, "--no-history", "--vm", "avd-ok-1")
     assert unknown.code == 2 and "avd-ok-01" in unknown.err
@@ -261,9 +264,37 @@ def test_a_wrong_password_costs_one_failed_logon(lab: LabClient, monkeypatch: py
 
     monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
     code, doc = sweep_json(lab, "--no-history")
-    assert code == 4, "nothing could be assessed, so nothing was found"
+    assert code & 4, "no node could be assessed"
     assert sum(n["failed_logons"] for n in lab.state()["nodes"]) == 1
     reasons = [t["reason"] for t in doc["run"]["targets"]["not_assessed"] if t["vm"] is None]
     assert len(reasons) == 6
     assert sum("not tried" in r for r in reasons) == 5
     assert doc["run"]["targets"]["assessed"]["nodes"] == 0
+
+
+def test_azure_reconciliation_is_part_of_the_sweep(lab: LabClient) -> None:
+    code, doc = sweep_json(lab, "--no-history")
+    results = by_id(doc)
+    assert results["azure.imds-enabled-node-not-active/hci-lab-01/lab01-n3/-"]["status"] == "FAIL"
+    assert results["azure.arc-vm-orphaned/hci-lab-02/-/w11ms-deleted"]["status"] == "FAIL"
+    assert results["azure.vm-host-node-differs/hci-lab-02/-/w10ms-legacy-ok"]["status"] == "FAIL"
+    assert code == 1
+
+
+def test_azure_that_cannot_be_read_is_not_assessed_not_fatal(
+    lab: LabClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hcibenefit.lab.fleet import AZURE_TOKEN_ENV
+
+    monkeypatch.delenv(AZURE_TOKEN_ENV)
+    result = sweep(lab, "--no-history", "-o", "json")
+    doc = json.loads(result.out)
+    azure = [r for r in doc["findings"] if r["scope"] == "azure"]
+    # Nothing is claimed about what Azure says when it could not be read: no FAIL, ERRORs with why.
+    assert azure and not [r for r in azure if r["status"] == "FAIL"]
+    errors = [r for r in azure if r["status"] == "ERROR"]
+    assert {r["cluster"] for r in errors} == {"hci-lab-01", "hci-lab-02"}
+    assert all("could not be read" in r["message"] for r in errors)
+    assert AZURE_TOKEN_ENV in result.err
+    assert by_id(doc)["node.attestation-expired/hci-lab-01/lab01-n3/-"]["status"] == "FAIL"
+    assert result.code == 5

@@ -23,6 +23,8 @@ from hcibenefit.checks.results import Result
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.facts.guest import GuestProbe
 from hcibenefit.inventory import CredentialResolver, Inventory
+from hcibenefit.operations.sweep.azure import AzurePart
+from hcibenefit.operations.sweep.azure import wanted as azure_wanted
 from hcibenefit.operations.sweep.collect import Collected, Progress, Scope, collect
 from hcibenefit.sweep.history import History
 from hcibenefit.sweep.model import RunDocument, compare, inventory_hash, scope_key
@@ -82,26 +84,53 @@ def run_sweep(
     history = History(request.history_path) if request.history_path else None
     try:
         started = clock()
+        azure_results: list[Result] = []
+        notes: list[str] = []
         if request.from_dir is not None:
             from hcibenefit.operations.sweep.offline import collect_from_dir
 
             collected = collect_from_dir(inventory, request.from_dir, request.scope, now=clock)
+            if azure_wanted(inventory):
+                notes.append("Azure was not read: --from-dir judges what was collected on the nodes only")
         else:
-            collected = collect(
-                inventory,
-                resolver,
-                request.scope,
-                workers=request.workers,
-                deadline_s=request.deadline_s,
-                progress=progress,
-                cancel=cancel,
-                now=clock,
-            )
+            azure = _start_azure(inventory, request, started)
+            try:
+                collected = collect(
+                    inventory,
+                    resolver,
+                    request.scope,
+                    workers=request.workers,
+                    deadline_s=request.deadline_s,
+                    progress=progress,
+                    cancel=cancel,
+                    now=clock,
+                )
+            except BaseException:
+                if azure is not None:
+                    azure.abandon()
+                raise
+            if azure is not None:
+                azure.hosts_answered(collected.clusters)
+                left = None
+                if request.deadline_s is not None:
+                    left = max(0.0, request.deadline_s - (clock() - started).total_seconds())
+                azure_results = azure.results(left)
+                notes += azure.notes
         finished = clock()
-        return _conclude(inventory, request, collected, waivers, history, started, finished)
+        outcome = _conclude(inventory, request, collected, waivers, history, started, finished, azure_results)
+        outcome.notes[:0] = notes
+        return outcome
     finally:
         if history is not None:
             history.close()
+
+
+def _start_azure(inventory: Inventory, request: SweepRequest, started: dt.datetime) -> AzurePart | None:
+    if not azure_wanted(inventory):
+        return None
+    scope = request.scope
+    whole = len(scope.clusters) == len(inventory.clusters) and not scope.nodes
+    return AzurePart(inventory, scope, all_clusters=whole, now=started)
 
 
 def _conclude(
@@ -112,9 +141,10 @@ def _conclude(
     history: History | None,
     started: dt.datetime,
     finished: dt.datetime,
+    azure_results: Sequence[Result] = (),
 ) -> SweepOutcome:
     selected = _selected_vms(request.scope, collected)
-    results: list[Result] = []
+    results: list[Result] = list(azure_results)
     verdicts: dict[str, GuestVerdict] = {}
     for evidence in collected.clusters:
         evaluation = evaluate_cluster(
