@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 SUBSCRIPTION_API = "2022-12-01"
 GRAPH_PATH = "/providers/microsoft.resourcegraph/resources"
 READ_WORKERS = 8
+CONNECT_TIMEOUT_S = 20
+READ_TIMEOUT_S = 120
 MAX_READ_ATTEMPTS = 4
 ALL_SUBSCRIPTIONS = "all subscriptions"
 
@@ -138,6 +140,9 @@ class AzureSession:
             # keeps retrying broken connections.
             "retry_status": 0,
             "user_agent": f"hcibenefit/{__version__}",
+            # azure-core waits 300 s by default; a dead proxy should not hold a fleet run that long.
+            "connection_timeout": CONNECT_TIMEOUT_S,
+            "read_timeout": READ_TIMEOUT_S,
             "raw_request_hook": self._guard,
         }
         self.graph = ResourceGraphClient(self.credential, **common)

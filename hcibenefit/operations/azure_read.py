@@ -90,6 +90,10 @@ def open_azure(
         # urllib3 would repeat it on every request; we said it once.
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
     source = f"Resource Graph at {settings.endpoint}"
+    if settings == AzureSettings():
+        source += (
+            " (no azure: section in the inventory: DefaultAzureCredential, every subscription it can read)"
+        )
     try:
         from hcibenefit.azure.session import AzureSession
 

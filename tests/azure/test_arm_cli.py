@@ -157,3 +157,18 @@ def test_a_missing_login_says_what_fixes_it(
         in out
     )
     assert lab.arm is not None and lab.snapshot()["azure"]["graph_requests"] == 0
+
+
+def test_turning_tls_validation_off_is_said_on_every_run(
+    azure_lab: Callable[[str], Lab], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = azure_lab(SMALL_FLEET)
+    inventory = lab.write_inventory(tmp_path / "inventory.yaml")
+    text = inventory.read_text()
+    start = text.index("  cert_validation: ", text.index("\nazure:"))
+    end = text.index("\n", start)
+    inventory.write_text(text[:start] + "  cert_validation: false" + text[end:])
+    code, out, err = cli(capsys, "-i", str(inventory), "arm", "query", "-o", "json")
+    assert code == ExitCode.OK and len(json.loads(out)["clusters"]) == 2
+    assert "azure.cert_validation is false: the TLS certificate of https://127.0.0.1:" in err
+    assert "Unverified HTTPS request" not in err
