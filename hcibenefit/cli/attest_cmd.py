@@ -88,7 +88,17 @@ def verify_report(report: VerificationReport, *, source: str, nonce: str | None,
     )
 
 
-@app.command("verify")
+VERIFY_EXAMPLES = """Examples:
+
+  hcibenefit attest verify doc.json --nonce 1234567890        # a document saved from inside a guest
+
+  hcibenefit -i fleet.yaml attest verify doc.json -o json     # with the inventory's CA files and SAN pattern
+
+  hcibenefit attest verify doc.json --at 2026-01-31T12:00:00Z --ca intermediates.pem
+"""
+
+
+@app.command("verify", epilog=VERIFY_EXAMPLES)
 @global_options
 def verify(
     ctx: typer.Context,

@@ -46,7 +46,27 @@ def _auth(value: str) -> Any:
     return choice(value, ("basic", "ntlm"), option="--auth")
 
 
-@app.command()
+SERVE_EXAMPLES = """Examples:
+
+  hcibenefit lab serve --write-inventory lab.yaml          # then, in another shell: hcibenefit -i lab.yaml status
+
+  hcibenefit lab serve --scale 10,4,25 --auth ntlm         # 40 nodes, 1000 VMs, NTLM over HTTP
+"""
+STATE_EXAMPLES = """Examples:
+
+  hcibenefit lab state -o json                             # per node: open shells, requests, script invocations
+"""
+RUN_EXAMPLES = """Examples:
+
+  hcibenefit lab run -- status                             # the built-in fleet, one command, then stop
+
+  hcibenefit lab run -- enable --vm avd-missing-nic --what-if
+
+  hcibenefit lab run --scale 2,3,10 -- guest check --all -o json
+"""
+
+
+@app.command(epilog=SERVE_EXAMPLES)
 @global_options
 def serve(
     ctx: typer.Context,
@@ -90,7 +110,7 @@ def serve(
     return int(ExitCode.OK)
 
 
-@app.command()
+@app.command(epilog=STATE_EXAMPLES)
 @global_options
 def state(
     ctx: typer.Context,
@@ -117,7 +137,7 @@ def state(
     return int(ExitCode.OK)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, epilog=RUN_EXAMPLES)
 def run(
     ctx: typer.Context,
     fleet: FleetOption = None,
