@@ -90,9 +90,18 @@ def test_sweep_lab_flag_exits_1_and_writes_every_format(
     validate(json.loads((tmp_path / "reports" / f"{stamp}.json").read_text()))
 
 
+def _impatient(lab: LabClient) -> None:
+    """A 2 s read timeout, so a hanging node costs the test 2 s, not the lab's usual 6."""
+    text = lab.inventory.read_text()
+    text = text.replace(f"read_timeout: {lab.lab.read_timeout:g}", "read_timeout: 2")
+    text = text.replace(f"operation_timeout: {max(1.0, lab.lab.read_timeout - 5):g}", "operation_timeout: 1")
+    lab.inventory.write_text(text)
+
+
 def test_one_node_down_one_hanging(lab: LabClient, tmp_path: Path) -> None:
     lab.lab.set_faults("lab01-n2", down=True)
     lab.lab.set_faults("lab02-n1", hang=True)
+    _impatient(lab)
     code, doc = sweep_json(lab, "--no-history", "--report-dir", str(tmp_path / "r"))
     assert code == 5
     missing = {t["node"]: t["reason"] for t in doc["run"]["targets"]["not_assessed"] if t["vm"] is None}
@@ -114,7 +123,8 @@ def test_one_node_down_one_hanging(lab: LabClient, tmp_path: Path) -> None:
 
 def test_deadline_reports_what_is_not_done(lab: LabClient) -> None:
     lab.lab.set_faults("lab02-n1", hang=True)
-    code, doc = sweep_json(lab, "--no-history", "--deadline", "2s", "--parallel", "1")
+    _impatient(lab)
+    code, doc = sweep_json(lab, "--no-history", "--deadline", "1s", "--parallel", "1")
     assert code & 4
     assert doc["run"]["deadline_reached"] is True
     reasons = " ".join(t["reason"] for t in doc["run"]["targets"]["not_assessed"])
