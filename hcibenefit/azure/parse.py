@@ -19,6 +19,7 @@ from hcibenefit.azure.records import (
     TYPE_BRIDGE,
     TYPE_CLUSTER,
     TYPE_CUSTOM_LOCATION,
+    TYPE_HOST_POOL,
     TYPE_MACHINE,
     TYPE_SESSION_HOST,
     TYPE_VM_INSTANCE,
@@ -28,6 +29,7 @@ from hcibenefit.azure.records import (
     ClusterNode,
     CustomLocation,
     HealthCheck,
+    HostPool,
     Resource,
     ResourceBridge,
     SessionHost,
@@ -201,7 +203,13 @@ def _session_host(props: Mapping[str, Any], base: dict[str, Any], where: str) ->
         check = _object(raw, f"{where}.properties.sessionHostHealthCheckResults[{index}]")
         name = _text(check, "healthCheckName")
         if name is not None:
-            checks.append(HealthCheck(name, _text(check, "healthCheckResult") or ""))
+            details = _object(
+                check.get("additionalFailureDetails"),
+                f"{where}.properties.sessionHostHealthCheckResults[{index}].additionalFailureDetails",
+            )
+            checks.append(
+                HealthCheck(name, _text(check, "healthCheckResult") or "", _text(details, "message"))
+            )
     parts = base["id"].split("/")
     pool = parts[parts.index("hostpools") + 1] if "hostpools" in parts[:-1] else ""
     return SessionHost(
@@ -212,7 +220,34 @@ def _session_host(props: Mapping[str, Any], base: dict[str, Any], where: str) ->
         last_heartbeat=parse_time(props.get("lastHeartBeat")),
         allow_new_session=_bool(props, "allowNewSession"),
         health_checks=tuple(checks),
+        agent_version=_text(props, "agentVersion"),
+        update_state=_text(props, "updateState"),
     )
+
+
+def parse_host_pool(body: Any, where: str) -> HostPool:
+    """A host pool as ``GET {id}?api-version=`` returns it."""
+    obj = _object(body, where)
+    resource_id, kind_type = _text(obj, "id"), (_text(obj, "type") or "").lower()
+    if resource_id is None or kind_type != TYPE_HOST_POOL:
+        raise _fail(where, f"expected a host pool ({TYPE_HOST_POOL}), got {kind_type or 'no type'}")
+    props = _object(obj.get("properties"), f"{where}.properties")
+    return HostPool(
+        **_base(obj, resource_id, TYPE_HOST_POOL),
+        host_pool_type=_text(props, "hostPoolType"),
+        load_balancer_type=_text(props, "loadBalancerType"),
+    )
+
+
+def parse_session_hosts(rows: Iterable[tuple[str, Any]]) -> list[SessionHost]:
+    """Session hosts from an ARM list (``{pool}/sessionHosts``): every row must be one."""
+    found = []
+    for where, row in rows:
+        resource = parse_resource(row, where)
+        if not isinstance(resource, SessionHost):
+            raise _fail(where, "expected a session host (hostPools/sessionHosts)")
+        found.append(resource)
+    return found
 
 
 def parse_resource(row: Any, where: str, *, authoritative: bool = False) -> Resource | None:

@@ -22,6 +22,8 @@ TYPE_VM_INSTANCE = "microsoft.azurestackhci/virtualmachineinstances"
 TYPE_CUSTOM_LOCATION = "microsoft.extendedlocation/customlocations"
 TYPE_BRIDGE = "microsoft.resourceconnector/appliances"
 TYPE_SESSION_HOST = "microsoft.desktopvirtualization/hostpools/sessionhosts"
+TYPE_HOST_POOL = "microsoft.desktopvirtualization/hostpools"
+TYPE_AZURE_VM = "microsoft.compute/virtualmachines"
 
 
 def build_of(version: str | None) -> int | None:
@@ -160,6 +162,12 @@ class ResourceBridge(Resource):
 class HealthCheck:
     name: str
     result: str
+    message: str | None = None
+    """``additionalFailureDetails.message``: why it failed, as the AVD service says."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result == "HealthCheckSucceeded"
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,34 @@ class SessionHost(Resource):
     last_heartbeat: dt.datetime | None = None
     allow_new_session: bool | None = None
     health_checks: tuple[HealthCheck, ...] = ()
+    agent_version: str | None = None
+    update_state: str | None = None
+
+    @property
+    def host_pool_id(self) -> str:
+        """The host pool's id: this session host's id without ``/sessionhosts/<name>``."""
+        index = self.id.rfind("/sessionhosts/")
+        return self.id[:index] if index > 0 else ""
+
+    @property
+    def on_azure_vm(self) -> bool:
+        """The session host is an Azure VM (Microsoft.Compute), not an Azure Local VM."""
+        return f"/providers/{TYPE_AZURE_VM}/" in self.vm_resource_id
+
+    @property
+    def on_arc_machine(self) -> bool:
+        return f"/providers/{TYPE_MACHINE}/" in self.vm_resource_id
+
+    def health_check(self, name: str) -> HealthCheck | None:
+        return next((c for c in self.health_checks if c.name.casefold() == name.casefold()), None)
+
+
+@dataclass(frozen=True)
+class HostPool(Resource):
+    """``Microsoft.DesktopVirtualization/hostPools``: read from ARM only (the inventory query has none)."""
+
+    host_pool_type: str | None = None
+    load_balancer_type: str | None = None
 
 
 @dataclass(frozen=True)

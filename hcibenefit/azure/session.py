@@ -32,9 +32,11 @@ from hcibenefit.azure.graph import (
     batches,
     seconds,
 )
-from hcibenefit.azure.parse import inventory_from_rows
+from hcibenefit.azure.parse import inventory_from_rows, parse_host_pool, parse_session_hosts
 from hcibenefit.azure.query import INVENTORY_QUERY, PARTS
-from hcibenefit.azure.records import AzureInventory
+from hcibenefit.azure.records import AzureInventory, HostPool, SessionHost
+from hcibenefit.errors import HcibenefitError
+from hcibenefit.exitcodes import ExitCode
 from hcibenefit.inventory.model import AzureSettings
 
 if TYPE_CHECKING:
@@ -50,6 +52,16 @@ CONNECT_TIMEOUT_S = 20
 READ_TIMEOUT_S = 120
 MAX_READ_ATTEMPTS = 4
 ALL_SUBSCRIPTIONS = "all subscriptions"
+HOST_POOL_API = "2024-04-03"
+"""What azure-mgmt-desktopvirtualization 2.0.0 sends: host pools and their session hosts."""
+MAX_LIST_PAGES = 200
+"""A host pool's session hosts come 100 to a page by default; more pages than this is a loop."""
+
+
+class AzureReadError(HcibenefitError):
+    """Something a run cannot go on without could not be read from Azure (not a missing login)."""
+
+    exit_code = ExitCode.INCOMPLETE
 
 
 class WriteRefused(Exception):
@@ -320,6 +332,64 @@ class AzureSession:
             except GraphHttpError as exc:
                 errors[subscription] = f"Resource Graph: {exc.status} {exc.code}: {exc.message}"
         return rows
+
+    # --- AVD host pools ---------------------------------------------------------------------------
+
+    def read_host_pool(self, pool_id: str) -> tuple[HostPool, list[SessionHost]] | None:
+        """The host pool and every session host in it, whatever it runs on (Azure VMs too), from ARM:
+        ``GET {pool}`` then ``GET {pool}/sessionHosts`` and its ``nextLink`` pages. None: no such pool.
+        Raises AzureReadError when ARM refuses or fails (the pool's members cannot be told)."""
+        from azure.core.exceptions import HttpResponseError
+
+        with self._lock:
+            self.stats.arm_reads += 1
+        try:
+            body = self._get(pool_id, HOST_POOL_API)
+        except HttpResponseError as exc:
+            if exc.status_code == 404:
+                return None
+            code, message = _error_text(exc)
+            raise AzureReadError(f"host pool {pool_id}: {exc.status_code} {code}: {message}") from None
+        pool = parse_host_pool(body, f"ARM read of {pool_id}")
+        rows: list[tuple[str, Any]] = []
+        url: str | None = None
+        for page_number in range(MAX_LIST_PAGES):
+            with self._lock:
+                self.stats.arm_reads += 1
+            where = f"ARM list of {pool_id}/sessionHosts, page {page_number + 1}"
+            try:
+                page = (
+                    self._get(f"{pool_id}/sessionHosts", HOST_POOL_API) if url is None else self._follow(url)
+                )
+            except HttpResponseError as exc:
+                code, message = _error_text(exc)
+                raise AzureReadError(
+                    f"session hosts of {pool_id}: {exc.status_code} {code}: {message}"
+                ) from None
+            values = page.get("value") if isinstance(page, dict) else None
+            if not isinstance(values, list):
+                raise AzureReadError(f"{where}: expected an object with value: [...]")
+            rows += [(f"{where}, value[{i}]", row) for i, row in enumerate(values)]
+            url = page.get("nextLink") or None
+            if url is None:
+                return pool, parse_session_hosts(rows)
+        raise AzureReadError(
+            f"session hosts of {pool_id}: more than {MAX_LIST_PAGES} pages (nextLink loops?)"
+        )
+
+    def _follow(self, next_link: str) -> Any:
+        """One ``nextLink`` page, through the same pipeline (credential, guard, timeouts)."""
+        from azure.core.rest import HttpRequest
+
+        if not next_link.lower().startswith(self.settings.endpoint.rstrip("/").lower() + "/"):
+            raise AzureReadError(
+                f"ARM sent a nextLink to another host ({next_link.split('?', 1)[0]}); not followed"
+            )
+        response = self.arm.send_request(HttpRequest("GET", next_link))
+        if response.status_code == 401:
+            raise AzureLoginError("Azure refused the login (401)", hint=login_hint(self.settings))
+        response.raise_for_status()
+        return response.json()
 
     # --- single ARM reads -------------------------------------------------------------------------
 

@@ -199,3 +199,65 @@ def test_a_wrong_or_revoked_token_is_a_login_error(
     monkeypatch.delenv("HCIBENEFIT_LAB_AZURE_TOKEN")
     with pytest.raises(AzureLoginError, match="HCIBENEFIT_LAB_AZURE_TOKEN is not set"):
         AzureSession(settings)
+
+
+POOL_FLEET = """
+azure:
+  page_size: 2
+  host_pools:
+    pool-mixed: {azure_vms: [cloud-sh-01], stale_hosts: [gone-sh-01]}
+clusters:
+  - name: hci-a
+    version: 23H2
+    nodes: [a-n1]
+    vms:
+      - {name: a-vm1, node: a-n1, benefits: v2, azure: {host_pool: pool-mixed}}
+      - name: a-vm2
+        node: a-n1
+        benefits: v2
+        azure: {host_pool: pool-mixed, failed_health_checks: [DomainJoinedCheck]}
+      - {name: a-vm3, node: a-n1, benefits: v2, azure: {host_pool: pool-clean, session_status: NeedsAssistance}}
+"""
+
+
+def _pool_id(lab: Lab, pool: str) -> str:
+    from hcibenefit.lab.arm.model import AVD_RESOURCE_GROUP, subscription_of
+
+    return (
+        f"/subscriptions/{subscription_of(lab.state)}/resourceGroups/{AVD_RESOURCE_GROUP}"
+        f"/providers/Microsoft.DesktopVirtualization/hostPools/{pool}"
+    )
+
+
+def test_a_host_pool_lists_every_session_host_whatever_it_runs_on(azure_lab: Callable[[str], Lab]) -> None:
+    lab = azure_lab(POOL_FLEET)
+    with AzureSession(settings_for(lab)) as session:
+        found = session.read_host_pool(_pool_id(lab, "pool-mixed"))
+        assert found is not None
+        pool, hosts = found
+        # Four members, pages of two: the nextLink was followed.
+        assert pool.name == "pool-mixed" and pool.host_pool_type == "Pooled"
+        by_name = {h.name.split("/", 1)[1].split(".", 1)[0]: h for h in hosts}
+        assert sorted(by_name) == ["a-vm1", "a-vm2", "cloud-sh-01", "gone-sh-01"]
+        assert by_name["cloud-sh-01"].on_azure_vm and not by_name["cloud-sh-01"].on_arc_machine
+        assert (
+            by_name["a-vm1"].on_arc_machine
+            and by_name["a-vm1"].host_pool_id == _pool_id(lab, "pool-mixed").lower()
+        )
+        joined = by_name["a-vm2"].health_check("DomainJoinedCheck")
+        assert joined is not None and not joined.succeeded and joined.message
+        assert by_name["a-vm1"].health_check("MetaDataServiceCheck").succeeded  # type: ignore[union-attr]
+        assert session.read_host_pool(_pool_id(lab, "no-such-pool")) is None
+        # The inventory query still selects only session hosts on Arc machines, and no host pool.
+        read = session.read_inventory(settings_for(lab).subscriptions)
+    names = sorted(h.name for h in read.inventory.session_hosts)
+    assert names == [
+        "pool-clean/a-vm3.lab.test",
+        "pool-mixed/a-vm1.lab.test",
+        "pool-mixed/a-vm2.lab.test",
+        "pool-mixed/gone-sh-01.lab.test",
+    ]
+    assert read.inventory.other_rows == 0
+    clean = next(h for h in read.inventory.session_hosts if h.host_pool == "pool-clean")
+    assert clean.status == "NeedsAssistance"
+    assert not clean.health_check("MetaDataServiceCheck").succeeded  # type: ignore[union-attr]

@@ -132,6 +132,7 @@ class WorldBuilder:
             self.subscription = subscription_of(self.state)
             for name in self.state.spec.azure.unmanaged_clusters:
                 self._unmanaged(name)
+            self._host_pools()
         return self.world
 
     # --- helpers -------------------------------------------------------------------------------
@@ -292,7 +293,10 @@ class WorldBuilder:
                 self._arc_vm(live, vm_spec, group, cluster_id, location_id)
             if vm_spec.host_pool:
                 machine_id = self._rid(group, f"Microsoft.HybridCompute/machines/{vm.name}")
-                self._session_host(vm.name, vm_spec, machine_id)
+                failed = vm_spec.failed_health_checks or (
+                    [] if vm_spec.session_status == "Available" else ["MetaDataServiceCheck"]
+                )
+                self._session_host(vm.name, vm_spec.host_pool, machine_id, vm_spec.session_status, failed)
         for name in spec.orphan_vms:
             # Deleted on the host (Hyper-V Manager, or Azure's delete that left it running elsewhere).
             gone = ProjectedVM(
@@ -476,16 +480,16 @@ class WorldBuilder:
             group,
         )
 
-    def _session_host(self, vm_name: str, spec: AzureVMSpec, machine_id: str) -> None:
-        pool = spec.host_pool or ""
+    def _session_host(self, vm_name: str, pool: str, machine_id: str, status: str, failed: list[str]) -> None:
         name = f"{vm_name}.lab.test"
-        healthy = spec.session_status == "Available"
-        checks = [
-            ("DomainJoinedCheck", True),
-            ("SxSStackListenerCheck", True),
-            ("MetaDataServiceCheck", healthy),
-            ("MonitoringAgentCheck", True),
-        ]
+        failing = {c.casefold() for c in failed}
+        # The checks the service runs (the enum's "currently enabled" ones), in its order.
+        names = ["DomainJoinedCheck", "SxSStackListenerCheck", "MetaDataServiceCheck", "MonitoringAgentCheck"]
+        names += [c for c in failed if c not in names]
+        messages = {
+            "metadataservicecheck": "metadata service is not accessible",
+            "domainjoinedcheck": "the session host is not joined to a domain",
+        }
         self._add(
             {
                 "id": self._rid(
@@ -500,7 +504,7 @@ class WorldBuilder:
                     "objectId": stable_id(vm_name, "session-object"),
                     "resourceId": machine_id,
                     "virtualMachineId": stable_id(vm_name, "session-vm"),
-                    "status": spec.session_status,
+                    "status": status,
                     "statusTimestamp": iso(self.now),
                     "lastHeartBeat": iso(self.now - dt.timedelta(minutes=1)),
                     "agentVersion": "1.0.10004.100",
@@ -514,20 +518,62 @@ class WorldBuilder:
                     "sessionHostHealthCheckResults": [
                         {
                             "healthCheckName": check,
-                            "healthCheckResult": "HealthCheckSucceeded" if ok else "HealthCheckFailed",
+                            "healthCheckResult": "HealthCheckFailed"
+                            if check.casefold() in failing
+                            else "HealthCheckSucceeded",
                             "additionalFailureDetails": {
-                                "message": "" if ok else "metadata service is not accessible",
-                                "errorCode": 0 if ok else -2147467259,
+                                "message": messages.get(check.casefold(), f"{check} failed")
+                                if check.casefold() in failing
+                                else "",
+                                "errorCode": -2147467259 if check.casefold() in failing else 0,
                                 "lastHealthCheckDateTime": iso(self.now),
                             },
                         }
-                        for check, ok in checks
+                        for check in names
                     ],
                 },
             },
             TABLE_DESKTOP,
             AVD_RESOURCE_GROUP,
         )
+
+    def _host_pools(self) -> None:
+        """Every host pool a VM names or the fleet's azure.host_pools lists, with its members that are not
+        fleet VMs (Azure VMs, session hosts whose Arc machine is gone). Host pools live in the fleet's
+        subscription, in one AVD resource group."""
+        azure = self.state.spec.azure
+        names = {v.azure.host_pool for c in self.state.spec.clusters for v in c.vms if v.azure.host_pool}
+        names.update(azure.host_pools)
+        for pool in sorted(names):
+            self._add(
+                {
+                    "id": self._rid(AVD_RESOURCE_GROUP, f"Microsoft.DesktopVirtualization/hostPools/{pool}"),
+                    "name": pool,
+                    "type": "Microsoft.DesktopVirtualization/hostPools",
+                    "location": LOCATION,
+                    "tags": {},
+                    "systemData": self._system_data(),
+                    "properties": {
+                        "hostPoolType": "Pooled",
+                        "loadBalancerType": "BreadthFirst",
+                        "maxSessionLimit": 16,
+                        "preferredAppGroupType": "Desktop",
+                        "validationEnvironment": False,
+                        "friendlyName": pool,
+                    },
+                },
+                TABLE_RESOURCES,
+                AVD_RESOURCE_GROUP,
+            )
+            members = azure.host_pools.get(pool)
+            if members is None:
+                continue
+            for name in members.azure_vms:
+                vm_id = self._rid(AVD_RESOURCE_GROUP, f"Microsoft.Compute/virtualMachines/{name}")
+                self._session_host(name, pool, vm_id, "Available", [])
+            for name in members.stale_hosts:
+                gone = self._rid(AVD_RESOURCE_GROUP, f"Microsoft.HybridCompute/machines/{name}")
+                self._session_host(name, pool, gone, "Unavailable", ["MetaDataServiceCheck"])
 
     def _unmanaged(self, name: str) -> None:
         """A cluster registered in Azure that no inventory lists: only its Azure resource exists."""
@@ -596,6 +642,26 @@ def graph_row(resource: ArmResource, host_fields: bool) -> dict[str, Any]:
         "properties": properties,
         "extendedLocation": body.get("extendedLocation"),
     }
+
+
+def selected_by_query(resource: ArmResource) -> bool:
+    """Whether hcibenefit's inventory query (azure/query.py) selects the resource: the lab evaluates no KQL,
+    so its where clauses are restated here. Host pools, Azure VMs and their session hosts are in Azure
+    but not in the query's answer."""
+    body = resource.body
+    kind = body["type"].lower()
+    props = body.get("properties") or {}
+    if kind == "microsoft.hybridcompute/machines":
+        provider = str((props.get("cloudMetadata") or {}).get("provider") or "")
+        return str(body.get("kind") or "").lower() == "hci" or provider.lower() == "azshci"
+    if kind.endswith("/sessionhosts"):
+        return "/providers/microsoft.hybridcompute/machines/" in str(props.get("resourceId") or "").lower()
+    return kind in (
+        "microsoft.azurestackhci/clusters",
+        "microsoft.extendedlocation/customlocations",
+        "microsoft.resourceconnector/appliances",
+        "microsoft.azurestackhci/virtualmachineinstances",
+    )
 
 
 def arm_body(resource: ArmResource, api_version: str) -> dict[str, Any]:

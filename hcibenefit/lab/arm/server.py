@@ -49,6 +49,7 @@ from hcibenefit.lab.arm.model import (
     arm_body,
     build_world,
     graph_row,
+    selected_by_query,
     subscriptions,
 )
 from hcibenefit.lab.state import FleetState, now
@@ -71,7 +72,10 @@ API_VERSIONS = {
     "microsoft.extendedlocation/customlocations": ("2021-08-15", "2021-08-31-preview"),
     "microsoft.resourceconnector/appliances": ("2022-10-27", "2025-03-01-preview"),
     "microsoft.desktopvirtualization/hostpools/sessionhosts": ("2024-04-03", "2025-10-10"),
+    "microsoft.desktopvirtualization/hostpools": ("2024-04-03", "2025-10-10"),
 }
+LIST_PAGE_SIZE = 100
+"""Session hosts per page of an ARM list (the service's default pageSize); the fleet's page_size if set."""
 SUBSCRIPTION_API_VERSIONS = ("2016-06-01", "2020-01-01", "2022-12-01")
 PARTS = {
     "resources": {TABLE_RESOURCES},
@@ -370,6 +374,7 @@ class ArmServer:
                 graph_row(r, host_fields)
                 for r in world.resources.values()
                 if r.table in tables
+                and selected_by_query(r)
                 and r.subscription not in denied
                 and (scope is None or r.subscription in scope)
             ),
@@ -400,7 +405,44 @@ class ArmServer:
             )
         return response, headers
 
-    def read(self, path: str, api_version: str | None) -> dict[str, Any]:
+    def _list_session_hosts(
+        self, pool_id: str, api_version: str, world: AzureWorld, skip: int
+    ) -> dict[str, Any]:
+        """``GET {host pool}/sessionHosts``: ``{"value": [...], "nextLink"}``, as ARM pages a list."""
+        pool = world.resources.get(pool_id)
+        if pool is None or pool.body["type"].lower() != "microsoft.desktopvirtualization/hostpools":
+            group = pool_id.split("/")[4] if pool_id.count("/") > 4 else "?"
+            raise ArmError(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.DesktopVirtualization/hostPools/{pool_id.rsplit('/', 1)[-1]}' under "
+                f"resource group '{group}' was not found. For more details please go to "
+                "https://aka.ms/ARMResourceNotFoundFix",
+            )
+        served = API_VERSIONS["microsoft.desktopvirtualization/hostpools/sessionhosts"]
+        if api_version not in served:
+            raise ArmError(
+                400,
+                "NoRegisteredProviderFound",
+                f"No registered resource provider found for location '{LOCATION}' and API version "
+                f"'{api_version}' for type 'hostPools/sessionHosts'. The supported api-versions are "
+                f"'{', '.join(served)}'.",
+            )
+        members = sorted(
+            (r for r in world.resources.values() if r.id.startswith(pool_id + "/sessionhosts/")),
+            key=lambda r: r.id,
+        )
+        size = self.state.spec.azure.page_size or LIST_PAGE_SIZE
+        page = members[skip : skip + size]
+        answer: dict[str, Any] = {"value": [arm_body(r, api_version) for r in page]}
+        if skip + size < len(members):
+            original = next(r for r in world.resources.values() if r.id == pool_id).body["id"]
+            answer["nextLink"] = (
+                f"{self.url}{original}/sessionHosts?api-version={api_version}&initialSkip={skip + size}"
+            )
+        return answer
+
+    def read(self, path: str, api_version: str | None, skip: int = 0) -> dict[str, Any]:
         parts = [p for p in path.split("/") if p]
         is_subscription = len(parts) == 2 and parts[0].lower() == "subscriptions"
         if not is_subscription:
@@ -415,7 +457,10 @@ class ArmServer:
             )
         if is_subscription:
             return self._subscription(parts[1].lower(), api_version)
-        resource = self.world().resources.get("/" + "/".join(parts).lower())
+        world = self.world()
+        if parts[-1].lower() == "sessionhosts" and len(parts) > 2:
+            return self._list_session_hosts("/" + "/".join(parts[:-1]).lower(), api_version, world, skip)
+        resource = world.resources.get("/" + "/".join(parts).lower())
         if resource is None:
             kind = "/".join(parts[-2:]) if len(parts) >= 2 else path
             group = parts[3] if len(parts) > 3 else "?"
@@ -540,6 +585,10 @@ def _handler(server: ArmServer) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(200, body, headers)
 
+        def _skip(self) -> int:
+            values = parse_qs(urlsplit(self.path).query).get("initialSkip") or ["0"]
+            return int(values[0]) if values[0].isdigit() else 0
+
         def _split(self) -> tuple[str, str | None]:
             url = urlsplit(self.path)
             versions = parse_qs(url.query).get("api-version")
@@ -568,7 +617,10 @@ def _handler(server: ArmServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path, version = self._split()
             self._answer(
-                lambda: (server.read(path, version), {"x-ms-ratelimit-remaining-subscription-reads": "11999"})
+                lambda: (
+                    server.read(path, version, self._skip()),
+                    {"x-ms-ratelimit-remaining-subscription-reads": "11999"},
+                )
             )
 
     return Handler

@@ -72,7 +72,31 @@ LICENSE_STATUSES = (
     "ExtendedGrace",
 )
 SESSION_STATUSES = ("Available", "NeedsAssistance", "Unavailable", "Shutdown", "NoHeartbeat", "UpgradeFailed")
+# The AVD service's session host health checks (azure-mgmt-desktopvirtualization 2.0.0 HealthCheckName).
+HEALTH_CHECKS = (
+    "DomainJoinedCheck",
+    "DomainTrustCheck",
+    "SxSStackListenerCheck",
+    "MonitoringAgentCheck",
+    "MetaDataServiceCheck",
+    "AppAttachHealthCheck",
+    "FSLogixHealthCheck",
+    "UrlsAccessibleCheck",
+    "DomainReachable",
+    "WebRTCRedirectorCheck",
+    "SupportedEncryptionCheck",
+)
 HYPERV_IDS = (AUTO, "stale", "absent")
+
+
+@dataclass
+class HostPoolSpec:
+    """Session hosts of an AVD host pool that are not VMs of the fleet."""
+
+    azure_vms: list[str] = field(default_factory=list)
+    """Session hosts on Azure VMs (Microsoft.Compute): a pool mixing them with Azure Local VMs."""
+    stale_hosts: list[str] = field(default_factory=list)
+    """Session hosts whose Arc machine no longer exists in Azure (they cannot be mapped to a VM)."""
 
 
 @dataclass
@@ -91,6 +115,9 @@ class AzureFleetSpec:
     """Clusters that exist in Azure only: the inventory does not list them."""
     refuse_union: bool = False
     """Resource Graph refuses the cross-table union (as its documented limits would), 400."""
+    host_pools: dict[str, HostPoolSpec] = field(default_factory=dict)
+    """AVD host pools by name: every pool a VM's host_pool names exists; these add members that are not
+    VMs of the fleet."""
 
 
 @dataclass
@@ -135,6 +162,9 @@ class AzureVMSpec:
     host_pool: str | None = None
     """An AVD host pool this VM is a session host of."""
     session_status: str = "Available"
+    failed_health_checks: list[str] = field(default_factory=list)
+    """Session host health checks that fail; default: MetaDataServiceCheck when the status is not
+    Available (IMDS out of reach is what makes a session host "Needs Assistance")."""
 
 
 class AutoBool(Scalar):
@@ -164,6 +194,13 @@ FLEET_AZURE = MapSpec(
         "denied_subscriptions": ListOf(Guid(), expected="a list of subscription GUIDs"),
         "unmanaged_clusters": _NAMES,
         "refuse_union": Bool(),
+        "host_pools": DictOf(
+            MapSpec(
+                "a host pool's members that are not fleet VMs",
+                {"azure_vms": _NAMES, "stale_hosts": _NAMES},
+            ),
+            expected="a mapping of host pool name to its members elsewhere",
+        ),
     },
 )
 CLUSTER_AZURE = MapSpec(
@@ -196,6 +233,7 @@ VM_AZURE = MapSpec(
         "hyperv_id": Choice(HYPERV_IDS),
         "host_pool": Str("an AVD host pool name"),
         "session_status": Choice(SESSION_STATUSES),
+        "failed_health_checks": ListOf(Choice(HEALTH_CHECKS), expected="a list of health check names"),
     },
 )
 
@@ -207,7 +245,15 @@ def _plain(section: Section | None) -> dict[str, Any]:
 
 
 def fleet_azure(section: Section | None) -> AzureFleetSpec:
-    return AzureFleetSpec(**_plain(section))
+    values = _plain(section)
+    pools = values.pop("host_pools", None) or {}
+    return AzureFleetSpec(
+        **values,
+        host_pools={
+            name: HostPoolSpec(**_plain(pool if isinstance(pool, Section) else None))
+            for name, pool in pools.items()
+        },
+    )
 
 
 def cluster_azure(section: Section | None) -> AzureClusterSpec:
