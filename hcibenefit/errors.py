@@ -12,6 +12,8 @@ class HcibenefitError(Exception):
     """An expected failure with a message for a person and an optional hint."""
 
     exit_code: ExitCode = ExitCode.USAGE
+    label = "error"
+    """How the CLI's error boundary introduces the message."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -41,3 +43,10 @@ class OutputClosed(HcibenefitError):
 
     def __init__(self) -> None:
         super().__init__("standard output was closed by its reader")
+
+
+class Interrupted(HcibenefitError):
+    """Ctrl-C during remote work: the message says what was done, stopped and left behind."""
+
+    exit_code = ExitCode.INTERRUPTED
+    label = "interrupted"

@@ -48,6 +48,8 @@ Examples:
 """
 
 app = typer.Typer(
+    # Plain help: rich costs ~90 ms of imports on every start (issue 14); typer stays the framework.
+    rich_markup_mode=None,
     name="hcibenefit",
     help="Manage Azure Benefits (IMDS attestation / Azure VM verification) across Azure Stack HCI fleets."
     + EXAMPLES,
@@ -244,7 +246,7 @@ def _after_sending(code: int) -> int:
 def _print_expected(exc: HcibenefitError) -> None:
     from hcibenefit.report.text import printable
 
-    print(f"error: {printable(exc.message)}", file=sys.stderr)
+    print(f"{exc.label}: {printable(exc.message)}", file=sys.stderr)
     if exc.hint:
         print(f"hint: {printable(exc.hint)}", file=sys.stderr)
 

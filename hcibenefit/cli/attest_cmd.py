@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from hcibenefit.cli.context import AppContext
     from hcibenefit.report import Report
 
-app = typer.Typer(help="Attested documents: verify one offline.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Attested documents: verify one offline.", no_args_is_help=True)
 
 
 def _parse_at(text: str | None) -> dt.datetime | None:

@@ -12,6 +12,7 @@ import typer
 
 from hcibenefit.checks.verdicts import STATUS_VERDICTS
 from hcibenefit.cli.common import (
+    DEFAULT_PARALLEL,
     AuditOption,
     ParallelOption,
     WhatIfOption,
@@ -176,7 +177,7 @@ def enable(
     force: Annotated[
         bool, typer.Option("--force", help="Enable even where the policy says it is not needed.")
     ] = False,
-    parallel: ParallelOption = 16,
+    parallel: ParallelOption = DEFAULT_PARALLEL,
     audit_log: AuditOption = None,
 ) -> int:
     """Turn on Azure Benefits for VMs: V1 guest NIC on 22H2 and legacy guests, V2 GSI on 23H2+.
@@ -197,7 +198,7 @@ def disable(
     selection: Selection,
     what_if: WhatIfOption = False,
     yes: YesOption = False,
-    parallel: ParallelOption = 16,
+    parallel: ParallelOption = DEFAULT_PARALLEL,
     audit_log: AuditOption = None,
 ) -> int:
     """Turn off Azure Benefits for VMs: removes the guest NIC and, on 23H2+, the Guest Service Interface.

@@ -356,10 +356,17 @@ def selection_options(
 
 # --- small shared options ------------------------------------------------------------------------
 
+DEFAULT_PARALLEL = 128
+"""The default cap on hosts worked at once; the run widens up to it only while waiting on the network."""
 ParallelOption = Annotated[
     int,
     typer.Option(
-        "--parallel", metavar="N", min=1, max=256, help="Hosts worked at once (1 = strictly serial)."
+        "--parallel",
+        metavar="N",
+        min=1,
+        max=256,
+        help="At most N hosts at once (1 = strictly serial); within it the run widens while it is "
+        "waiting on the network.",
     ),
 ]
 FailOnOption = Annotated[

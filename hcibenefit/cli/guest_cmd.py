@@ -9,6 +9,7 @@ import typer
 from hcibenefit.checks.verdicts import GUEST_VERDICTS
 from hcibenefit.cli.benefits_cmd import confirm_changes, finish_audit, open_audit
 from hcibenefit.cli.common import (
+    DEFAULT_PARALLEL,
     AuditOption,
     ParallelOption,
     WhatIfOption,
@@ -21,6 +22,7 @@ from hcibenefit.exitcodes import ExitCode
 from hcibenefit.operations.selection import Selection
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="Check Windows activation inside guest VMs (PowerShell Direct or WinRM) and kick the activation task.",
     no_args_is_help=True,
 )
@@ -46,7 +48,7 @@ KICK_EXAMPLES = """Examples:
 @app.command("check", epilog=CHECK_EXAMPLES)
 @global_options
 @selection_options(verdicts=GUEST_VERDICTS)
-def check(ctx: typer.Context, selection: Selection, parallel: ParallelOption = 16) -> int:
+def check(ctx: typer.Context, selection: Selection, parallel: ParallelOption = DEFAULT_PARALLEL) -> int:
     """Per VM: activated, at-risk, not-activated, not-assessable or auth-failed, with the evidence.
 
     Without a selection every VM of the inventory is checked. One call per owner node carries the
@@ -76,7 +78,7 @@ def kick(
         ),
     ] = False,
     yes: YesOption = False,
-    parallel: ParallelOption = 16,
+    parallel: ParallelOption = DEFAULT_PARALLEL,
     audit_log: AuditOption = None,
 ) -> int:
     """Run the guests' LicenseImdsIntegration task (twice if needed) and report activation before and after."""

@@ -19,7 +19,9 @@ from hcibenefit.exitcodes import ExitCode
 from hcibenefit.operations.selection import Selection
 
 app = typer.Typer(
-    help="Node-level attestation: enable on new/inactive nodes, sync expired ones.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Node-level attestation: enable on new/inactive nodes, sync expired ones.",
+    no_args_is_help=True,
 )
 
 ENABLE_EXAMPLES = """Examples:

@@ -7,11 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from hcibenefit.cli.common import ParallelOption, app_context, global_options, selection_options
+from hcibenefit.cli.common import (
+    DEFAULT_PARALLEL,
+    ParallelOption,
+    app_context,
+    global_options,
+    selection_options,
+)
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.operations.selection import Selection
 
-app = typer.Typer(help="Check, show and test the inventory.", no_args_is_help=True)
+app = typer.Typer(rich_markup_mode=None, help="Check, show and test the inventory.", no_args_is_help=True)
 
 VALIDATE_EXAMPLES = """Examples:
 
@@ -62,7 +68,7 @@ def validate(ctx: typer.Context, file: FileArgument = None) -> int:
 @app.command("test", epilog=TEST_EXAMPLES)
 @global_options
 @selection_options(vms=False, nodes=True)
-def test_(ctx: typer.Context, selection: Selection, parallel: ParallelOption = 16) -> int:
+def test_(ctx: typer.Context, selection: Selection, parallel: ParallelOption = DEFAULT_PARALLEL) -> int:
     """Connect to every selected node once: reachable, TLS, logon, PowerShell endpoint, per node.
 
     Opens and closes one runspace pool per node; no script runs. A refused password is tried on one

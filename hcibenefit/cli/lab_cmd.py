@@ -14,7 +14,9 @@ from hcibenefit.cli.common import app_context, choice, global_options
 from hcibenefit.errors import UsageError
 from hcibenefit.exitcodes import ExitCode
 
-app = typer.Typer(help="The built-in simulated fleet (real WinRM on loopback).", no_args_is_help=True)
+app = typer.Typer(
+    rich_markup_mode=None, help="The built-in simulated fleet (real WinRM on loopback).", no_args_is_help=True
+)
 
 DEFAULT_CONTROL_PORT = 48650
 FleetOption = Annotated[

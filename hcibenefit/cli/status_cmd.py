@@ -6,6 +6,7 @@ import typer
 
 from hcibenefit.checks.verdicts import STATUS_VERDICTS
 from hcibenefit.cli.common import (
+    DEFAULT_PARALLEL,
     FailOnOption,
     ParallelOption,
     app_context,
@@ -34,7 +35,7 @@ def status(
     ctx: typer.Context,
     selection: Selection,
     fail_on: FailOnOption = "high",
-    parallel: ParallelOption = 16,
+    parallel: ParallelOption = DEFAULT_PARALLEL,
 ) -> int:
     """Nodes (attestation, expiry, switch, vNIC, legacy OS support) and VMs with a verdict each.
 

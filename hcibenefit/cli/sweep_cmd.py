@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO
 import typer
 
 from hcibenefit.cli.common import (
+    DEFAULT_PARALLEL,
     FailOnOption,
     ParallelOption,
     app_context,
@@ -154,7 +155,7 @@ def sweep(
             help="Also write every format into DIR under dated names (and *-latest).",
         ),
     ] = None,
-    parallel: ParallelOption = 16,
+    parallel: ParallelOption = DEFAULT_PARALLEL,
     deadline: Annotated[
         str | None,
         typer.Option(

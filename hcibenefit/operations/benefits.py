@@ -33,7 +33,7 @@ from hcibenefit.operations.plan import (
 from hcibenefit.operations.selection import Selection
 from hcibenefit.remoting.catalog import VM_BENEFITS_DISABLE, VM_BENEFITS_ENABLE, Script
 from hcibenefit.remoting.errors import RemotingError
-from hcibenefit.remoting.runner import run_per_host
+from hcibenefit.remoting.runner import DEFAULT_WORKERS, run_per_host
 from hcibenefit.remoting.session import run_script
 from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
 from hcibenefit.report.text import powershell_literal
@@ -234,7 +234,7 @@ def apply_plans(
     *,
     action: Action,
     audit: AuditLog,
-    workers: int = 16,
+    workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
 ) -> list[VMOutcome]:
     """Send the changes of ``plans``, one call per node, nodes in parallel; every call audited."""
@@ -249,6 +249,7 @@ def apply_plans(
         name_of=lambda c: c.node.name,
         workers=workers,
         cancel=cancel,
+        activity=f"{action} on the nodes",
     )
     outcomes: dict[str, VMOutcome] = {}
     for outcome in results:
@@ -278,7 +279,7 @@ def run_benefits(
     force: bool = False,
     confirm: Callable[[BenefitsPlan], bool] = lambda plan: True,
     audit: AuditLog | None = None,
-    workers: int = 16,
+    workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
     now: dt.datetime | None = None,
 ) -> BenefitsResult:

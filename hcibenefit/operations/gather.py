@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hcibenefit.checks.assess import ClusterFacts
@@ -12,8 +13,8 @@ from hcibenefit.facts.host import FactsError, HostFacts, parse_host_facts
 from hcibenefit.inventory import Cluster, CredentialResolver, Inventory, Node
 from hcibenefit.remoting.catalog import HOST_FACTS
 from hcibenefit.remoting.errors import MalformedOutputError, RemotingError
-from hcibenefit.remoting.runner import DEFAULT_WORKERS, Outcome, run_per_host
-from hcibenefit.remoting.session import Endpoint, run_script
+from hcibenefit.remoting.runner import DEFAULT_WORKERS, Outcome, SessionHolder, run_per_host
+from hcibenefit.remoting.session import Endpoint, HostSession
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,31 @@ def connections(nodes: Sequence[Node], resolver: CredentialResolver) -> list[Con
     return result
 
 
-def fetch_host_facts(connection: Connection, cancel: threading.Event) -> HostFacts:
-    document = run_script(
-        connection.endpoint,
-        HOST_FACTS,
-        {"IncludeGuestOs": True},
-        cancel=cancel,
-        timeout_s=HOST_FACTS_TIMEOUT_S,
-    )
+def fetch_host_facts(
+    connection: Connection,
+    cancel: threading.Event,
+    *,
+    holder: SessionHolder | None = None,
+    hold: Callable[[HostFacts], bool] | None = None,
+) -> HostFacts:
+    """Host facts of one node; the session is handed to `holder` when `hold(facts)` says a second pass
+    will need it on this node, and closed otherwise."""
+    session = HostSession(connection.endpoint, cancel=cancel)
+    session.open()
     try:
-        return parse_host_facts(document, node=connection.node.name, cluster=connection.node.cluster)
-    except FactsError as exc:
-        raise MalformedOutputError(connection.node.name, f"host-facts/1: {exc}") from None
+        document = session.run(HOST_FACTS, {"IncludeGuestOs": True}, timeout_s=HOST_FACTS_TIMEOUT_S)
+        try:
+            facts = parse_host_facts(document, node=connection.node.name, cluster=connection.node.cluster)
+        except FactsError as exc:
+            raise MalformedOutputError(connection.node.name, f"host-facts/1: {exc}") from None
+    except BaseException:
+        session.close()
+        raise
+    if holder is not None and hold is not None and hold(facts):
+        holder.hold(connection.node.name, session)
+    else:
+        session.close()
+    return facts
 
 
 def describe_error(error: RemotingError) -> str:
@@ -74,11 +88,24 @@ def gather_clusters(
     *,
     workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
+    holder: SessionHolder | None = None,
+    hold: Callable[[HostFacts], bool] | None = None,
 ) -> tuple[list[ClusterFacts], list[Outcome[Connection, HostFacts]]]:
-    """Host facts of every node of the given clusters; unreachable nodes are listed, not raised."""
+    """Host facts of every node of the given clusters; unreachable nodes are listed, not raised.
+
+    With `holder` and `hold`, the sessions of the nodes `hold` picks stay open for a second pass.
+    """
     conns = connections([n for c in clusters for n in c.nodes], resolver)
+    work: Callable[[Connection, threading.Event], HostFacts] = (
+        fetch_host_facts if holder is None else functools.partial(fetch_host_facts, holder=holder, hold=hold)
+    )
     outcomes = run_per_host(
-        conns, fetch_host_facts, name_of=lambda c: c.node.name, workers=workers, cancel=cancel
+        conns,
+        work,
+        name_of=lambda c: c.node.name,
+        workers=workers,
+        cancel=cancel,
+        activity="host facts",
     )
     result = []
     for cluster in clusters:

@@ -19,6 +19,7 @@ from hcibenefit.facts.host import HOST_SWITCH
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.gather import gather_clusters
 from hcibenefit.operations.selection import Selection
+from hcibenefit.remoting.runner import DEFAULT_WORKERS
 from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
 
 
@@ -61,7 +62,7 @@ def gather_status(
     resolver: CredentialResolver,
     selection: Selection | None = None,
     *,
-    workers: int = 16,
+    workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
     now: dt.datetime | None = None,
 ) -> StatusResult:

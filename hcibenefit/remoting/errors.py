@@ -7,6 +7,7 @@ Each error names the host and carries a hint. `kind` is a stable one-word label 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from hcibenefit.errors import HcibenefitError
 from hcibenefit.exitcodes import ExitCode
@@ -34,10 +35,18 @@ class RemotingError(HcibenefitError):
     exit_code = ExitCode.INCOMPLETE
     kind = "remoting"
 
-    def __init__(self, host: str, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, host: str, message: str, *, hint: str | None = None, transient: bool = False) -> None:
         super().__init__(f"{host}: {message}", hint=hint)
         self.host = host
         self.detail = message
+        self.transient = transient
+        """A dropped connection or an HTTP error without a WS-Management fault: worth one more try
+        when repeating is safe (a read-only script)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take different arguments; rebuild from the instance's state (worker processes
+        # send errors back to the parent).
+        return (_rebuild, (type(self), self.args, self.__dict__))
 
     def to_dict(self) -> dict[str, str | None]:
         return {"kind": self.kind, "host": self.host, "message": self.detail, "hint": self.hint}
@@ -72,11 +81,13 @@ class QuotaExceeded(RemotingError):
 class WSManFault(RemotingError):
     kind = "wsman-fault"
 
-    def __init__(self, host: str, code: int | None, reason: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, host: str, code: int | None, reason: str, *, hint: str | None = None, transient: bool = False
+    ) -> None:
         text = (
             f"WS-Management fault {code}: {reason}" if code is not None else f"WS-Management fault: {reason}"
         )
-        super().__init__(host, text, hint=hint)
+        super().__init__(host, text, hint=hint, transient=transient)
         self.code = code
         self.reason = reason
 
@@ -102,3 +113,10 @@ class ModuleMissingError(RemotingError):
 
 class MalformedOutputError(RemotingError):
     kind = "malformed-output"
+
+
+def _rebuild(cls: type[RemotingError], args: tuple[Any, ...], state: dict[str, Any]) -> RemotingError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error

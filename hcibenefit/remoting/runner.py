@@ -1,28 +1,46 @@
-"""Working many hosts at once, bounded, where one failure never stops the others.
+"""Working many hosts at once: bounded, as wide as the network needs, one failure never stops the others.
 
-`--parallel 1` (workers=1) runs in the calling thread: the path tests and debugging rely on.
-On Ctrl-C the shared cancel event tells every worker to stop its pipeline and close its pool; the
-runner waits for them so no remote shell is left behind, then re-raises KeyboardInterrupt.
+- **Threads, always.** Every target is worked on a thread of its own, also with `--parallel 1` (then one
+  at a time): the calling thread only waits. So Ctrl-C always reaches a thread that can answer it, and a
+  worker is never interrupted in the middle of a request (a Create interrupted after it was sent leaves
+  a shell on the host that the client never heard of).
+- **How many at once.** `workers` (`--parallel`) is a cap. Within it the runner starts `INITIAL_WIDTH`
+  hosts and widens while this process's CPU is not busy, i.e. while the work is waiting on the network:
+  a fleet behind 200 ms of latency gets wide parallelism, a CPU-bound run stays narrow instead of
+  drowning in threads, and nobody has to guess the right number.
+- **Ctrl-C.** The shared `Cancellation` is set (workers stop at their next step and delete their shell),
+  sessions still open are deleted from outside (a worker may be blocked in a long Receive), and after
+  at most `GRACE_S` the run raises `Interrupted`, which says what was done, what was stopped and which
+  hosts did not answer in time.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from hcibenefit.errors import Interrupted
 from hcibenefit.remoting.errors import RemotingError
-from hcibenefit.remoting.session import map_exception
+from hcibenefit.remoting.session import Cancellation, Cancelled, HostSession, map_exception
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = 128
+"""The default cap on hosts worked at once (`--parallel`)."""
+INITIAL_WIDTH = 8
+WIDEN_EVERY_S = 0.05
+BUSY = 0.75
+"""Widen only while this process used less than this share of one core over the last interval."""
+GRACE_S = 1.5
+"""After Ctrl-C, how long sessions get to close before the run says what it left behind."""
+NAMES_SHOWN = 8
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,24 @@ class Outcome(Generic[T, R]):
         return self.error is None
 
 
+class _Run(Generic[T, R]):
+    """The shared state of one run_per_host call; every field is guarded by `changed`."""
+
+    def __init__(self, targets: Sequence[T], cap: int) -> None:
+        self.targets = targets
+        self.cap = max(1, cap)
+        self.width = min(self.cap, INITIAL_WIDTH)
+        self.next = 0
+        self.running: set[int] = set()
+        self.outcomes: list[Outcome[T, R] | None] = [None] * len(targets)
+        self.finished = 0
+        self.changed = threading.Condition()
+
+    @property
+    def pending(self) -> int:
+        return len(self.targets) - self.next
+
+
 def run_per_host(
     targets: Sequence[T],
     work: Callable[[T, threading.Event], R],
@@ -43,30 +79,166 @@ def run_per_host(
     name_of: Callable[[T], str],
     workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
+    activity: str = "",
 ) -> list[Outcome[T, R]]:
-    """Run `work(target, cancel)` for every target; results in the order of `targets`."""
-    cancel = cancel or threading.Event()
+    """Run `work(target, cancel)` for every target; outcomes in the order of `targets`.
 
-    def guarded(target: T) -> Outcome[T, R]:
+    `activity` names the work for a person ("host facts"); an interrupted run says it.
+    """
+    token = cancel if cancel is not None else Cancellation()
+    run: _Run[T, R] = _Run(targets, workers)
+
+    def guarded(index: int) -> None:
+        target = targets[index]
+        outcome: Outcome[T, R] = Outcome(target, None, RemotingError(name_of(target), "stopped"))
         try:
-            return Outcome(target, work(target, cancel), None)
+            outcome = Outcome(target, work(target, token), None)
         except RemotingError as exc:
-            return Outcome(target, None, exc)
+            outcome = Outcome(target, None, exc)
         except Exception as exc:  # a host that breaks our parsing must not break the sweep
             log.debug("%s: unexpected error", name_of(target), exc_info=True)
-            return Outcome(target, None, map_exception(name_of(target), exc))
+            outcome = Outcome(target, None, map_exception(name_of(target), exc))
+        finally:
+            with run.changed:
+                run.outcomes[index] = outcome
+                run.running.discard(index)
+                run.finished += 1
+                run.changed.notify_all()
 
-    if workers <= 1 or len(targets) <= 1:
-        return [guarded(t) for t in targets]
+    def start_more() -> None:
+        if token.is_set():
+            # Cancelled from elsewhere (a deadline, say): nothing new starts, and what did not start
+            # says so.
+            while run.pending:
+                index = run.next
+                run.next += 1
+                name = name_of(targets[index])
+                run.outcomes[index] = Outcome(
+                    targets[index], None, Cancelled(name, "cancelled before it started")
+                )
+                run.finished += 1
+            return
+        while len(run.running) < run.width and run.pending:
+            index = run.next
+            run.next += 1
+            run.running.add(index)
+            name = f"hcibenefit-{name_of(targets[index])}"
+            threading.Thread(target=guarded, args=(index,), name=name, daemon=True).start()
 
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(targets)), thread_name_prefix="hcibenefit-host")
-    futures: list[Future[Outcome[T, R]]] = [pool.submit(guarded, t) for t in targets]
     try:
-        wait(futures)
+        cpu, wall = time.process_time(), time.monotonic()
+        with run.changed:
+            start_more()
+            while run.finished < len(targets):
+                run.changed.wait(WIDEN_EVERY_S)
+                now_cpu, now_wall = time.process_time(), time.monotonic()
+                if now_wall - wall >= WIDEN_EVERY_S:
+                    busy = (now_cpu - cpu) / (now_wall - wall)
+                    cpu, wall = now_cpu, now_wall
+                    if busy < BUSY and run.pending and len(run.running) >= run.width:
+                        run.width = min(run.cap, run.width + max(1, run.width // 2))
+                start_more()
     except KeyboardInterrupt:
-        cancel.set()
-        log.warning("interrupted: stopping remote pipelines and closing sessions")
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return [f.result() for f in futures]
+        raise _interrupted(run, token, name_of, activity) from None
+    return [o for o in run.outcomes if o is not None]
+
+
+def _interrupted(
+    run: _Run[T, R], token: threading.Event, name_of: Callable[[T], str], activity: str
+) -> Interrupted:
+    with run.changed:
+        in_flight = sorted(run.running)
+    token.set()
+    deadline = time.monotonic() + GRACE_S
+    log.warning("Ctrl-C: stopping; closing the open sessions (at most %g s)", GRACE_S)
+    if isinstance(token, Cancellation):
+        # Workers close their own sessions at their next step; one blocked in a long Receive is not
+        # at a step, so every open session is also deleted from outside, in parallel.
+        threading.Thread(
+            target=token.abort_open_sessions, args=(GRACE_S,), name="hcibenefit-abort", daemon=True
+        ).start()
+    with run.changed:
+        try:
+            while run.running and time.monotonic() < deadline:
+                run.changed.wait(max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            pass  # a second Ctrl-C: stop waiting, say what is known
+        stuck = sorted(run.running)
+    names = [name_of(run.targets[i]) for i in in_flight]
+    stuck_names = [name_of(run.targets[i]) for i in stuck]
+    stopped = [n for n in names if n not in stuck_names]
+    done = len(run.targets) - run.pending - len(in_flight)
+    if isinstance(token, Cancellation):
+        sessions = {s.endpoint.name: s for s in token.open_sessions() if not s.closed}
+        stuck_names += [name for name in sessions if name not in stuck_names]
+        stuck_names = [f"{n} ({sessions[n].step})" if n in sessions else n for n in stuck_names]
+    parts = [f"{activity + ': ' if activity else ''}{done} of {len(run.targets)} done"]
+    if stopped:
+        parts.append(f"stopped on {_names(stopped)}")
+    if run.pending:
+        parts.append(f"{run.pending} not started")
+    message = ", ".join(parts)
+    if stuck_names:
+        message += (
+            f"; no answer within {GRACE_S:g} s from {_names(stuck_names)}: a session there, if the host "
+            "opened one, ends with the host's idle timeout"
+        )
+    else:
+        message += "; every session was closed"
+    return Interrupted(message)
+
+
+def _names(names: Sequence[str]) -> str:
+    if not names:
+        return ""
+    shown = ", ".join(names[:NAMES_SHOWN])
+    more = f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+    return f"{shown}{more}"
+
+
+class SessionHolder:
+    """Sessions kept open between two passes over the same nodes, so that each node gets one session.
+
+    The first pass (host facts, say) hands over the sessions a second pass will need (`hold`); the
+    second takes each one back (`take`) and closes it when done. Whatever is still held when the block
+    ends, normally or by an error or Ctrl-C, is closed then, all at once.
+    """
+
+    def __init__(self, *, workers: int = DEFAULT_WORKERS) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, HostSession] = {}
+        self._workers = workers
+
+    def __enter__(self) -> SessionHolder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close_all()
+
+    def hold(self, key: str, session: HostSession) -> None:
+        with self._lock:
+            previous = self._sessions.pop(key.casefold(), None)
+            self._sessions[key.casefold()] = session
+        if previous is not None:
+            previous.close()
+
+    def take(self, key: str) -> HostSession | None:
+        with self._lock:
+            return self._sessions.pop(key.casefold(), None)
+
+    def close_all(self) -> None:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        if not sessions:
+            return
+
+        def close(session: HostSession, _: threading.Event) -> None:
+            session.close()
+
+        run_per_host(
+            sessions,
+            close,
+            name_of=lambda s: s.endpoint.name,
+            workers=self._workers,
+            activity="closing sessions",
+        )

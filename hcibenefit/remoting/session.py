@@ -1,11 +1,29 @@
-"""One host, one runspace pool, our scripts with parameters. The only module that touches pypsrp.
+"""One host, one runspace pool, several of our scripts with parameters. With `pypsrp_fixes`, the only
+modules that touch pypsrp.
 
 Rules this module keeps (remoting.md):
 - scripts go through `add_script` + `add_parameters`; user input is only ever a parameter value;
-- every pool and pipeline opened is closed, also when `open()` fails halfway, on errors and on Ctrl-C;
-- one session per thread (pypsrp has no locks);
-- retries only where repeating is safe: connecting, and read-only scripts; a mutating script is never
-  sent twice.
+- every pool opened is closed, also when `open()` fails halfway, on errors and on Ctrl-C; a Create
+  whose answer never came is deleted by the id we chose for it;
+- one session per thread at a time (pypsrp has no locks); `abort()` is the one call another thread may
+  make, and it uses a connection of its own;
+- retries only where repeating is safe: connecting, and a read-only script that failed on a transient
+  error (a dropped connection, an HTTP error without a WS-Management fault) is run once more on a fresh
+  session; a mutating script is never sent twice; a wrong password is never retried.
+
+**Several scripts, one session per node.** A `HostSession` is a runspace pool kept open for as many of
+our scripts as an operation needs on that node, which is what round trips cost: opening is 2 requests
+(Create, Receive), each script 2 more (Command, Receive), closing 1 (Delete, which also ends every
+pipeline the shell ran, so finished pipelines are not closed one by one). A host pass is 5 requests; host
+facts then the guest probe on the same session is 9, key exchange for the guest credential included:
+
+    with HostSession(endpoint, cancel=cancel) as session:
+        facts = session.run(HOST_FACTS, {"IncludeGuestOs": True})
+        probe = session.run(GUEST_PROBE, {"VMName": names, "Credential": CredentialParameter(user, pw), ...})
+
+`run_script()` is the one-script form. Work that needs something from every node before its second
+script (a VM name lookup across the fleet, say) keeps the sessions it will need open in a `SessionHolder`
+between the two passes, so each node still gets one session; see operations/guests/targets.py.
 """
 
 from __future__ import annotations
@@ -18,7 +36,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hcibenefit import jsonguard
-from hcibenefit.inventory.logon import LogonSkipped
+from hcibenefit.inventory.logon import LogonGate, LogonSkipped
+from hcibenefit.remoting import pypsrp_fixes
 from hcibenefit.remoting.catalog import Script
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
@@ -42,6 +61,10 @@ log = logging.getLogger(__name__)
 
 QUOTA_MAX_SHELLS = 2150859173
 OPERATION_TIMED_OUT = 2150858793
+INVALID_SELECTORS = 2150858843
+TRANSIENT_HTTP_STATUS = frozenset({400, 408, 429, 500, 502, 503, 504})
+"""HTTP errors that carry no WS-Management fault: a proxy, a load balancer or a host under load."""
+TRANSIENT_RETRY_DELAY_S = 0.2
 AZ_STACKHCI_CMDLETS = ("AzStackHCI", "Az.StackHCI")
 
 
@@ -158,9 +181,11 @@ def map_exception(host: str, exc: BaseException, settings: WinRMSettings | None 
             host,
             f"cannot connect: {_short(exc)}",
             hint="check that the host is up, the name resolves, and WinRM listens on the port in the inventory",
+            transient=True,
         )
     if isinstance(exc, WinRMTransportError):
-        return WSManFault(host, getattr(exc, "code", None), _short(exc))
+        status = getattr(exc, "code", None)
+        return WSManFault(host, status, _short(exc), transient=status in TRANSIENT_HTTP_STATUS)
     if isinstance(exc, TimeoutError):
         return RemoteTimeout(host, str(exc) or "timed out")
     return RemotingError(host, f"{type(exc).__name__}: {_short(exc)}")
@@ -193,8 +218,52 @@ def _record_info(record: Any) -> ErrorRecordInfo:
     )
 
 
+class Cancellation(threading.Event):
+    """Ctrl-C for one run: an event every worker polls, and the sessions that are open right now.
+
+    Whoever cancels can close those sessions from outside (`abort_open_sessions`), since a worker may be
+    blocked in a Receive that only ends when its script does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sessions_lock = threading.Lock()
+        self._sessions: dict[int, HostSession] = {}
+
+    def register(self, session: HostSession) -> None:
+        with self._sessions_lock:
+            self._sessions[id(session)] = session
+
+    def unregister(self, session: HostSession) -> None:
+        with self._sessions_lock:
+            self._sessions.pop(id(session), None)
+
+    def open_sessions(self) -> list[HostSession]:
+        with self._sessions_lock:
+            return list(self._sessions.values())
+
+    def abort_open_sessions(self, deadline_s: float) -> list[HostSession]:
+        """Delete every open session's shell in parallel; returns those not confirmed closed in time."""
+        sessions = self.open_sessions()
+        threads = [
+            threading.Thread(target=s.abort, args=(deadline_s,), name=f"hcibenefit-abort-{s.endpoint.name}")
+            for s in sessions
+        ]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        until = time.monotonic() + deadline_s
+        for thread in threads:
+            thread.join(max(0.0, until - time.monotonic()))
+        return [s for s in sessions if not s.closed]
+
+
+MAX_FINISHED_PIPELINES = 8
+"""Finished pipelines a session keeps before closing them one by one; deleting the shell ends them all."""
+
+
 class HostSession:
-    """A runspace pool on one endpoint for the length of one operation.
+    """A runspace pool on one endpoint for the length of one operation; see the module docstring.
 
     Use as a context manager; `run()` executes one of our scripts and returns its parsed JSON.
     """
@@ -204,6 +273,13 @@ class HostSession:
         self.cancel = cancel or threading.Event()
         self._wsman: Any = None
         self._pool: Any = None
+        self._finished: list[Any] = []
+        self._create_unanswered = False
+        self._state_lock = threading.Lock()
+        self.closed = True
+        """True until open() succeeds and again once the shell is deleted (or was never created)."""
+        self.step = "not started"
+        """What the session is doing, for a person: "connecting", "running host-facts/1", "closing"."""
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -215,16 +291,26 @@ class HostSession:
         self.close()
 
     def open(self) -> None:
+        """Create the shell and open the pool.
+
+        A refused or dropped connection is tried once more after a short pause (reconnection_retries
+        adds more tries, with backoff, for any unreachable host); nothing else is retried here, and a
+        wrong password never is: the credential's LogonGate lets one node try it first (inventory/logon.py).
+        """
         settings = self.endpoint.settings
-        attempts = 1 + max(0, settings.reconnection_retries)
+        configured = max(0, settings.reconnection_retries)
         credential = self.endpoint.credential
         # Only a password can be locked out; a ticket cache or a certificate is not gated.
         gate = credential.gate if credential is not None and credential.password is not None else None
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.cancel.is_set():
+                raise Cancelled(self.endpoint.name, "cancelled before connecting")
             try:
                 if gate is not None:
                     gate.admit(self.endpoint.name, credential.username if credential else None, self.cancel)
-                self._open_once()
+                self._open_once(gate)
                 if gate is not None:
                     gate.succeeded(self.endpoint.name)
                 return
@@ -242,41 +328,55 @@ class HostSession:
                         gate.refused(self.endpoint.name, error.detail)
                     else:
                         gate.failed_otherwise(self.endpoint.name)
-                if (
-                    not isinstance(exc, Exception)
-                    or not isinstance(error, UnreachableError)
-                    or attempt == attempts
-                ):
-                    if isinstance(exc, Exception):
-                        raise error from None
+                if not isinstance(exc, Exception):
                     raise
-                delay = settings.reconnection_backoff * (2 ** (attempt - 1))
+                if isinstance(error, UnreachableError) and attempt <= configured:
+                    delay = settings.reconnection_backoff * (2 ** (attempt - 1))
+                elif error.transient and attempt == 1:
+                    delay = TRANSIENT_RETRY_DELAY_S
+                else:
+                    raise error from None
                 log.info(
-                    "%s: %s; retrying in %.1f s (%d/%d)",
+                    "%s: %s; connecting again in %.1f s (attempt %d)",
                     self.endpoint.name,
                     error.detail,
                     delay,
-                    attempt,
-                    attempts - 1,
+                    attempt + 1,
                 )
                 if self.cancel.wait(delay):
                     raise Cancelled(self.endpoint.name, "cancelled") from None
 
-    def _open_once(self) -> None:
+    def _open_once(self, gate: LogonGate | None = None) -> None:
+        pypsrp_fixes.load()
         from pypsrp.powershell import RunspacePool
         from pypsrp.wsman import WSMan
 
+        self.step = "connecting"
         self._wsman = WSMan(self.endpoint.address, **_wsman_kwargs(self.endpoint))
+        if gate is not None:
+            _open_gate_on_first_answer(self._wsman, gate, self.endpoint.name)
         pool = RunspacePool(self._wsman, configuration_name=self.endpoint.settings.configuration_name)
         self._pool = pool
-        # RunspacePool.open() can fail after the shell was created; without this the shell would live on
-        # the host until its idle timeout (remoting.md section 3), so close() below deletes it.
+        self.closed = False
+        # The host creates the shell under the id we chose (pool.id) even if its answer never reaches us;
+        # close() deletes it by that id when the Create went unanswered (remoting.md section 3).
+        self._create_unanswered = True
+        if isinstance(self.cancel, Cancellation):
+            self.cancel.register(self)
+        self.step = "opening a session"
         pool.open()
+        self._create_unanswered = False
+        self.step = "open"
 
     def close(self) -> None:
-        pool, wsman = self._pool, self._wsman
-        self._pool = self._wsman = None
-        if pool is not None:
+        """Delete the shell (which ends its pipelines) and drop the connection; best effort, never raises."""
+        with self._state_lock:
+            pool, wsman = self._pool, self._wsman
+            self._pool = self._wsman = None
+            self._finished = []
+            unanswered, self._create_unanswered = self._create_unanswered, False
+        if pool is not None and not self.closed:
+            self.step = "closing"
             try:
                 from pypsrp.complex_objects import RunspacePoolState
 
@@ -284,6 +384,8 @@ class HostSession:
                     pool.close()
                 elif getattr(pool.shell, "opened", False):
                     pool.shell.close()
+                elif unanswered:
+                    _delete_shell(wsman, pool)
             except Exception as exc:  # closing is best effort; the original error matters more
                 log.debug("%s: closing the runspace pool failed: %s", self.endpoint.name, exc)
         if wsman is not None:
@@ -291,19 +393,87 @@ class HostSession:
                 wsman.close()
             except Exception as exc:
                 log.debug("%s: closing the connection failed: %s", self.endpoint.name, exc)
+        self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        self.closed = True
+        self.step = "closed"
+        if isinstance(self.cancel, Cancellation):
+            self.cancel.unregister(self)
+
+    def abort(self, timeout_s: float = 2.0) -> None:
+        """Delete this session's shell over a connection of its own; safe to call from another thread.
+
+        For Ctrl-C: the thread that owns the session may be blocked in a Receive for minutes (a long
+        script), so the shell is deleted from outside; the owner then fails fast and its own close()
+        finds nothing left to do.
+        """
+        with self._state_lock:
+            pool = self._pool
+            # While the Create is unanswered a Delete from outside could overtake it; the owner deletes
+            # the shell itself as soon as the answer comes.
+            if pool is None or self.closed or self._create_unanswered:
+                return
+        from pypsrp.wsman import WSMan
+
+        endpoint = self.endpoint
+        kwargs = _wsman_kwargs(endpoint)
+        kwargs.update(
+            connection_timeout=timeout_s, read_timeout=timeout_s, operation_timeout=max(1, int(timeout_s))
+        )
+        wsman = WSMan(endpoint.address, **kwargs)
+        try:
+            _delete_shell(wsman, pool)
+            self.closed = True
+            log.info("%s: session closed from outside", endpoint.name)
+        except Exception as exc:
+            error = map_exception(endpoint.name, exc, endpoint.settings)
+            if isinstance(error, WSManFault) and error.code == INVALID_SELECTORS:
+                self.closed = True  # already gone
+            else:
+                log.info("%s: could not close the session: %s", endpoint.name, error.detail)
+        finally:
+            try:
+                wsman.close()
+            except Exception as exc:
+                log.debug("%s: closing the connection failed: %s", endpoint.name, exc)
 
     # --- running scripts ---------------------------------------------------------------------------
 
     def run(
         self, script: Script, parameters: Mapping[str, Any] | None = None, *, timeout_s: float = 300.0
     ) -> Any:
-        """Run one of our scripts and return its JSON document (parsed)."""
-        if self._pool is None:
-            raise RemotingError(self.endpoint.name, "session is not open")
+        """Run one of our scripts and return its JSON document (parsed).
+
+        A read-only script that fails on a transient error runs once more on a fresh session.
+        """
+        attempts = 1 if script.mutating else 2
+        for attempt in range(1, attempts + 1):
+            if self._pool is None:
+                if attempt == 1:
+                    raise RemotingError(self.endpoint.name, "session is not open")
+                self.open()
+            try:
+                return self._run_once(script, parameters, timeout_s)
+            except RemotingError as error:
+                if attempt == attempts or not error.transient or self.cancel.is_set():
+                    raise
+                log.info(
+                    "%s: retrying read-only %s on a fresh session after: %s",
+                    self.endpoint.name,
+                    script.key,
+                    error.detail,
+                )
+                self.close()
+        raise AssertionError("unreachable")
+
+    def _run_once(self, script: Script, parameters: Mapping[str, Any] | None, timeout_s: float) -> Any:
         from pypsrp.complex_objects import PSInvocationState
         from pypsrp.powershell import PowerShell
 
         host = self.endpoint.name
+        if self.cancel.is_set():
+            raise Cancelled(host, f"{script.key} not sent: cancelled")
         values = dict(parameters or {})
         if any(isinstance(v, CredentialParameter) for v in values.values()):
             values = self._with_secure_credentials(values)
@@ -312,12 +482,13 @@ class HostSession:
         if values:
             ps.add_parameters(values)
         log.debug("%s: running %s", host, script.key)
+        self.step = f"running {script.key}"
         started = time.monotonic()
         try:
             ps.begin_invoke()
             while ps.state == PSInvocationState.RUNNING:
                 if self.cancel.is_set():
-                    ps.stop()
+                    # Deleting the shell (close) ends the pipeline too: one round trip instead of three.
                     raise Cancelled(host, f"{script.key} stopped: cancelled")
                 remaining = timeout_s - (time.monotonic() - started)
                 if remaining <= 0:
@@ -330,9 +501,13 @@ class HostSession:
         except RemotingError:
             raise
         except Exception as exc:
+            if self.cancel.is_set() and self.closed:
+                raise Cancelled(host, f"{script.key} stopped: cancelled") from None
             raise map_exception(host, exc, self.endpoint.settings) from None
-        finally:
-            self._close_pipeline(ps)
+        self.step = "open"
+        self._finished.append(ps)
+        if len(self._finished) > MAX_FINISHED_PIPELINES:
+            self._close_pipeline(self._finished.pop(0))
         records = [_record_info(r) for r in ps.streams.error]
         for warning in ps.streams.warning:
             log.info("%s: %s warning: %s", host, script.key, getattr(warning, "message", warning))
@@ -346,7 +521,9 @@ class HostSession:
         from pypsrp.complex_objects import PSCredential
 
         try:
-            # A SecureString can only be serialised once the pool and the host share a session key.
+            # A SecureString can only be serialised once the pool and the host share a session key
+            # (two round trips, once per session; the RSA key pair is one per process: pypsrp_fixes).
+            self.step = "exchanging the session key"
             self._pool.exchange_keys()
         except Exception as exc:
             raise map_exception(self.endpoint.name, exc, self.endpoint.settings) from None
@@ -399,6 +576,30 @@ class HostSession:
         return document
 
 
+def _open_gate_on_first_answer(wsman: Any, gate: LogonGate, node: str) -> None:
+    """The host's first answer that is not a 401 proves the credential: let the nodes waiting on the
+    gate go then, not only once the pool is open, so the first logon costs one round trip, not two."""
+    transport = wsman.transport
+    send = transport.send
+
+    def send_and_open_gate(message: bytes, **kwargs: Any) -> Any:
+        response = send(message, **kwargs)
+        transport.send = send  # once is enough
+        gate.succeeded(node)
+        return response
+
+    transport.send = send_and_open_gate
+
+
+def _delete_shell(wsman: Any, pool: Any) -> None:
+    """WS-Transfer Delete of the pool's shell by the id the client chose for it."""
+    from pypsrp.wsman import SelectorSet
+
+    selectors = SelectorSet()
+    selectors.add_option("ShellId", pool.shell.id or pool.id)
+    wsman.delete(pool.shell.resource_uri, selector_set=selectors)
+
+
 def run_script(
     endpoint: Endpoint,
     script: Script,
@@ -407,21 +608,11 @@ def run_script(
     cancel: threading.Event | None = None,
     timeout_s: float = 300.0,
 ) -> Any:
-    """Open, run one script, close.
+    """Open, run one script, close; a read-only script is retried once after a transient error.
 
-    A read-only script whose connection drops after the session opened is run once more on a fresh
-    session; connecting has its own retries inside open(), and a mutating script is never repeated.
+    Connecting has its own retries (reconnection_retries); a connection that drops after the session
+    opened, or an HTTP error without a WS-Management fault, gets one more try on a fresh session; a
+    mutating script is never repeated.
     """
-    attempts = 1 if script.mutating else 2
-    for attempt in range(1, attempts + 1):
-        session = HostSession(endpoint, cancel=cancel)
-        session.open()
-        try:
-            return session.run(script, parameters, timeout_s=timeout_s)
-        except UnreachableError:
-            if attempt == attempts:
-                raise
-            log.info("%s: retrying read-only %s after a dropped connection", endpoint.name, script.key)
-        finally:
-            session.close()
-    raise AssertionError("unreachable")
+    with HostSession(endpoint, cancel=cancel) as session:
+        return session.run(script, parameters, timeout_s=timeout_s)

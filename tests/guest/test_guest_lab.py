@@ -80,6 +80,25 @@ def test_check_costs_one_probe_call_per_owner_node(lab: LabClient) -> None:
         assert node["invocations"] == {"host-facts": 1, "guest-probe": 1}, node["name"]
 
 
+def test_check_asks_each_node_through_one_session_of_at_most_nine_requests(lab: LabClient) -> None:
+    """Host facts, then the probes, on one session: Create, Receive; Command, Receive (host facts);
+    Send, Receive (session key for the guest credential); Command, Receive (probes); Delete."""
+    from hcibenefit.remoting import pypsrp_fixes
+
+    before = {n["name"]: (n["requests"], n["shells_created"]) for n in lab.state()["nodes"]}
+    result = lab.cli("guest", "check", *vm_args("avd-ok-01", "sql-01"), "--format", "json")
+    assert result.code in (ExitCode.OK, ExitCode.FINDINGS), result.err
+    keys = pypsrp_fixes.exchange_keys_generated()
+    probed = {r["node"] for r in result.json()}
+    for node in lab.state()["nodes"]:
+        requests = node["requests"] - before[node["name"]][0]
+        shells = node["shells_created"] - before[node["name"]][1]
+        assert shells == 1, node["name"]
+        assert requests == (9 if node["name"] in probed else 5), node["name"]
+    lab.cli("guest", "check", *vm_args("avd-ok-01"), "--format", "json")
+    assert pypsrp_fixes.exchange_keys_generated() == keys == 1  # one RSA key pair per process
+
+
 def test_one_probe_call_however_many_vms_a_node_has(small_lab: Any) -> None:
     vms = "\n".join(f"      - {{name: vm{i:02d}, node: n1, benefits: v1}}" for i in range(12))
     lab = small_lab(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import _thread
 import io
 import logging
 import threading
+import time
 
 import pytest
 import requests
 
-from hcibenefit.errors import ConfigError, UsageError
+from hcibenefit.errors import ConfigError, Interrupted, UsageError
 from hcibenefit.facts.host import FactsError, parse_host_facts, parse_time
 from hcibenefit.lab.spec import generate_fleet, parse_fleet, parse_scale
 from hcibenefit.logsafe import RedactingFilter, redact, register_secret
@@ -113,9 +115,11 @@ def test_runner_isolates_failures_and_keeps_order() -> None:
         assert isinstance(outcomes[2].error, RemotingError) and "parser bug" in outcomes[2].error.detail
 
 
-def test_runner_on_interrupt_cancels_and_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    import hcibenefit.remoting.runner as runner
+def _interrupt_main_after(seconds: float) -> None:
+    threading.Timer(seconds, _thread.interrupt_main).start()
 
+
+def test_runner_on_interrupt_cancels_waits_and_says_what_stopped() -> None:
     finished = []
     cancel = threading.Event()
 
@@ -124,13 +128,58 @@ def test_runner_on_interrupt_cancels_and_waits(monkeypatch: pytest.MonkeyPatch) 
         finished.append(target)
         return target
 
-    def interrupted_wait(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(runner, "wait", interrupted_wait)
-    with pytest.raises(KeyboardInterrupt):
-        run_per_host([1, 2], work, name_of=str, workers=2, cancel=cancel)
+    _interrupt_main_after(0.2)
+    with pytest.raises(Interrupted) as caught:
+        run_per_host([1, 2, 3], work, name_of=lambda t: f"h{t}", workers=2, cancel=cancel, activity="facts")
     assert cancel.is_set() and sorted(finished) == [1, 2]
+    assert caught.value.exit_code == 130
+    assert (
+        str(caught.value) == "facts: 0 of 3 done, stopped on h1, h2, 1 not started; every session was closed"
+    )
+
+
+def test_runner_answers_an_interrupt_in_time_while_a_worker_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hcibenefit.remoting.runner as runner
+
+    monkeypatch.setattr(runner, "GRACE_S", 0.3)
+    release = threading.Event()
+
+    def work(target: int, ev: threading.Event) -> int:
+        if target == 1:
+            release.wait(10)  # a request to a host that never answers ignores the cancel
+        return target
+
+    _interrupt_main_after(0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted) as caught:
+            run_per_host([1], work, name_of=lambda t: f"h{t}", workers=1)
+        assert time.monotonic() - started < 1.0
+        assert "no answer within 0.3 s from h1" in str(caught.value)
+    finally:
+        release.set()
+
+
+def test_runner_widens_while_waiting_on_the_network_up_to_the_cap() -> None:
+    lock = threading.Lock()
+    running = [0]
+    widest = [0]
+
+    def work(target: int, ev: threading.Event) -> int:
+        with lock:
+            running[0] += 1
+            widest[0] = max(widest[0], running[0])
+        time.sleep(0.3)  # waiting on a host: no CPU
+        with lock:
+            running[0] -= 1
+        return target
+
+    outcomes = run_per_host(list(range(60)), work, name_of=str, workers=40)
+    assert [o.value for o in outcomes] == list(range(60))
+    assert 8 < widest[0] <= 40
+    widest[0] = 0
+    run_per_host(list(range(6)), work, name_of=str, workers=1)
+    assert widest[0] == 1
 
 
 def test_transport_exceptions_map_to_errors_a_person_can_act_on() -> None:

@@ -28,7 +28,8 @@ from hcibenefit.facts.guest import (
 from hcibenefit.facts.host import VMFacts
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY
-from hcibenefit.remoting.runner import DEFAULT_WORKERS
+from hcibenefit.remoting.runner import DEFAULT_WORKERS, SessionHolder
+from hcibenefit.remoting.session import Cancellation
 from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
 
 if TYPE_CHECKING:
@@ -123,8 +124,12 @@ def probe_targets(
     cancel: threading.Event | None = None,
     now: Callable[[], dt.datetime] | None = None,
     trust: TrustStore | None = None,
+    holder: SessionHolder | None = None,
 ) -> list[GuestRecord]:
-    """One probe call per owner node (or WinRM guest), then a verdict per target."""
+    """One probe call per owner node (or WinRM guest), then a verdict per target.
+
+    With `holder` (from `locate`), an owner node's probe runs on the session its host facts came through.
+    """
     batches = plan_batches(targets, resolver)
     trust = trust if trust is not None else trust_for(inventory)
     # One fresh nonce per call; a VM belongs to exactly one batch, so its nonce is its batch's.
@@ -140,6 +145,7 @@ def probe_targets(
             body_text_parameter="ProbeScript",
             parse=parse_probe_body,
             timeout_s=PROBE_TIMEOUT_S,
+            holder=holder,
         )
 
     answers = run_batches(batches, work, workers=workers, cancel=cancel)
@@ -290,13 +296,21 @@ def check_guests(
     cancel: threading.Event | None = None,
     now: Callable[[], dt.datetime] | None = None,
 ) -> GuestCheckResult:
-    """Probe every selected guest; with --verdict, only the records with those verdicts are kept."""
-    targets, unreachable = locate(inventory, resolver, selection, workers=workers, cancel=cancel)
-    # Trust material is read before any guest is asked: a bad CA file is a usage error, not a finding.
-    trust = trust_for(inventory)
-    records = probe_targets(
-        inventory, resolver, targets, workers=workers, cancel=cancel, now=now, trust=trust
-    )
+    """Probe every selected guest; with --verdict, only the records with those verdicts are kept.
+
+    One session per owner node: the host-facts pass keeps it open for that node's probe call, and one
+    cancellation covers both passes so that Ctrl-C also closes the sessions held in between.
+    """
+    token = cancel if cancel is not None else Cancellation()
+    with SessionHolder(workers=workers) as holder:
+        targets, unreachable = locate(
+            inventory, resolver, selection, workers=workers, cancel=token, holder=holder
+        )
+        # Trust material is read before any guest is asked: a bad CA file is a usage error, not a finding.
+        trust = trust_for(inventory)
+        records = probe_targets(
+            inventory, resolver, targets, workers=workers, cancel=token, now=now, trust=trust, holder=holder
+        )
     kept = [r for r in records if selection.keeps(r.verdict.verdict)]
     return GuestCheckResult(tuple(kept), unreachable)
 

@@ -36,7 +36,7 @@ from hcibenefit.remoting.errors import (
     RemotingError,
     ScriptError,
 )
-from hcibenefit.remoting.runner import DEFAULT_WORKERS, run_per_host
+from hcibenefit.remoting.runner import DEFAULT_WORKERS, SessionHolder, run_per_host
 from hcibenefit.remoting.session import CredentialParameter, Endpoint, HostSession, run_script
 
 if TYPE_CHECKING:
@@ -106,11 +106,23 @@ def locate(
     *,
     workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
+    holder: SessionHolder | None = None,
 ) -> tuple[list[GuestTarget], dict[str, str]]:
-    """Each selected VM with its owner node's facts (one host-facts call per node); unreachable nodes."""
+    """Each selected VM with its owner node's facts (one host-facts call per node); unreachable nodes.
+
+    With `holder`, the session of every node that runs a VM the selection may pick stays open for the
+    guest call that follows, so such a node is asked everything through one session.
+    """
     nothing = "nothing was sent to any guest"
     clusters = selection.select_clusters(inventory, nothing_done=nothing)
-    gathered, _ = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)
+
+    def runs_a_selected_vm(host: HostFacts) -> bool:
+        running = [vm for vm in host.vms if vm.running]
+        return bool(running) and bool(selection.match_vms(running, name_of=lambda vm: vm.name).selected)
+
+    gathered, _ = gather_clusters(
+        inventory, clusters, resolver, workers=workers, cancel=cancel, holder=holder, hold=runs_a_selected_vm
+    )
     unreachable = {name: why for facts in gathered for name, why in facts.unreachable.items()}
     candidates = [
         (vm, host, cluster)
@@ -260,9 +272,11 @@ def run_batch(
     parse: Callable[[Mapping[str, Any]], GuestAnswer],
     timeout_s: float,
     session: HostSession | None = None,
+    holder: SessionHolder | None = None,
 ) -> dict[str, Answer]:
     """`session`: an open session on the batch's node to run a PowerShell Direct fan-out in (the sweep's
-    one session per node); without it the call opens and closes its own."""
+    one session per node); `holder`: where the host-facts pass left this node's session open (guest
+    check); without either the call opens and closes its own."""
     if batch.direct:
         params = {
             "VMName": [t.name for t in batch.targets],
@@ -272,8 +286,14 @@ def run_batch(
             "ThrottleLimit": THROTTLE_LIMIT,
         }
         log.info("%s: %s for %d guest(s)", batch.name, host_script.key, len(batch.targets))
+        held = holder.take(batch.name) if holder is not None and session is None else None
         if session is not None:
             document = session.run(host_script, params, timeout_s=timeout_s)
+        elif held is not None:
+            try:
+                document = held.run(host_script, params, timeout_s=timeout_s)
+            finally:
+                held.close()
         else:
             document = run_script(batch.endpoint, host_script, params, cancel=cancel, timeout_s=timeout_s)
         try:
@@ -310,7 +330,10 @@ def run_batches(
     cancel: threading.Event | None,
 ) -> dict[str, Answer]:
     answers: dict[str, Answer] = {}
-    for outcome in run_per_host(batches, work, name_of=lambda b: b.name, workers=workers, cancel=cancel):
+    outcomes = run_per_host(
+        batches, work, name_of=lambda b: b.name, workers=workers, cancel=cancel, activity="guest calls"
+    )
+    for outcome in outcomes:
         if outcome.value is not None:
             answers.update(outcome.value)
             continue

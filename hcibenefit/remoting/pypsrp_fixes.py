@@ -1,0 +1,94 @@
+"""Two things pypsrp 0.9 does per session that break or cost us at fleet scale, changed in one place.
+
+`load()` imports pypsrp on first use (so `--help` never pays for it) and applies both, once per process:
+
+1. **XML namespace registry race.** Every `WSMan()` re-registers pypsrp's namespace prefixes in
+   ElementTree's process-global registry (`pypsrp/wsman.py`), and `ET.register_namespace` deletes each
+   mapping before adding it back. A thread serialising a SOAP envelope at that moment finds no prefix
+   for a namespace and invents one (`ns0`, or a rebinding of the reserved `xml` prefix, which no XML
+   parser accepts): the host answers HTTP 400 and the node is lost (issue 14: 2 of 16 runs at 400
+   nodes). The prefixes are registered once here, and pypsrp's wsman module gets an ElementTree whose
+   `register_namespace` leaves a mapping that is already in place alone, so building sessions from
+   many threads never touches the registry again.
+2. **One RSA key per process for the session-key exchange.** A SecureString (our guest credential)
+   needs a session key, and pypsrp generates a 2048-bit RSA key pair for each runspace pool to receive
+   it (82 ms of CPU per node). The key only decrypts the session key a host sends back, so one key
+   pair per process serves every pool; it is generated on first use and never leaves memory.
+
+Both are narrow: each replaces one name inside one pypsrp module, keeps every other behaviour, and if a
+later pypsrp stops calling what they replace, they simply stop mattering.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+import xml.etree.ElementTree as ET
+from typing import Any
+
+_lock = threading.Lock()
+_loaded = False
+
+
+class _StableNamespaces(types.ModuleType):
+    """ElementTree as pypsrp.wsman sees it: the same module, but re-registering a known prefix is a no-op."""
+
+    def __init__(self) -> None:
+        super().__init__(ET.__name__)
+        vars(self).update({k: v for k, v in vars(ET).items() if not k.startswith("__")})
+        self.register_namespace = _register_if_changed
+
+
+_NAMESPACE_MAP: dict[str, str] = vars(ET)["_namespace_map"]  # uri -> prefix, ElementTree's registry
+
+
+def _register_if_changed(prefix: str, uri: str) -> None:
+    if _NAMESPACE_MAP.get(uri) != prefix:  # a new or changed mapping: let ElementTree do it
+        ET.register_namespace(prefix, uri)
+
+
+class _OneExchangeKey:
+    """cryptography's `rsa` module as pypsrp.powershell sees it, handing out one key pair per process."""
+
+    def __init__(self, rsa: Any) -> None:
+        self._rsa = rsa
+        self._key: Any = None
+        self._key_lock = threading.Lock()
+        self.generated = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rsa, name)
+
+    def generate_private_key(self, public_exponent: int, key_size: int, *args: Any, **kwargs: Any) -> Any:
+        with self._key_lock:
+            if self._key is None or self._key.key_size != key_size:
+                self._key = self._rsa.generate_private_key(public_exponent, key_size, *args, **kwargs)
+                self.generated += 1
+            return self._key
+
+
+def load() -> None:
+    """Import pypsrp and apply the fixes above (idempotent, thread-safe)."""
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        import importlib
+
+        wsman: Any = importlib.import_module("pypsrp.wsman")
+        powershell: Any = importlib.import_module("pypsrp.powershell")
+        for prefix, uri in wsman.NAMESPACES.items():
+            ET.register_namespace(prefix, uri)
+        wsman.ET = _StableNamespaces()
+        if not isinstance(powershell.rsa, _OneExchangeKey):
+            powershell.rsa = _OneExchangeKey(powershell.rsa)
+        _loaded = True
+
+
+def exchange_keys_generated() -> int:
+    """How many RSA key pairs this process generated for session-key exchanges (for tests and benchmarks)."""
+    load()
+    import importlib
+
+    rsa = importlib.import_module("pypsrp.powershell").rsa
+    return rsa.generated if isinstance(rsa, _OneExchangeKey) else -1

@@ -1,0 +1,91 @@
+"""pypsrp_fixes: sessions built from many threads never corrupt each other's XML; one exchange key per process."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hcibenefit.remoting import pypsrp_fixes
+
+
+@pytest.fixture
+def tiny_switch_interval() -> Iterator[None]:
+    """Switch threads as often as the interpreter can, so a race window of a few bytecodes is hit."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _envelope_prefixes_stay_stable(register: Callable[[], None], seconds: float) -> list[bytes]:
+    """Threads calling `register` while others serialise a SOAP header as pypsrp does; the bad outputs."""
+    from pypsrp.wsman import NAMESPACES
+
+    stop = threading.Event()
+    bad: list[bytes] = []
+
+    def construct() -> None:
+        while not stop.is_set():
+            register()
+
+    def serialise() -> None:
+        while not stop.is_set():
+            envelope = ET.Element(f"{{{NAMESPACES['s']}}}Envelope")
+            header = ET.SubElement(envelope, f"{{{NAMESPACES['s']}}}Header")
+            locale = ET.SubElement(header, f"{{{NAMESPACES['wsman']}}}Locale")
+            locale.set(f"{{{NAMESPACES['xml']}}}lang", "en-US")
+            text = ET.tostring(envelope, encoding="utf-8")
+            if b"<s:Envelope" not in text or b'xml:lang="en-US"' not in text:
+                bad.append(text)
+                stop.set()
+
+    threads = [threading.Thread(target=construct) for _ in range(3)]
+    threads += [threading.Thread(target=serialise) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    stop.wait(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return bad
+
+
+def test_building_sessions_in_many_threads_never_changes_the_xml_sent(tiny_switch_interval: None) -> None:
+    pypsrp_fixes.load()
+    from pypsrp.wsman import WSMan
+
+    def build_session() -> None:
+        WSMan("127.0.0.1", ssl=False, auth="basic", username="u", password="p", encryption="never")
+
+    assert _envelope_prefixes_stay_stable(build_session, seconds=1.0) == []
+
+
+def test_the_race_the_fix_removes_is_real(tiny_switch_interval: None) -> None:
+    """What unpatched pypsrp does in every WSMan(): this harness catches it, so the test above means something."""
+    from pypsrp.wsman import NAMESPACES
+
+    def register_like_pypsrp() -> None:
+        for prefix, uri in NAMESPACES.items():
+            ET.register_namespace(prefix, uri)
+
+    bad = _envelope_prefixes_stay_stable(register_like_pypsrp, seconds=5.0)
+    # Typically `<ns0:Envelope xmlns:ns0=...>`, or the reserved xml prefix rebound, which hosts reject.
+    assert bad, "no corrupted envelope in 5 s"
+
+
+def test_one_exchange_key_pair_per_process() -> None:
+    pypsrp_fixes.load()
+    from pypsrp import powershell
+
+    before = pypsrp_fixes.exchange_keys_generated()
+    first = powershell.rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    second = powershell.rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert first is second
+    assert pypsrp_fixes.exchange_keys_generated() == max(1, before)
+    assert first.key_size == 2048
