@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -186,11 +187,25 @@ def cli_command() -> Any:
     command = typer.main.get_command(app)
     names = SimpleNamespace(help_option_names=["-h", "--help"])
     for each in _walk(command):
+        each.help = _examples_verbatim(each.help)
+        each.epilog = _examples_verbatim(each.epilog)
         help_option = each.get_help_option(names)  # built once and cached by the command
         for param in [*getattr(each, "params", ()), *([help_option] if help_option else [])]:
             if getattr(param, "is_flag", False) or getattr(param, "count", False):
                 param.metavar = ""
     return command
+
+
+def _examples_verbatim(text: str | None) -> str | None:
+    """Plain (non-rich) help re-wraps every paragraph; an indented one (an example) keeps its lines."""
+    if not text:
+        return text
+    paragraphs = re.sub(r"(?<!\n)\nExamples:", "\n\nExamples:", text).split("\n\n")
+    for index, paragraph in enumerate(paragraphs):
+        lines = [line for line in paragraph.split("\n") if line.strip()]
+        if lines and all(line.startswith("  ") for line in lines):
+            paragraphs[index] = "\b\n" + paragraph
+    return "\n\n".join(paragraphs)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -271,27 +271,33 @@ def status_report(result: StatusResult, run_info: Mapping[str, Any] | None = Non
         "findings": [f.to_dict() for f in findings],
         "summary": summary(node_statuses, vms, findings, incomplete=result.incomplete),
     }
-    node_rows = [
-        {
-            **n,
-            "expires": n["expiration"][:10] if n["expiration"] else None,
-            "switch_text": _switch_text(n),
-            "vnic": ", ".join(n["host_vnic_addresses"]) if n["host_vnic_addresses"] else None,
-            "legacy": _yes_no(n["legacy_os_support"]) if n["legacy_os_support"] is not None else "n/a",
-            "why": s.error or _titles(s.findings) or None,
-        }
-        for n, s in zip(nodes, node_statuses, strict=True)
-    ]
-    vm_rows = [
-        {
-            **v,
-            "needs": _needs_text(v),
-            "benefits": _benefits_text(v),
-            # A healthy row needs no explanation; the JSON keeps the reason for every VM.
-            "why": None if v["verdict"] in ("ok", "not-needed") else (_titles(s.findings) or v["reason"]),
-        }
-        for v, s in zip(vms, result.vms(), strict=True)
-    ]
+
+    # Table rows are built only when a table is rendered: a JSON run of 10,000 VMs never makes them.
+    def node_rows() -> list[dict[str, Any]]:
+        return [
+            {
+                **n,
+                "expires": n["expiration"][:10] if n["expiration"] else None,
+                "switch_text": _switch_text(n),
+                "vnic": ", ".join(n["host_vnic_addresses"]) if n["host_vnic_addresses"] else None,
+                "legacy": _yes_no(n["legacy_os_support"]) if n["legacy_os_support"] is not None else "n/a",
+                "why": s.error or _titles(s.findings) or None,
+            }
+            for n, s in zip(nodes, node_statuses, strict=True)
+        ]
+
+    def vm_rows() -> list[dict[str, Any]]:
+        return [
+            {
+                **v,
+                "needs": _needs_text(v),
+                "benefits": _benefits_text(v),
+                # A healthy row needs no explanation; the JSON keeps the reason for every VM.
+                "why": None if v["verdict"] in ("ok", "not-needed") else (_titles(s.findings) or v["reason"]),
+            }
+            for v, s in zip(vms, result.vms(), strict=True)
+        ]
+
     empty_vms = "(none)"
     if result.selection.verdicts:
         empty_vms = f"(no VM with verdict {', '.join(result.selection.verdicts)})"

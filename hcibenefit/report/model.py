@@ -6,7 +6,7 @@ Keeping both in one value means a command builds its result once and every forma
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +25,14 @@ class Column:
 class Table:
     title: str
     columns: Sequence[Column]
-    rows: Sequence[Mapping[str, Any]]
+    rows: Sequence[Mapping[str, Any]] | Callable[[], Sequence[Mapping[str, Any]]]
+    """The rows, or a function that builds them: only a table renderer calls it, so a JSON run never
+    builds rows it will not show."""
     empty: str = "(none)"
     """What to print instead of an empty table."""
+
+    def row_list(self) -> Sequence[Mapping[str, Any]]:
+        return self.rows() if callable(self.rows) else self.rows
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,12 +41,57 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot render {type(value).__name__} as JSON")
 
 
+_RECORD = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _encode(value: Any) -> str:
+    return json_safe(_RECORD.encode(value))
+
+
+def write_json(data: Any, stream: TextIO) -> None:
+    """JSON laid out for people and line tools, written with the C encoder and without one big string.
+
+    The outer object (or list) is indented; each of its values is one line, and a list of records
+    gives one line per record (one VM per line at 10,000 VMs), so `grep` and `jq` both work on it.
+    Python's indenting encoder is pure Python and builds the whole text in memory: 3.5 times slower
+    and 34 MB more at that size (issue 14).
+    """
+    if isinstance(data, dict):
+        items = list(data.items())
+        if not items:
+            stream.write("{}")
+            return
+        stream.write("{\n")
+        for index, (key, value) in enumerate(items):
+            stream.write(f"  {_encode(str(key))}: ")
+            _write_member(value, stream)
+            stream.write(",\n" if index < len(items) - 1 else "\n")
+        stream.write("}")
+    elif isinstance(data, list | tuple):
+        _write_member(data, stream, indent="")
+    else:
+        stream.write(_encode(data))
+
+
+def _write_member(value: Any, stream: TextIO, indent: str = "  ") -> None:
+    if isinstance(value, list | tuple) and value:
+        stream.write("[\n")
+        last = len(value) - 1
+        for index, item in enumerate(value):
+            stream.write(f"{indent}  {_encode(item)}{',' if index < last else ''}\n")
+        stream.write(f"{indent}]")
+    else:
+        stream.write(_encode(value))
+
+
 def to_json_text(data: Any) -> str:
-    return json_safe(json.dumps(data, indent=2, default=_json_default, ensure_ascii=False))
+    out = io.StringIO()
+    write_json(data, out)
+    return out.getvalue()
 
 
 def render_json(report: Report, stream: TextIO, options: RenderOptions) -> None:
-    stream.write(to_json_text(report.data))
+    write_json(report.data, stream)
     stream.write("\n")
 
 

@@ -124,10 +124,11 @@ def render_table(table: Table, stream: TextIO, *, width: int | None, wide: bool)
     if table.title:
         for line in wrap(printable(table.title), width):
             stream.write(line + "\n")
-    if not table.rows:
+    rows = table.row_list()
+    if not rows:
         stream.write(f"{table.empty}\n")
         return
-    cells = [[cell_text(row.get(c.key)) for c in shown] for row in table.rows]
+    cells = [[cell_text(row.get(c.key)) for c in shown] for row in rows]
     natural = [max([len(c.header), *(len(r[i]) for r in cells)]) for i, c in enumerate(shown)]
     widths = _layout(shown, natural, None if wide else width)
     last = len(shown) - 1

@@ -386,7 +386,7 @@ def check_report(result: GuestCheckResult) -> Report:
             Column("document", "DOCUMENT", wide=True),
             Column("title", "WHY", wrap=True),
         ),
-        guest_rows(result.records),
+        lambda: guest_rows(result.records),
     )
     details = Details(
         "Every VM that is not activated, with why and the fix:",
