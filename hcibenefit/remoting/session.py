@@ -321,8 +321,15 @@ class HostSession:
                     hint="check the credential (hcibenefit inventory test); nothing else was tried with it",
                 ) from None
             except BaseException as exc:
-                self.close()
                 error = map_exception(self.endpoint.name, exc, settings)
+                # Delete the shell by its id only when the host may have created it unseen: the
+                # connection dropped after sending, or we were interrupted. Never after a 401 (that
+                # would be a second failed logon) or a timeout (the host would make us wait again).
+                if isinstance(exc, Exception) and not (
+                    isinstance(error, UnreachableError) and error.transient
+                ):
+                    self._create_unanswered = False
+                self.close()
                 if gate is not None:
                     if isinstance(error, AuthenticationFailed):
                         gate.refused(self.endpoint.name, error.detail)
