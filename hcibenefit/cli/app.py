@@ -306,6 +306,16 @@ def _print_unexpected(exc: Exception, argv: Sequence[str], verbosity: int) -> in
 
 def main() -> None:
     code = run()
+    if code == ExitCode.INTERRUPTED:
+        # Ctrl-C was answered and said what it left behind; threads still waiting on hosts that do not
+        # answer must not hold the exit (interpreter shutdown can take half a second with them).
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
     if code == ExitCode.BROKEN_PIPE and sys.stdout is not None:
         # What is still buffered for the reader that left would fail again at exit; send it nowhere.
         try:

@@ -243,21 +243,33 @@ class Cancellation(threading.Event):
             return list(self._sessions.values())
 
     def abort_open_sessions(self, deadline_s: float) -> list[HostSession]:
-        """Delete every open session's shell in parallel; returns those not confirmed closed in time."""
-        sessions = self.open_sessions()
-        threads = [
-            threading.Thread(target=s.abort, args=(deadline_s,), name=f"hcibenefit-abort-{s.endpoint.name}")
-            for s in sessions
-        ]
-        for thread in threads:
-            thread.daemon = True
-            thread.start()
+        """Until the deadline, delete the shell of every open session from outside, each as soon as the
+        host has answered its Create (a Delete sent earlier could overtake the Create); returns the
+        sessions not confirmed closed in time."""
         until = time.monotonic() + deadline_s
-        for thread in threads:
-            thread.join(max(0.0, until - time.monotonic()))
-        return [s for s in sessions if not s.closed]
+        started: dict[int, threading.Thread] = {}
+        while time.monotonic() < until:
+            pending = False
+            for session in self.open_sessions():
+                if session.closed or id(session) in started:
+                    continue
+                pending = True
+                if session.shell_created:
+                    thread = threading.Thread(
+                        target=session.abort,
+                        args=(max(0.1, until - time.monotonic()),),
+                        name=f"hcibenefit-abort-{session.endpoint.name}",
+                        daemon=True,
+                    )
+                    thread.start()
+                    started[id(session)] = thread
+            if not pending and not any(t.is_alive() for t in started.values()):
+                break
+            time.sleep(ABORT_POLL_S)
+        return [s for s in self.open_sessions() if not s.closed]
 
 
+ABORT_POLL_S = 0.02
 MAX_FINISHED_PIPELINES = 8
 """Finished pipelines a session keeps before closing them one by one; deleting the shell ends them all."""
 
@@ -337,6 +349,8 @@ class HostSession:
                         gate.failed_otherwise(self.endpoint.name)
                 if not isinstance(exc, Exception):
                     raise
+                if self.cancel.is_set():
+                    raise Cancelled(self.endpoint.name, "cancelled while connecting") from None
                 if isinstance(error, UnreachableError) and attempt <= configured:
                     delay = settings.reconnection_backoff * (2 ** (attempt - 1))
                 elif error.transient and attempt == 1:
@@ -408,6 +422,12 @@ class HostSession:
         if isinstance(self.cancel, Cancellation):
             self.cancel.unregister(self)
 
+    @property
+    def shell_created(self) -> bool:
+        """The host answered the Create: the shell exists until it is deleted."""
+        pool = self._pool
+        return pool is not None and bool(getattr(pool.shell, "opened", False))
+
     def abort(self, timeout_s: float = 2.0) -> None:
         """Delete this session's shell over a connection of its own; safe to call from another thread.
 
@@ -419,7 +439,7 @@ class HostSession:
             pool = self._pool
             # While the Create is unanswered a Delete from outside could overtake it; the owner deletes
             # the shell itself as soon as the answer comes.
-            if pool is None or self.closed or self._create_unanswered:
+            if pool is None or self.closed or not self.shell_created:
                 return
         from pypsrp.wsman import WSMan
 
