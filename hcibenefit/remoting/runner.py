@@ -85,7 +85,10 @@ def run_per_host(
 
     `activity` names the work for a person ("host facts"); an interrupted run says it.
     """
-    token = cancel if cancel is not None else Cancellation()
+    # Workers always get a Cancellation, so that the sessions they open can be closed from outside on
+    # Ctrl-C; a plain Event the caller passed (a deadline, say) is followed within WIDEN_EVERY_S.
+    token = cancel if isinstance(cancel, Cancellation) else Cancellation()
+    outer = cancel if cancel is not token else None
     run: _Run[T, R] = _Run(targets, workers)
 
     def guarded(index: int) -> None:
@@ -131,6 +134,8 @@ def run_per_host(
             start_more()
             while run.finished < len(targets):
                 run.changed.wait(WIDEN_EVERY_S)
+                if outer is not None and outer.is_set() and not token.is_set():
+                    token.set()
                 now_cpu, now_wall = time.process_time(), time.monotonic()
                 if now_wall - wall >= WIDEN_EVERY_S:
                     busy = (now_cpu - cpu) / (now_wall - wall)
@@ -139,24 +144,25 @@ def run_per_host(
                         run.width = min(run.cap, run.width + max(1, run.width // 2))
                 start_more()
     except KeyboardInterrupt:
+        if outer is not None:
+            outer.set()
         raise _interrupted(run, token, name_of, activity) from None
     return [o for o in run.outcomes if o is not None]
 
 
 def _interrupted(
-    run: _Run[T, R], token: threading.Event, name_of: Callable[[T], str], activity: str
+    run: _Run[T, R], token: Cancellation, name_of: Callable[[T], str], activity: str
 ) -> Interrupted:
     with run.changed:
         in_flight = sorted(run.running)
     token.set()
     deadline = time.monotonic() + GRACE_S
     log.warning("Ctrl-C: stopping; closing the open sessions (at most %g s)", GRACE_S)
-    if isinstance(token, Cancellation):
-        # Workers close their own sessions at their next step; one blocked in a long Receive is not
-        # at a step, so every open session is also deleted from outside, in parallel.
-        threading.Thread(
-            target=token.abort_open_sessions, args=(GRACE_S,), name="hcibenefit-abort", daemon=True
-        ).start()
+    # Workers close their own sessions at their next step; one blocked in a long Receive is not at a
+    # step, so every open session is also deleted from outside, in parallel.
+    threading.Thread(
+        target=token.abort_open_sessions, args=(GRACE_S,), name="hcibenefit-abort", daemon=True
+    ).start()
     with run.changed:
         try:
             while run.running and time.monotonic() < deadline:
@@ -168,10 +174,9 @@ def _interrupted(
     stuck_names = [name_of(run.targets[i]) for i in stuck]
     stopped = [n for n in names if n not in stuck_names]
     done = len(run.targets) - run.pending - len(in_flight)
-    if isinstance(token, Cancellation):
-        sessions = {s.endpoint.name: s for s in token.open_sessions() if not s.closed}
-        stuck_names += [name for name in sessions if name not in stuck_names]
-        stuck_names = [f"{n} ({sessions[n].step})" if n in sessions else n for n in stuck_names]
+    sessions = {s.endpoint.name: s for s in token.open_sessions() if not s.closed}
+    stuck_names += [name for name in sessions if name not in stuck_names]
+    stuck_names = [f"{n} ({sessions[n].step})" if n in sessions else n for n in stuck_names]
     parts = [f"{activity + ': ' if activity else ''}{done} of {len(run.targets)} done"]
     if stopped:
         parts.append(f"stopped on {_names(stopped)}")

@@ -42,7 +42,7 @@ def _example_lines(text: str) -> Iterator[str]:
     for index, line in enumerate(lines):
         if line.strip().startswith("Examples:"):
             for example in lines[index + 1 :]:
-                stripped = example.strip()
+                stripped = example.strip().strip("\b")  # click's "keep these lines" marker
                 if stripped and not stripped.startswith("hcibenefit") and not stripped.startswith("az "):
                     break
                 if stripped.startswith("hcibenefit"):
@@ -126,6 +126,8 @@ def test_example_runs(
     if tuple(argv[:2]) == SERVES_FOREVER:
         pytest.skip("lab serve runs until stopped: covered by tests/integration/test_lab_serve.py")
     monkeypatch.setenv("HCIBENEFIT_INVENTORY", str(lab.inventory))
+    # Never the user's own sweep history (another checkout may have written a newer format there).
+    monkeypatch.setenv("HCIBENEFIT_HISTORY", str(tmp_path / "history.sqlite"))
     if argv[:2] == ["lab", "state"]:
         argv += ["--control-port", lab.lab.control_url.rsplit(":", 1)[1]]
     if argv[:2] == ["attest", "verify"]:
