@@ -103,7 +103,15 @@ def example_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"doc.json": document, "intermediates.pem": intermediates, "arm.json": snapshot}
 
 
-EXAMPLES = help_examples() + readme_examples()
+def _unique(examples: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each distinct command once (the README and a help page may show the same one)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for source, line in examples:
+        seen.setdefault(" ".join(shlex.split(line, comments=True)), (source, line))
+    return list(seen.values())
+
+
+EXAMPLES = _unique(help_examples() + readme_examples())
 
 
 def test_there_are_examples_for_every_command() -> None:
