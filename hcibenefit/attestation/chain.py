@@ -83,6 +83,20 @@ def validate_chain(
     return _diagnose(signer, pool, trust, at, "the trust store is empty")
 
 
+def issuer_urls(cert: x509.Certificate) -> list[str]:
+    """Where the certificate says its issuer's certificate can be downloaded (AIA caIssuers URLs)."""
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except (x509.ExtensionNotFound, ValueError):
+        return []
+    return [
+        str(d.access_location.value)
+        for d in aia
+        if d.access_method == x509.oid.AuthorityInformationAccessOID.CA_ISSUERS
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ]
+
+
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
@@ -111,11 +125,17 @@ def _diagnose(
         issuer = cert.issuer.rfc4514_string()
         named = [c for c in (*trust.anchors, *pool) if c.subject == cert.issuer and c not in path]
         if not named:
+            urls = issuer_urls(cert)
+            where = (
+                f"its certificate says where to get it: {' or '.join(urls)}"
+                if urls
+                else "its certificate names no download location (no Authority Information Access)"
+            )
             return _fail(
                 "missing-intermediate",
                 f"missing intermediate: no certificate for {issuer!r} (issuer of {name(cert)!r}) is "
-                f"embedded in the document or in the CA files; supply it in a CA file (if {issuer!r} is a "
-                "root, it is not in the trust store)",
+                f"embedded in the document or in the CA files; {where}; add it to attestation.ca_files "
+                f"(or --ca), see docs/attestation.md (if {issuer!r} is a root, it is not in the trust store)",
                 path,
             )
         signing = [c for c in named if _signed_by(cert, c)]

@@ -1,7 +1,7 @@
 """The signed JSON inside the PKCS#7: decoding it and reading its timestamps.
 
 IMDS writes ``timeStamp`` values like ``11/30/20 21:19:19 -0000`` (month/day/two-digit year, as .NET formats
-them). ISO 8601 is accepted as well because the HCI host's format is unknown (platform.md section 8, "HCI
+them). ISO 8601 is accepted as well because the HCI host's format is unknown (docs/platform.md §8, "HCI
 unknowns"). ASSUMPTION: a timestamp without a UTC offset is UTC.
 """
 

@@ -4,7 +4,7 @@ Accepted shapes (checked in this order):
 
 * Azure IMDS: ``{"encoding": "pkcs7", "signature": "<base64 PKCS#7>"}``.
 * HCI, as the seed article decodes it: ``{"data": "<base64 JSON>"}`` whose JSON carries ``"verification":
-  "<base64 PKCS#7>"`` beside other fields. ASSUMPTION: the HCI envelope is unverified (platform.md section 1),
+  "<base64 PKCS#7>"`` beside other fields. ASSUMPTION: the HCI envelope is unverified (docs/platform.md §1),
   so we only rely on ``verification`` and ignore the other, unsigned, fields.
 * That inner JSON on its own (``{"verification": ...}``), for people who pasted the decoded ``data``.
 * A bare PKCS#7: base64 (whitespace and line breaks allowed), PEM (``-----BEGIN PKCS7/CMS-----``) or DER

@@ -8,7 +8,7 @@ here, explicitly:
   digest of the content, and the signature is over the DER of the attributes re-tagged as a SET OF.
 
 Real Azure documents put the *signature* OID (sha256WithRSAEncryption) in the SignerInfo's digestAlgorithm
-(platform.md section 8), so both digest and signature OIDs are accepted there and only the hash is taken from
+(docs/platform.md §8), so both digest and signature OIDs are accepted there and only the hash is taken from
 it.
 """
 

@@ -39,7 +39,7 @@ from hcibenefit.attestation.signeddata import SignatureError, SignedDataError, d
 from hcibenefit.attestation.trust import TrustStore
 from hcibenefit.errors import UsageError
 
-# The leaf SAN of Azure's IMDS signing certificates (platform.md section 8, after coder/coder azureidentity).
+# The leaf SAN of Azure's IMDS signing certificates (docs/platform.md §8, after coder/coder azureidentity).
 DEFAULT_SAN_PATTERN = r"^(.*\.)?metadata\.(azure\.(com|us|cn)|microsoftazure\.de)$"
 
 # Tolerance for the document's createdOn/expiresOn against ``at``. The guest's clock and ours are not the same

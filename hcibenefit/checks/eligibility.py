@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from hcibenefit.facts.host import HostFacts, VMFacts
 from hcibenefit.inventory.model import Policy
 
-# Numeric OSEditionId values from KVP; only 175 (PRODUCT_SERVERRDSH) is documented (platform.md).
+# Numeric OSEditionId values from KVP; only 175 (PRODUCT_SERVERRDSH) is documented (docs/platform.md).
 _EDITION_BY_PRODUCT_TYPE = {"175": "ServerRdsh"}
 # Guests that on 23H2+ still need V1 ("legacy OS support"): Windows 10 multi-session and ESU releases.
 _LEGACY_MARKERS = ("windows 10", "2012", "2008")

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from hcibenefit.checks import fixes
 from hcibenefit.checks.eligibility import Requirement
 from hcibenefit.facts.guest import HOST_IMDS_ADDRESS, GuestError, GuestProbe, license_status_name
 from hcibenefit.facts.host import HOST_SWITCH, HostFacts, VMFacts
@@ -48,23 +49,23 @@ _REASONS = (
     Reason(
         "benefits-missing",
         "the VM has no Azure Benefits (no V1 guest NIC, no V2 Guest Service Interface)",
-        "hcibenefit enable --vm {vm}",
+        "{enable}; then hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
         "node-not-serving",
         "the owner node's IMDS attestation is not active",
-        "hcibenefit status --cluster {cluster} (fix node {node} first: host sync or host enable)",
+        "{node_fix}; then hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
         "imds-path-broken",
         "the V1 path on the host is broken (guest NIC, switch, host vNIC or legacy OS support)",
-        "hcibenefit status --vm {vm} shows the host-side finding; hcibenefit enable --vm {vm} reconnects the NIC",
+        "{path_fix}; then hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
         "imds-unreachable",
         "the guest cannot reach IMDS at 169.254.169.253 although the host side looks right",
-        "inside {vm}: check the IMDS NIC has a 169.254.x.x address, Windows Firewall and proxy settings; "
-        "then hcibenefit guest kick --vm {vm}",
+        "inside {vm}: Test-NetConnection 169.254.169.253 -Port 80 shows where it stops (the IMDS NIC's "
+        "169.254.x.x address, Windows Firewall, a proxy); then hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
         "document-unparsable",
@@ -74,13 +75,13 @@ _REASONS = (
     Reason(
         "bad-signature",
         "the attested document's signature does not verify",
-        "on {node}: hcibenefit host sync --cluster {cluster}; look for anything rewriting HTTP on the IMDS switch",
+        "{sync}; then look for anything on {node} rewriting HTTP on the IMDS switch",
     ),
     Reason(
         "missing-intermediate",
         "the signer's intermediate CA is missing, so the chain cannot be built",
-        "install the intermediate CA certificates in {vm} (and in the inventory's attestation.ca_files), "
-        "then hcibenefit guest kick --vm {vm}",
+        "inside {vm}: certutil -addstore CA <the issuer's certificate, from the URL named in the detail>, "
+        "and add the same file to attestation.ca_files (docs/attestation.md); then hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
         "untrusted-chain",
@@ -100,7 +101,7 @@ _REASONS = (
     Reason(
         "document-expired",
         "IMDS served an expired attested document",
-        "hcibenefit host sync --cluster {cluster}; check the clocks of {node} and {vm}",
+        "{sync}; if that does not help, compare the clocks of {node} and {vm} (w32tm /stripchart)",
     ),
     Reason(
         "document-not-yet-valid",
@@ -110,31 +111,39 @@ _REASONS = (
     Reason(
         "task-missing",
         "the guest has no LicenseImdsIntegration task",
-        "install the latest cumulative update in {vm} (platform.md section 6)",
+        "inside {vm}: install the latest cumulative update (Windows Update); then hcibenefit guest check --vm {vm_arg}",
     ),
     Reason(
         "task-disabled",
         "the LicenseImdsIntegration task is disabled",
-        "hcibenefit guest kick --vm {vm} --enable-task",
+        "hcibenefit guest kick --vm {vm_arg} --enable-task",
     ),
     Reason(
-        "task-never-ran", "the LicenseImdsIntegration task has never run", "hcibenefit guest kick --vm {vm}"
+        "task-never-ran",
+        "the LicenseImdsIntegration task has never run",
+        "hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
-        "task-failed", "the LicenseImdsIntegration task's last run failed", "hcibenefit guest kick --vm {vm}"
+        "task-failed",
+        "the LicenseImdsIntegration task's last run failed",
+        "hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
         "activation-pending",
         "the task ran successfully but Windows is not activated yet",
-        "hcibenefit guest kick --vm {vm} (the seed article saw activation take a second run)",
+        "hcibenefit guest kick --vm {vm_arg}  (activation can take a second run of the task)",
     ),
     Reason("no-product-key", "no Windows product with a key is installed", "check the image in {vm}"),
     Reason("license-unknown", "the guest could not read its licensing state", None),
-    Reason("vm-off", "the VM is off", "start {vm}, then check again"),
-    Reason("vm-saved", "the VM is saved", "start {vm}, then check again"),
-    Reason("vm-paused", "the VM is paused", "resume {vm}, then check again"),
-    Reason("vm-not-running", "the VM is not running", "start {vm}, then check again"),
-    Reason("vm-not-found", "the owner node no longer finds the VM (moved or renamed)", "run the check again"),
+    Reason("vm-off", "the VM is off", "{start}; then hcibenefit guest check --vm {vm_arg}"),
+    Reason("vm-saved", "the VM is saved", "{start}; then hcibenefit guest check --vm {vm_arg}"),
+    Reason("vm-paused", "the VM is paused", "{start}; then hcibenefit guest check --vm {vm_arg}"),
+    Reason("vm-not-running", "the VM is not running", "{start}; then hcibenefit guest check --vm {vm_arg}"),
+    Reason(
+        "vm-not-found",
+        "the owner node no longer finds the VM (moved or renamed)",
+        "hcibenefit guest check --vm {vm_arg}",
+    ),
     Reason(
         "powershell-direct-unavailable",
         "PowerShell Direct into the guest failed",
@@ -147,14 +156,20 @@ _REASONS = (
         "check the guest address and WinRM settings under clusters[].guests in the inventory",
     ),
     Reason(
-        "node-unreachable", "the owner node could not be reached", "hcibenefit status --cluster {cluster}"
+        "node-unreachable",
+        "the owner node could not be reached",
+        "hcibenefit inventory test --cluster {cluster_arg}",
     ),
     Reason(
         "probe-failed",
         "the probe failed on the owner node",
-        "rerun with -vv; the detail has PowerShell's error",
+        "hcibenefit -vv guest check --vm {vm_arg} shows PowerShell's error",
     ),
-    Reason("no-answer", "the guest sent no answer", "rerun with -vv; the detail has any unattributed errors"),
+    Reason(
+        "no-answer",
+        "the guest sent no answer",
+        "hcibenefit -vv guest check --vm {vm_arg} shows what came back",
+    ),
     Reason(
         "credential-unavailable",
         "the guest credential could not be resolved, so the guest was not asked",
@@ -235,23 +250,60 @@ def not_running(state: str) -> str:
     return _NOT_RUNNING.get(state, "vm-not-running")
 
 
-def _fix(code: str, ctx: GuestContext) -> str | None:
+def fix_for(code: str, ctx: GuestContext) -> str | None:
+    """The reason's fix for this VM: exact commands, with what its owner node needs first."""
     template = REASONS[code].fix
     if template is None:
         return None
-    return template.format(vm=ctx.vm, cluster=ctx.cluster, node=ctx.node or "the owner node")
+    vm, host = ctx.vm_facts, ctx.host
+    node = ctx.node or "the owner node"
+    enable = fixes.enable_vm(ctx.vm)
+    node_fix = fixes.hcibenefit("status", cluster=ctx.cluster)
+    path_fix = enable
+    sync = fixes.hcibenefit("host", "sync", cluster=ctx.cluster, node=ctx.node)
+    if vm is not None and host is not None:
+        transport = ctx.requirement.transport if ctx.requirement else None
+        enable = fixes.enable_fix(vm, host, transport or ("V1" if vm.imds_nic is not None else None))
+        node_fix = fixes.steps(*fixes.node_serving_steps(host)) or node_fix
+        switch = host.switch or host.attestation_switch
+        if switch is None:
+            path_fix = fixes.steps(
+                *fixes.node_enable_steps(host.cluster, host.node, host.module_version),
+                fixes.enable_vm(ctx.vm),
+            )
+        elif (
+            switch.switch_type != "Internal"
+            or switch.name != HOST_SWITCH
+            or (host.host_vnic_addresses is not None and HOST_IMDS_ADDRESS not in host.host_vnic_addresses)
+        ):
+            path_fix = fixes.rebuild_switch(host.node)
+        else:
+            path_fix = fixes.enable_fix(vm, host, "V1")
+    state = vm.state if vm is not None else "Off"
+    return template.format(
+        vm=ctx.vm,
+        vm_arg=fixes.sh(ctx.vm),
+        cluster=ctx.cluster,
+        cluster_arg=fixes.sh(ctx.cluster),
+        node=node,
+        enable=enable,
+        node_fix=node_fix,
+        path_fix=path_fix,
+        sync=sync,
+        start=fixes.start_vm(ctx.vm, node, state),
+    )
 
 
 def _verdict(
     verdict: Verdict, code: str, detail: str, ctx: GuestContext, problems: Sequence[str] = ()
 ) -> GuestVerdict:
-    return GuestVerdict(verdict, code, detail, _fix(code, ctx), tuple(problems) or (code,))
+    return GuestVerdict(verdict, code, detail, fix_for(code, ctx), tuple(problems) or (code,))
 
 
 # --- failures before any guest answer ------------------------------------------------------------
 
 # ASSUMPTION: the ids PowerShell Direct gives (RemotingErrorIdStrings); the messages are matched too,
-# since the ids are not documented in platform.md.
+# since the ids are not documented in docs/platform.md.
 _AUTH_IDS = ("InvalidCredential", "AuthenticationFailed")
 _AUTH_WORDS = ("credential is invalid", "user name or password is incorrect", "logon failure")
 

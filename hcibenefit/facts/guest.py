@@ -16,7 +16,7 @@ from typing import Any
 from hcibenefit import jsonguard
 from hcibenefit.facts.host import FactsError, ScriptProblem, _get, _list, _text, parse_time
 
-# SoftwareLicensingProduct.LicenseStatus (platform.md section 7).
+# SoftwareLicensingProduct.LicenseStatus (docs/platform.md §7).
 LICENSE_STATUS_NAMES = {
     0: "Unlicensed",
     1: "Licensed",
@@ -27,7 +27,7 @@ LICENSE_STATUS_NAMES = {
     6: "ExtendedGrace",
 }
 LICENSED = 1
-# Get-ScheduledTaskInfo.LastTaskResult 0x41303: "the task has not yet run" (platform.md section 11).
+# Get-ScheduledTaskInfo.LastTaskResult 0x41303: "the task has not yet run" (docs/platform.md §11).
 TASK_NOT_YET_RUN = 267011
 AZURE_IMDS_ADDRESS = "169.254.169.254"
 HOST_IMDS_ADDRESS = "169.254.169.253"

@@ -18,7 +18,7 @@ GSI = "Guest Service Interface"
 KVP = "Key-Value Pair Exchange"
 HOST_IMDS_ADDRESS = "169.254.169.253"
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
-# OS build → release (platform.md section 2); later builds are Azure Local releases of the 23H2 family.
+# OS build → release (docs/platform.md §2); later builds are Azure Local releases of the 23H2 family.
 RELEASES = {"20348": "21H2", "20349": "22H2", "20350": "23H2"}
 
 

@@ -38,7 +38,7 @@ AZURE_CREDENTIAL_KINDS: tuple[str, ...] = get_args(AzureCredentialKind)
 DEFAULT_HTTPS_PORT = 5986
 DEFAULT_HTTP_PORT = 5985
 DEFAULT_SAN_PATTERN = r"^(.*\.)?metadata\.(azure\.(com|us|cn)|microsoftazure\.de)$"
-# EditionIDs of the guest editions that only activate through Azure Benefits (platform.md §7).
+# EditionIDs of the guest editions that only activate through Azure Benefits (docs/platform.md §7).
 DEFAULT_REQUIRED_EDITIONS = ("ServerRdsh", "ServerTurbine", "ServerTurbineCor")
 DEFAULT_REQUIRED_OS_NAMES = ("*multi-session*", "*Azure Edition*")
 

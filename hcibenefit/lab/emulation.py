@@ -1,7 +1,7 @@
 """What our host scripts would print on a real node, computed from the lab's FleetState.
 
 One handler per script id. Each mirrors its .ps1 file: the same JSON shape, and the same effects and
-error texts as the cmdlets it calls (platform.md). Where the public record does not say what a cmdlet
+error texts as the cmdlets it calls (docs/platform.md). Where the public record does not say what a cmdlet
 prints, the text here is marked as an assumption.
 """
 
@@ -38,7 +38,7 @@ NOT_RECOGNIZED = (
     "The term '{0}' is not recognized as the name of a cmdlet, function, script file, or operable program. "
     "Check the spelling of the name, or if a path was included, verify that the path is correct and try again."
 )
-# Messages quoted from Az.StackHCI's source (platform.md section 3).
+# Messages quoted from Az.StackHCI's source (docs/platform.md §3).
 NOT_REGISTERED = "The cluster is not registered with Azure. Register the cluster using Register-AzStackHCI and then try again."
 NODES_OFFLINE = (
     "One or more servers in your cluster are offline. Check that all your servers are up and then try again."
@@ -156,7 +156,7 @@ def _vm_record(inv: Invocation, vm: VM, include_guest_os: bool) -> dict[str, Any
                 "OSName": vm.os,
                 "OSVersion": "10.0.22631" if "11" in vm.os else "10.0.20348",
                 "OSBuildNumber": "22631" if "11" in vm.os else "20348",
-                # Numeric product type; only 175 (PRODUCT_SERVERRDSH) is documented (platform.md).
+                # Numeric product type; only 175 (PRODUCT_SERVERRDSH) is documented (docs/platform.md).
                 "OSEditionId": _EDITION_IDS.get(vm.edition, "0"),
                 "ProductType": "3" if vm.edition.startswith("Server") and vm.edition != "ServerRdsh" else "1",
                 "FullyQualifiedDomainName": f"{vm.name}.lab.test",
@@ -187,7 +187,7 @@ def _guest_addresses(vm: VM, nic: Nic) -> list[str]:
     octets = vm.id.replace("-", "")
     third, fourth = int(octets[:2], 16) % 250 + 1, int(octets[2:4], 16) % 250 + 1
     if nic.name == GUEST_NIC:
-        # No DHCP on the IMDS switch: the guest gives itself an APIPA address (platform.md, inference).
+        # No DHCP on the IMDS switch: the guest gives itself an APIPA address (docs/platform.md, inference).
         return [f"169.254.{third}.{fourth}"] if nic.connected else []
     return [f"10.20.{third}.{fourth}"]
 
@@ -211,7 +211,7 @@ def host_facts(inv: Invocation) -> None:
             "cluster_status": "Clustered",
             "registration_status": cluster.registration,
             "connection_status": "Connected" if registered else "NotYet",
-            # Empty when the cluster is not registered (platform.md section 2).
+            # Empty when the cluster is not registered (docs/platform.md §2).
             "imds_attestation": ("Enabled" if any_enabled else "Disabled") if registered else "",
             "last_connected": _iso(cluster.last_sync),
             "next_sync": _iso(cluster.last_sync + dt.timedelta(hours=12)) if cluster.last_sync else None,
@@ -271,7 +271,7 @@ def _add_guest_nic(inv: Invocation, name: str) -> None:
     if node.attestation != "Active":
         raise CmdletError(IMDS_NOT_ACTIVE.format(node.name.upper()), "Exception,Add-AzStackHCIVMAttestation")
     if cluster.version != "22H2" and not node.legacy_os_support:
-        # Az.StackHCI only says so on the verbose stream and changes nothing (platform.md section 3).
+        # Az.StackHCI only says so on the verbose stream and changes nothing (docs/platform.md §3).
         inv.out.write_verbose(LEGACY_OFF.format("Add-AzStackHCIVMAttestation"))
         return
     if node.switch is None or node.switch.name != HOST_SWITCH:
@@ -283,7 +283,7 @@ def _add_guest_nic(inv: Invocation, name: str) -> None:
     if vm.imds_nic() is not None:
         return
     if vm.generation == 1 and vm.state != "Off":
-        # Hyper-V cannot hot-add a synthetic NIC to a Generation 1 VM (platform.md section 4).
+        # Hyper-V cannot hot-add a synthetic NIC to a Generation 1 VM (docs/platform.md §4).
         raise CmdletError(
             "Unable to configure IMDS Service on VM. Failed to add device 'Synthetic Ethernet Port'. "
             "The operation cannot be performed while the virtual machine is in its current state.",

@@ -6,13 +6,13 @@ the bodies (guest-probe-body/1, guest-kick-body/1) answer from the VM's GuestSta
 a host change shows in the guest (a VM that gets its NIC through `hcibenefit enable` reaches IMDS and
 activates after a kick).
 
-ASSUMPTIONS (none of these texts or ids is in platform.md; each is marked where used):
+ASSUMPTIONS (none of these texts or ids is in docs/platform.md; each is marked where used):
 - PowerShell Direct error texts and ids for a VM that is not running, does not exist, refuses the
   credential, or has no PowerShell for us;
 - what a guest sees when its path to 169.254.169.253 is broken (refused at once) versus blocked inside
   the guest (times out), and that 169.254.169.254 always times out on HCI;
 - LastTaskResult / Security-SPP 8198 hr codes per cause, and the Client-License-Flexible-Platform event
-  ids and texts (platform.md: IMDS-specific ids are undocumented);
+  ids and texts (docs/platform.md: IMDS-specific ids are undocumented);
 - the licensing product's channel and grace period for an IMDS-activated guest.
 """
 
@@ -256,7 +256,7 @@ def run_task(state: FleetState, vm: VM) -> None:
     hr = _failure_hr(state, vm)
     guest.last_result = hr
     _event(guest, CLIP_FAILED[0], CLIP_LOG, CLIP_FAILED[1].format(hr), at)
-    # platform.md section 7: Security-SPP 8198, activation failed with hr=...
+    # docs/platform.md §7: Security-SPP 8198, activation failed with hr=...
     _event(
         guest,
         8198,

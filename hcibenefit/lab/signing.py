@@ -4,7 +4,7 @@ Generate one ``LabSigningChain`` per lab (five RSA-2048 keys, a fraction of a se
 ``make_document`` for each request. Clients trust ``ca_bundle_pem()`` (root + intermediate) and check the
 signer's SAN against ``LAB_SAN_PATTERN``.
 
-The wire shape copies real Azure documents (platform.md section 8): CMS SignedData, JSON as encapsulated
+The wire shape copies real Azure documents (docs/platform.md §8): CMS SignedData, JSON as encapsulated
 content, **no signed attributes** (the RSA PKCS#1 v1.5 signature is over the content bytes), the SignerInfo's
 digestAlgorithm carrying sha256WithRSAEncryption, and only the leaf certificate embedded. cryptography's
 ``PKCS7SignatureBuilder`` can leave out attributes (``PKCS7Options.NoAttributes``) but always writes the plain
@@ -35,7 +35,7 @@ LAB_SAN_PATTERN = r"^(.*\.)?metadata\.hcibenefit-lab\.test$"
 Fault = Literal["valid", "expired", "tampered", "missing-intermediate", "wrong-nonce"]
 DocumentShape = Literal["azure", "hci"]
 
-# Marketplace multi-session images are the guests that activate through IMDS (platform.md sections 1 and 6).
+# Marketplace multi-session images are the guests that activate through IMDS (docs/platform.md §1 and §6).
 DEFAULT_SKU = "win11-23h2-avd"
 DEFAULT_LICENSE_TYPE = "Windows_Client"
 # ASSUMPTION: six hours between createdOn and expiresOn, as in the IMDS documentation's sample documents.
@@ -144,7 +144,7 @@ class LabSigningChain:
         b64 = base64.b64encode(pkcs7).decode("ascii")
         if shape == "azure":
             return {"encoding": "pkcs7", "signature": b64}
-        # ASSUMPTION (platform.md section 1: the HCI envelope is unverified): "data" is base64 JSON holding
+        # ASSUMPTION (docs/platform.md §1: the HCI envelope is unverified): "data" is base64 JSON holding
         # the document's fields, unsigned, beside "verification", the base64 PKCS#7.
         return {"data": base64.b64encode(_compact({**content, "verification": b64})).decode("ascii")}
 

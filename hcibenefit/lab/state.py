@@ -27,7 +27,7 @@ FIREWALL_RULES = (
     "AzsHci-ImdsAttestation-Block-UDP-Out",
 )
 BUILD_BY_VERSION = {"22H2": "20349", "23H2": "20350"}
-ATTESTATION_VALIDITY = dt.timedelta(days=30)  # HciSvc's Azure certificate is valid 30 days (platform.md)
+ATTESTATION_VALIDITY = dt.timedelta(days=30)  # HciSvc's Azure certificate is valid 30 days (docs/platform.md)
 _NAMESPACE = uuid.UUID("6f1c7a52-8d1e-4c51-9a3e-5b0f1d2c3e4f")
 
 
@@ -237,7 +237,7 @@ class FleetState:
         """(Status, SupportedVersions) as Get-AzStackHCIVMAttestation -Local lists the VM, or None if absent.
 
         V1 is listed only when legacy OS support is on (23H2) or always on 22H2; V2 when GSI is on.
-        Connected means configured, not probed (platform.md, inference).
+        Connected means configured, not probed (docs/platform.md, inference).
         """
         node = self.node(vm.node)
         cluster = self.clusters[vm.cluster]

@@ -1,7 +1,7 @@
 """One host, one runspace pool, several of our scripts with parameters. With `pypsrp_fixes`, the only
 modules that touch pypsrp.
 
-Rules this module keeps (remoting.md):
+Rules this module keeps (docs/remoting.md):
 - scripts go through `add_script` + `add_parameters`; user input is only ever a parameter value;
 - every pool opened is closed, also when `open()` fails halfway, on errors and on Ctrl-C; a Create
   whose answer never came is deleted by the id we chose for it;
@@ -380,7 +380,7 @@ class HostSession:
         self._pool = pool
         self.closed = False
         # The host creates the shell under the id we chose (pool.id) even if its answer never reaches us;
-        # close() deletes it by that id when the Create went unanswered (remoting.md section 3).
+        # close() deletes it by that id when the Create went unanswered (docs/remoting.md §3).
         self._create_unanswered = True
         if isinstance(self.cancel, Cancellation):
             self.cancel.register(self)

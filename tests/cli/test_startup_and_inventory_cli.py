@@ -49,7 +49,7 @@ def test_validate_example_inventory_names_what_is_missing_on_this_machine(
     monkeypatch.delenv("HCIBENEFIT_PASSWORD", raising=False)
     assert run(["inventory", "validate", str(ROOT / "inventory.example.yaml")]) == ExitCode.USAGE
     err = capsys.readouterr().err
-    assert "pki/microsoft-tls-rsa-root-g2.pem does not exist" in err
+    assert "pki/microsoft-tls-rsa-root-g2-xsign.crt does not exist" in err
     assert (
         "inventory.example.yaml:54:5: defaults.credentials: password_env HCIBENEFIT_PASSWORD is not set"
         in err

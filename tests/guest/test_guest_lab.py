@@ -289,7 +289,9 @@ def test_kick_of_several_vms_needs_yes_without_a_terminal(lab: LabClient) -> Non
 def test_a_vm_that_gets_its_nic_activates_after_a_kick(lab: LabClient) -> None:
     before = lab.cli("guest", "check", "--vm", "avd-missing-nic", "--format", "json").json()[0]
     assert (
-        before["reason"] == "benefits-missing" and before["fix"] == "hcibenefit enable --vm avd-missing-nic"
+        before["reason"] == "benefits-missing"
+        and before["fix"]
+        == "hcibenefit enable --vm avd-missing-nic; then hcibenefit guest kick --vm avd-missing-nic"
     )
     planned = lab.cli("guest", "kick", "--vm", "avd-missing-nic", "--what-if", "--format", "json").json()[0]
     assert "it will fail until the host side is fixed" in planned["why"]

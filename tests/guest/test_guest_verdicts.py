@@ -189,7 +189,14 @@ clusters:
         "nic-unplugged": ("not-activated", "imds-path-broken"),
     }
     assert "Expired" in verdicts["expired-node"].detail
-    assert verdicts["no-nic"].fix == "hcibenefit enable --vm no-nic"
+    # The exact way out, in order: the owner node serves again, the VM gets its NIC, the task runs.
+    assert verdicts["no-nic"].fix == (
+        "first hcibenefit host sync --cluster c1 --node n1; then hcibenefit enable --vm no-nic; "
+        "then hcibenefit guest kick --vm no-nic"
+    )
+    assert verdicts["expired-node"].fix == (
+        "hcibenefit host sync --cluster c1 --node n1; then hcibenefit guest kick --vm expired-node"
+    )
     # The guest also saw IMDS fail, but the host-side cause is what to fix; it is the only problem listed.
     assert "imds-unreachable" not in verdicts["expired-node"].problems
 

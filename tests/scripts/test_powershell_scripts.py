@@ -1,6 +1,6 @@
 """Every shipped .ps1 parses, has a header and a param() block, and uses only documented cmdlets/members.
 
-The allow-lists below are the test's copy of what ../shared/reference/platform.md documents (host
+The allow-lists below are the test's copy of what docs/platform.md documents (host
 cmdlets §2, standard cmdlets §11, guest checks §7), plus the PowerShell language's own utility cmdlets.
 A script that needs something new must add it here, with where it is documented.
 """
@@ -25,19 +25,19 @@ tsp = pytest.importorskip("tree_sitter_powershell")
 
 # fmt: off
 PLATFORM_CMDLETS = {
-    # platform.md §2: AzureStackHCI (in-box) and Az.StackHCI
+    # docs/platform.md §2: AzureStackHCI (in-box) and Az.StackHCI
     "Get-AzureStackHCI", "Sync-AzureStackHCI", "Get-AzureStackHCIAttestation", "Set-AzureStackHCIAttestation",
     "Enable-AzStackHCIAttestation", "Disable-AzStackHCIAttestation", "Add-AzStackHCIVMAttestation",
     "Remove-AzStackHCIVMAttestation", "Get-AzStackHCIVMAttestation",
-    # platform.md §11: Hyper-V, FailoverClusters, NetTCPIP, NetSecurity, CIM, modules
+    # docs/platform.md §11: Hyper-V, FailoverClusters, NetTCPIP, NetSecurity, CIM, modules
     "Get-VM", "Get-VMSwitch", "Get-VMNetworkAdapter", "Add-VMNetworkAdapter", "Connect-VMNetworkAdapter",
     "Remove-VMNetworkAdapter", "Set-VMNetworkAdapter", "Set-VMNetworkAdapterVlan", "Get-VMIntegrationService",
     "Enable-VMIntegrationService", "Get-ClusterNode", "Get-NetIPAddress", "Get-NetFirewallRule", "Get-Module",
     "Get-CimInstance", "Invoke-Command",
-    # platform.md §7 and §11: guest side
+    # docs/platform.md §7 and §11: guest side
     "Get-ItemProperty", "Get-ScheduledTask", "Get-ScheduledTaskInfo", "Start-ScheduledTask", "Get-WinEvent",
     "Invoke-RestMethod",
-    # Counterparts of documented cmdlets in the same Microsoft Learn module references platform.md cites
+    # Counterparts of documented cmdlets in the same Microsoft Learn module references docs/platform.md cites
     # (Hyper-V: Disable-VMIntegrationService; ScheduledTasks: Enable-ScheduledTask for --enable-task).
     "Disable-VMIntegrationService", "Enable-ScheduledTask",
 }

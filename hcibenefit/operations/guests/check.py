@@ -228,7 +228,7 @@ def _probe_evidence(
         document = {
             "fetched_from": probe.document_from,
             "nonce_sent": nonce,
-            # ASSUMPTION: what HCI puts in vmId is unverified (platform.md section 8), so a mismatch is
+            # ASSUMPTION: what HCI puts in vmId is unverified (docs/platform.md §8), so a mismatch is
             # evidence to read, not a verdict.
             "vm_id_matches": (str(payload_vm).lower() == vm.id.lower()) if payload_vm and vm else None,
             "verification": report.to_dict(),

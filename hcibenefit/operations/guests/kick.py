@@ -15,6 +15,7 @@ from hcibenefit.checks.guest_checks import (
     INCOMPLETE_VERDICTS,
     REASONS,
     NotProbed,
+    fix_for,
 )
 from hcibenefit.facts.guest import (
     KickResult,
@@ -181,13 +182,7 @@ def plan_kick(record: GuestRecord, *, enable_task: bool) -> KickPlan:
 
 
 def _fix_for(code: str, record: GuestRecord) -> str | None:
-    template = REASONS[code].fix
-    if template is None:
-        return None
-    t = record.target
-    return template.format(
-        vm=t.name, cluster=t.cluster_name or "?", node=t.node.name if t.node else "the owner node"
-    )
+    return fix_for(code, record.target.context())
 
 
 def describe_kick_calls(plans: Sequence[KickPlan], *, enable_task: bool) -> list[dict[str, Any]]:

@@ -59,7 +59,7 @@ Answer: TypeAlias = "GuestProbe | KickResult | tuple[GuestError, ...] | NotProbe
 
 
 def new_nonce() -> str:
-    """IMDS nonces are 10 digits (platform.md section 8); fresh and unpredictable for every call."""
+    """IMDS nonces are 10 digits (docs/platform.md §8); fresh and unpredictable for every call."""
     return "".join(secrets.choice("0123456789") for _ in range(NONCE_DIGITS))
 
 

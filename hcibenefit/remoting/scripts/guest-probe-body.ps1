@@ -14,7 +14,7 @@ $ErrorActionPreference = 'Stop'
 $WindowsApplicationId = '55c92734-d682-4d71-983e-d6ec3f16059f'
 $TaskPath = '\Microsoft\Windows\Clip\'
 $TaskName = 'LicenseImdsIntegration'
-# The guest tries .254 first, then .253 (platform.md section 1); on HCI only .253 is expected to answer.
+# The guest tries .254 first, then .253 (docs/platform.md §1); on HCI only .253 is expected to answer.
 $ImdsAddresses = @('169.254.169.254', '169.254.169.253')
 $ApiVersion = '2018-10-01'
 $MaxEvents = 10
@@ -112,7 +112,7 @@ try {
 }
 catch {
     # "Not found" is the answer "task missing"; anything else leaves the task state unknown.
-    # ASSUMPTION: the CIM cmdlets' not-found id (CmdletizationQuery_NotFound_TaskName) is not in platform.md.
+    # ASSUMPTION: the CIM cmdlets' not-found id (CmdletizationQuery_NotFound_TaskName) is not in docs/platform.md.
     if ([string]$_.FullyQualifiedErrorId -notlike 'CmdletizationQuery_NotFound*') { Add-Problem 'task' $_ }
 }
 
