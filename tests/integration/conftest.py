@@ -79,7 +79,10 @@ def client_for(
     for name, value in lab.environment().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("HCIBENEFIT_AUDIT_LOG", str(tmp_path / "audit.log"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # status remembers VM names there
+    # Nothing a test runs may write to the user's own state: VM-name cache, sweep history.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("HCIBENEFIT_HISTORY", str(tmp_path / "history.sqlite"))
     for name in ("COLUMNS", "HCIBENEFIT_OUTPUT", "HCIBENEFIT_FORMAT"):
         monkeypatch.delenv(name, raising=False)
     return LabClient(lab, lab.write_inventory(tmp_path / "inventory.yaml"), capsys)
