@@ -187,6 +187,15 @@ def sweep(
             "--lab", help="Start the built-in lab fleet in-process and sweep it (no cluster needed)."
         ),
     ] = False,
+    publish: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--publish",
+            metavar="DEST",
+            help="Also send the results to DEST: azure-monitor (the inventory's azure_monitor: section). "
+            "A run that cannot be sent stays in history and goes with the next run.",
+        ),
+    ] = None,
 ) -> int:
     """Is every VM that needs Azure Benefits activated, and will it stay so?
 
@@ -204,6 +213,8 @@ def sweep(
       hcibenefit -i fleet.yaml sweep -c sea-hci01 -o junit --output-file sweep.xml
 
       hcibenefit -i fleet.yaml sweep -o json | jq '.findings[] | select(.status=="FAIL")'
+
+      hcibenefit -i fleet.yaml sweep --publish azure-monitor   # also to Log Analytics (docs/azure-monitor.md)
 
     Exit codes: 0 compliant, 1 unwaived findings at or above --fail-on, 4 something not assessed,
     5 both, 2 usage or configuration error (nothing done), 130 interrupted.
@@ -241,6 +252,7 @@ def sweep(
             history,
             no_history,
             from_dir,
+            tuple(dict.fromkeys(publish or ())),
         )
         code = _run(app, inventory, resolver, fmt, request, report_dir)
     return int(ExitCode(code))
@@ -257,6 +269,7 @@ def _request(
     history: Path | None,
     no_history: bool,
     from_dir: Path | None,
+    publish: tuple[str, ...] = (),
 ) -> SweepRequest:
     from hcibenefit.operations.sweep.collect import Scope
     from hcibenefit.operations.sweep.run import SweepRequest
@@ -273,6 +286,7 @@ def _request(
         waivers_path=waivers,
         history_path=history_path(history, no_history),
         from_dir=from_dir,
+        publish=publish,
     )
 
 

@@ -20,7 +20,9 @@ from typing import Any
 
 from hcibenefit.inventory.model import (
     DEFAULT_HTTP_PORT,
+    ArcSettings,
     AttestationSettings,
+    AzureMonitorSettings,
     AzureSettings,
     Cluster,
     ClusterAzure,
@@ -30,6 +32,7 @@ from hcibenefit.inventory.model import (
     GuestVM,
     Inventory,
     Node,
+    NodeTransport,
     PasswordCommand,
     PasswordEnv,
     PasswordKeyring,
@@ -429,7 +432,15 @@ def _build(top: Section, ctx: Ctx, *, check_effective: bool) -> Inventory:
                 _first(nsec.section("credentials"), csec.section("credentials"), d_creds), ctx
             )
             name: str = nsec.values["name"]
-            if check_effective:
+            transport: NodeTransport = _first_value("transport", nsec, csec, defaults) or "winrm"
+            arc = ArcSettings(
+                **{
+                    **_values(_sub(defaults, "arc")),
+                    **_values(csec.section("arc")),
+                    **_values(nsec.section("arc")),
+                }
+            )
+            if check_effective and transport != "arc":
                 _check_winrm(merged, winrm, creds, nsec.loc, f'node "{name}"', findings)
             nodes.append(
                 Node(
@@ -439,6 +450,8 @@ def _build(top: Section, ctx: Ctx, *, check_effective: bool) -> Inventory:
                     winrm=winrm,
                     credentials=creds,
                     guest_credentials=guest_creds,
+                    transport=transport,
+                    arc=arc,
                 )
             )
         az = csec.section("azure")
@@ -466,8 +479,25 @@ def _build(top: Section, ctx: Ctx, *, check_effective: bool) -> Inventory:
         policy=Policy(require_benefits=RequireBenefits(**_values(rb)), **policy_values),
         attestation=AttestationSettings(**_values(top.section("attestation"))),
         audit_log=top.get("audit_log"),
+        azure_monitor=_azure_monitor(top.section("azure_monitor")),
         warnings=tuple(ctx.warnings),
     )
+
+
+def _azure_monitor(sec: Section | None) -> AzureMonitorSettings | None:
+    values = _values(sec)
+    # A section missing a required key was reported already; build only what is complete.
+    if "endpoint" not in values or "rule_id" not in values:
+        return None
+    return AzureMonitorSettings(**values)
+
+
+def _first_value(key: str, *sections: Section | None) -> Any:
+    """The value of `key` from the first section that sets it (node > cluster > defaults)."""
+    for sec in sections:
+        if sec is not None and key in sec.values:
+            return sec.values[key]
+    return None
 
 
 def _values(sec: Section | None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ AuthKind: TypeAlias = Literal["negotiate", "kerberos", "ntlm", "credssp", "basic
 Encryption: TypeAlias = Literal["auto", "always", "never"]
 CredSSPMechanism: TypeAlias = Literal["auto", "ntlm", "kerberos"]
 GuestAccessMode: TypeAlias = Literal["powershell-direct", "winrm"]
+NodeTransport: TypeAlias = Literal["winrm", "arc"]
 AzureCredentialKind: TypeAlias = Literal[
     "default", "cli", "managed-identity", "environment", "workload-identity", "access-token"
 ]
@@ -33,6 +34,7 @@ AUTH_KINDS: tuple[str, ...] = get_args(AuthKind)
 ENCRYPTIONS: tuple[str, ...] = get_args(Encryption)
 CREDSSP_MECHANISMS: tuple[str, ...] = get_args(CredSSPMechanism)
 GUEST_ACCESS_MODES: tuple[str, ...] = get_args(GuestAccessMode)
+NODE_TRANSPORTS: tuple[str, ...] = get_args(NodeTransport)
 AZURE_CREDENTIAL_KINDS: tuple[str, ...] = get_args(AzureCredentialKind)
 
 DEFAULT_HTTPS_PORT = 5986
@@ -171,6 +173,25 @@ class CredentialSpec:
 
 
 @dataclass(frozen=True)
+class ArcSettings:
+    """How a node is reached with ``transport: arc``: Azure Arc run commands through Azure Resource
+    Manager (docs/arc.md). Merged key by key, node > cluster > defaults, like ``winrm:``."""
+
+    machine_id: str | None = None
+    """The ARM id of the node's Arc machine; default: found with Resource Graph by the node's name."""
+    output_container: str | None = None
+    """An https URL of a blob container: outputs go to an append blob there, since a run command's
+    instance view keeps only the last 4 KB of a script's output."""
+    timeout: int = 900
+    """Seconds a script may run on the node (the run command's timeoutInSeconds)."""
+    poll_interval: float = 2.0
+    """Seconds between two reads of a running run command, unless ARM asks for longer (Retry-After)."""
+
+    def to_public_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     address: str
@@ -178,12 +199,17 @@ class Node:
     winrm: WinRMSettings
     credentials: CredentialSpec | None
     guest_credentials: CredentialSpec | None
+    transport: NodeTransport = "winrm"
+    """winrm: a WinRM session from here; arc: Azure Arc run commands through Azure (no path to the node)."""
+    arc: ArcSettings = ArcSettings()
 
     def to_public_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "address": self.address,
             "cluster": self.cluster,
+            "transport": self.transport,
+            "arc": self.arc.to_public_dict() if self.transport == "arc" else None,
             "winrm": self.winrm.to_public_dict(),
             "credentials": self.credentials.to_public_dict() if self.credentials else None,
             "guest_credentials": (
@@ -293,6 +319,23 @@ class AzureSettings:
 
 
 @dataclass(frozen=True)
+class AzureMonitorSettings:
+    """Where ``sweep --publish azure-monitor`` sends results: the Logs Ingestion API of a data collection
+    endpoint, into the stream of a data collection rule (docs/azure-monitor.md). The credential is the
+    ``azure:`` section's."""
+
+    endpoint: str
+    """The data collection endpoint's logs ingestion URL (https://NAME.REGION-1.ingest.monitor.azure.com)."""
+    rule_id: str
+    """The data collection rule's immutable id (dcr-...), not its resource id."""
+    stream: str = "Custom-HcibenefitSweep"
+    cert_validation: bool | Path = True
+
+    def to_public_dict(self) -> dict[str, Any]:
+        return {f.name: _public(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class RequireBenefits:
     """Which VMs must have Azure Benefits: by guest edition, by OS name glob, or by VM name glob."""
 
@@ -372,6 +415,7 @@ class Inventory:
     policy: Policy = Policy()
     attestation: AttestationSettings = AttestationSettings()
     audit_log: Path | None = None
+    azure_monitor: AzureMonitorSettings | None = None
     # Accepted but risky settings (e.g. basic auth sending a password in clear text).
     warnings: tuple[str, ...] = ()
 
@@ -403,5 +447,6 @@ class Inventory:
             "policy": self.policy.to_public_dict(),
             "attestation": self.attestation.to_public_dict(),
             "audit_log": _public(self.audit_log),
+            "azure_monitor": self.azure_monitor.to_public_dict() if self.azure_monitor else None,
             "warnings": list(self.warnings),
         }

@@ -18,6 +18,7 @@ from hcibenefit.inventory.model import (
     CREDSSP_MECHANISMS,
     ENCRYPTIONS,
     GUEST_ACCESS_MODES,
+    NODE_TRANSPORTS,
     TRANSPORTS,
 )
 from hcibenefit.yamlschema import (
@@ -157,9 +158,36 @@ GUESTS = MapSpec(
     },
 )
 
-DEFAULTS = MapSpec(
-    "a mapping with winrm, credentials, guest_credentials and guests",
+_NODE_TRANSPORT = Choice(NODE_TRANSPORTS)
+"""`transport:` beside `winrm:`: how the node is reached at all (winrm.transport is WinRM's http/https)."""
+
+ARC = MapSpec(
+    "a mapping of Azure Arc run command settings (output_container, timeout, poll_interval)",
     {
+        "output_container": HttpsUrl(),
+        "timeout": Int(30, 86400),
+        "poll_interval": Number(),
+    },
+    hints={"storage": "output_container", "container": "output_container", "timeout_in_seconds": "timeout"},
+)
+
+ARC_NODE = MapSpec(
+    "a mapping of Azure Arc run command settings (machine_id, output_container, timeout, poll_interval)",
+    {
+        **ARC.fields,
+        "machine_id": Str(
+            "an Arc machine resource id (/subscriptions/.../providers/Microsoft.HybridCompute/machines/NAME)",
+            r"(?i)/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.HybridCompute/machines/[^/]+",
+        ),
+    },
+    hints=ARC.hints,
+)
+
+DEFAULTS = MapSpec(
+    "a mapping with transport, winrm, arc, credentials, guest_credentials and guests",
+    {
+        "transport": _NODE_TRANSPORT,
+        "arc": ARC,
         "winrm": WINRM,
         "credentials": CREDENTIALS,
         "guest_credentials": CREDENTIALS,
@@ -186,6 +214,8 @@ NODE = StrOrMap(
             "name": Field(Host(), required=True),
             "address": Host(),
             "port": PORT,
+            "transport": _NODE_TRANSPORT,
+            "arc": ARC_NODE,
             "winrm": WINRM,
             "credentials": CREDENTIALS,
         },
@@ -219,12 +249,15 @@ CLUSTER = MapSpec(
             required=True,
         ),
         "azure": CLUSTER_AZURE,
+        "transport": _NODE_TRANSPORT,
+        "arc": ARC,
         "winrm": WINRM,
         "credentials": CREDENTIALS,
         "guest_credentials": CREDENTIALS,
         "guests": GUESTS,
     },
-    hints={"hosts": "nodes", "servers": "nodes"},
+    # port: is short for winrm.port on a node only; on a cluster it belongs in winrm:.
+    hints={"hosts": "nodes", "servers": "nodes", "port": "winrm"},
 )
 
 
@@ -270,6 +303,30 @@ AZURE = MapSpec(
     },
 )
 
+AZURE_MONITOR = MapSpec(
+    "a mapping with endpoint, rule_id and stream",
+    {
+        "endpoint": Field(HttpsUrl(), required=True),
+        "rule_id": Field(
+            Str(
+                "a data collection rule's immutable id such as dcr-0123456789abcdef0123456789abcdef",
+                r"dcr-[0-9a-fA-F]{32}",
+            ),
+            required=True,
+        ),
+        "stream": Str("a stream name such as Custom-HcibenefitSweep", r"Custom-[A-Za-z0-9_]+"),
+        "cert_validation": CertValidation(),
+    },
+    hints={
+        "dce": "endpoint",
+        "data_collection_endpoint": "endpoint",
+        "dcr": "rule_id",
+        "dcr_id": "rule_id",
+        "immutable_id": "rule_id",
+        "stream_name": "stream",
+    },
+)
+
 REQUIRE_BENEFITS = MapSpec(
     "a mapping with editions, os_names and name_globs",
     {
@@ -310,6 +367,7 @@ INVENTORY = MapSpec(
         "policy": POLICY,
         "attestation": ATTESTATION,
         "audit_log": FilePath(),
+        "azure_monitor": AZURE_MONITOR,
     },
     # `x-common: &common {...}` at the top level holds YAML anchors for reuse (as in Compose files).
     extension_prefix="x-",

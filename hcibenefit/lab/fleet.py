@@ -265,6 +265,12 @@ class Lab:
                 f"  token_env: {AZURE_TOKEN_ENV}",
                 f"  cert_validation: {json.dumps(str(self.arm.ca_bundle))}",
                 f"  subscriptions: [{', '.join(subscriptions)}]",
+                "azure_monitor:",
+                "  # The lab's Logs Ingestion API (sweep --publish azure-monitor); GET /lab/state shows what arrived.",
+                f"  endpoint: {self.arm.url}",
+                f"  rule_id: {self.arm.ingestion.rule_id}",
+                f"  stream: {self.arm.ingestion.stream}",
+                f"  cert_validation: {json.dumps(str(self.arm.ca_bundle))}",
             ]
         lines += [
             "attestation:",
@@ -338,7 +344,11 @@ class Lab:
                         changed = lab.arm.control(json.loads(body or b"{}"))
                     except (AttributeError, TypeError, ValueError) as exc:
                         self._reply(
-                            400, {"error": f"expected {{throttle: {{...}}}} or {{revoke_token: true}}: {exc}"}
+                            400,
+                            {
+                                "error": "expected {throttle: {...}}, {revoke_token: true} or "
+                                f"{{ingestion_fail: {{...}}}}: {exc}"
+                            },
                         )
                         return
                     self._reply(200, {"changed": changed})

@@ -24,7 +24,8 @@ from typing import Any
 from hcibenefit.errors import UsageError
 from hcibenefit.sweep.model import TrendPoint
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: runs and results. 2: publications (a version-1 file gains the table when opened)."""
 BUSY_TIMEOUT_S = 60.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -49,7 +50,19 @@ CREATE TABLE IF NOT EXISTS results (
     record TEXT NOT NULL,
     PRIMARY KEY (run_id, id)
 );
+CREATE TABLE IF NOT EXISTS publications (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    published TEXT,
+    rows INTEGER,
+    PRIMARY KEY (run_id, target)
+);
 """
+PENDING = "pending"
+PUBLISHED = "published"
 
 
 def default_path() -> Path:
@@ -158,8 +171,12 @@ class History:
         inventory_hash: str,
         scope: str,
         waivers: Sequence[Mapping[str, Any]] = (),
+        publish_to: Sequence[str] = (),
     ) -> int:
-        """Store one run with all its results, all or nothing. Returns the run's id."""
+        """Store one run with all its results, all or nothing. Returns the run's id.
+
+        `publish_to` names destinations the run is to be sent to: it is pending for each in the same
+        transaction, so a run is never stored without the promise to send it (see publish/)."""
         fail = sum(1 for r in records if r["status"] == "FAIL" and not r.get("waived"))
         error = sum(1 for r in records if r["status"] == "ERROR" and not r.get("waived"))
         waived = sum(1 for r in records if r.get("waived"))
@@ -186,7 +203,53 @@ class History:
                 "INSERT INTO results (run_id, id, status, record) VALUES (?, ?, ?, ?)",
                 [(run_id, r["id"], r["status"], json.dumps(r, sort_keys=True)) for r in records],
             )
+            self._db.executemany(
+                "INSERT INTO publications (run_id, target, state) VALUES (?, ?, ?)",
+                [(run_id, target, PENDING) for target in publish_to],
+            )
         return run_id
+
+    # --- publishing ------------------------------------------------------------------------------
+
+    def unpublished(self, target: str) -> list[int]:
+        """Ids of the runs still to be sent to `target`, oldest first."""
+        rows = self._db.execute(
+            "SELECT run_id FROM publications WHERE target = ? AND state = ? ORDER BY run_id",
+            (target, PENDING),
+        )
+        return [int(r[0]) for r in rows]
+
+    def publication(self, run_id: int, target: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT state, attempts, last_error, published, rows FROM publications"
+            " WHERE run_id = ? AND target = ?",
+            (run_id, target),
+        ).fetchone()
+        if row is None:
+            return None
+        return {
+            "state": row[0],
+            "attempts": row[1],
+            "last_error": row[2],
+            "published": row[3],
+            "rows": row[4],
+        }
+
+    def mark_published(self, run_id: int, target: str, *, rows: int, at: str) -> None:
+        with self._transaction():
+            self._db.execute(
+                "UPDATE publications SET state = ?, attempts = attempts + 1, last_error = NULL,"
+                " published = ?, rows = ? WHERE run_id = ? AND target = ?",
+                (PUBLISHED, at, rows, run_id, target),
+            )
+
+    def mark_failed(self, run_id: int, target: str, error: str) -> None:
+        """A failed attempt: the run stays pending, with why (never a secret: errors are redacted text)."""
+        with self._transaction():
+            self._db.execute(
+                "UPDATE publications SET attempts = attempts + 1, last_error = ? WHERE run_id = ? AND target = ?",
+                (error[:2000], run_id, target),
+            )
 
     def prune(self, keep_days: int, now: dt.datetime | None = None) -> int:
         """Delete runs that started more than keep_days ago. Returns how many."""
@@ -197,6 +260,7 @@ class History:
                 for row in self._db.execute("SELECT id FROM runs WHERE started < ?", (cutoff.isoformat(),))
             ]
             self._db.executemany("DELETE FROM results WHERE run_id = ?", [(i,) for i in ids])
+            self._db.executemany("DELETE FROM publications WHERE run_id = ?", [(i,) for i in ids])
             self._db.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in ids])
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return len(ids)

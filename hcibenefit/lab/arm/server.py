@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hcibenefit.azure.query import QUERY_ID
 from hcibenefit.lab import pki
+from hcibenefit.lab.arm.ingestion import PATH_PREFIX, IngestionEndpoint, IngestionError, lab_rule_id
 from hcibenefit.lab.arm.model import (
     LOCATION,
     TABLE_DESKTOP,
@@ -154,6 +155,7 @@ class ArmServer:
         self._world: AzureWorld | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.ingestion = IngestionEndpoint(lab_rule_id(token))
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -186,6 +188,7 @@ class ArmServer:
             self.reset_at = now()
             self._quota_window = (0.0, 0)
             self._world_key = None
+        self.ingestion.reset()
 
     @property
     def url(self) -> str:
@@ -197,8 +200,12 @@ class ArmServer:
 
     def control(self, request: dict[str, Any]) -> dict[str, Any]:
         """``POST /lab/azure``: {"throttle": {"target": graph|arm|all, "count": N, "retry_after": S}},
-        {"revoke_token": true} (every later request gets 401 ExpiredAuthenticationToken)."""
+        {"revoke_token": true} (every later request gets 401 ExpiredAuthenticationToken),
+        {"ingestion_fail": {"count": N, "status": 503, "retry_after": S}} (Logs Ingestion calls fail)."""
         changed: dict[str, Any] = {}
+        fail = request.pop("ingestion_fail", None)
+        if fail is not None:
+            changed["ingestion_fail"] = self.ingestion.control(dict(fail))
         with self.lock:
             throttle = request.pop("throttle", None)
             if throttle is not None:
@@ -215,7 +222,9 @@ class ArmServer:
                 self.revoked = bool(request.pop("revoke_token"))
                 changed["revoke_token"] = self.revoked
             if request:
-                raise ValueError(f"unknown keys {sorted(request)}; expected throttle, revoke_token")
+                raise ValueError(
+                    f"unknown keys {sorted(request)}; expected throttle, revoke_token, ingestion_fail"
+                )
         return changed
 
     def snapshot(self) -> dict[str, Any]:
@@ -231,6 +240,7 @@ class ArmServer:
                 "subscription_reads": c.subscription_reads,
                 "unauthorized": c.unauthorized,
                 "graph_log": list(c.graph_log[-200:]),
+                "ingestion": self.ingestion.snapshot(),
             }
 
     # --- the world ------------------------------------------------------------------------------
@@ -598,6 +608,9 @@ def _handler(server: ArmServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             path, version = self._split()
+            if path.lower().startswith(PATH_PREFIX):
+                self._ingest(path, version, raw)
+                return
 
             def act() -> tuple[Any, dict[str, str]]:
                 if path.rstrip("/").lower() != GRAPH_PATH:
@@ -613,6 +626,21 @@ def _handler(server: ArmServer) -> type[BaseHTTPRequestHandler]:
                 return server.graph(version, body)
 
             self._answer(act)
+
+        def _ingest(self, path: str, version: str | None, raw: bytes) -> None:
+            try:
+                server.authorize(self.headers.get("Authorization"))
+                server.ingestion.handle(path, version, self.headers, raw)
+            except ArmError as exc:
+                self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
+                return
+            except IngestionError as exc:
+                self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
+                return
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.send_header("x-ms-request-id", str(uuid.uuid4()))
+            self.end_headers()
 
         def do_GET(self) -> None:
             path, version = self._split()

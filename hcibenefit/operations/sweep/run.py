@@ -7,8 +7,10 @@ the first connection, so a mistake there changes nothing and costs no remote ses
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import threading
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +22,14 @@ from hcibenefit.checks.guest_checks import GuestVerdict
 from hcibenefit.checks.model import Severity
 from hcibenefit.checks.registry import all_checks
 from hcibenefit.checks.results import Result
+from hcibenefit.errors import UsageError
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.facts.guest import GuestProbe
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.sweep.azure import AzurePart
 from hcibenefit.operations.sweep.azure import wanted as azure_wanted
 from hcibenefit.operations.sweep.collect import Collected, Progress, Scope, collect
+from hcibenefit.publish.azure_monitor import Publication
 from hcibenefit.sweep.history import History
 from hcibenefit.sweep.model import RunDocument, compare, inventory_hash, scope_key
 from hcibenefit.sweep.waivers import Waivers, load_waivers
@@ -42,6 +46,11 @@ class SweepRequest:
     history_path: Path | None = None
     """None: no history (--no-history)."""
     from_dir: Path | None = None
+    publish: tuple[str, ...] = ()
+    """Destinations for the run's results: "azure-monitor" (the inventory's azure_monitor: section)."""
+
+
+PUBLISH_TARGETS = ("azure-monitor",)
 
 
 @dataclass
@@ -50,6 +59,29 @@ class SweepOutcome:
     exit_code: ExitCode
     run_id: int | None = None
     notes: list[str] = field(default_factory=list)
+    publication: Publication | None = None
+
+
+def check_publish(inventory: Inventory, request: SweepRequest) -> None:
+    """Refuse a publication that could not be kept, before anything is sent."""
+    for target in request.publish:
+        if target not in PUBLISH_TARGETS:
+            raise UsageError(
+                f"--publish {target}: unknown destination", hint=f"one of: {', '.join(PUBLISH_TARGETS)}"
+            )
+    if not request.publish:
+        return
+    if request.history_path is None:
+        raise UsageError(
+            "--publish needs the history: a run that cannot be sent waits there for the next run",
+            hint="drop --no-history",
+        )
+    if inventory.azure_monitor is None:
+        raise UsageError(
+            f"--publish azure-monitor: the inventory {inventory.source} has no azure_monitor: section",
+            hint="add azure_monitor: {endpoint: <data collection endpoint>, rule_id: dcr-..., stream: "
+            "Custom-HcibenefitSweep} (docs/azure-monitor.md)",
+        )
 
 
 def fleet_hash(inventory: Inventory) -> str:
@@ -81,6 +113,7 @@ def run_sweep(
     known = [m.id for m in all_checks()]
     waivers_path = request.waivers_path or inventory.policy.waivers
     waivers = load_waivers(waivers_path, known) if waivers_path else Waivers()
+    check_publish(inventory, request)
     history = History(request.history_path) if request.history_path else None
     try:
         started = clock()
@@ -119,10 +152,28 @@ def run_sweep(
         finished = clock()
         outcome = _conclude(inventory, request, collected, waivers, history, started, finished, azure_results)
         outcome.notes[:0] = notes
+        if history is not None and inventory.azure_monitor is not None and "azure-monitor" in request.publish:
+            _publish(outcome, history, inventory)
         return outcome
     finally:
         if history is not None:
             history.close()
+
+
+def _publish(outcome: SweepOutcome, history: History, inventory: Inventory) -> None:
+    """Send this run and every earlier one still pending; a failure keeps them pending and makes the run
+    incomplete (exit 4), since what was asked for was not all done."""
+    from hcibenefit.publish.azure_monitor import publish_pending
+
+    assert inventory.azure_monitor is not None
+    publication = publish_pending(history, inventory.azure_monitor, inventory.azure)
+    outcome.publication = publication
+    outcome.notes += publication.notes()
+    if not publication.complete:
+        outcome.exit_code = ExitCode.combine(
+            findings=outcome.exit_code in (ExitCode.FINDINGS, ExitCode.FINDINGS_AND_INCOMPLETE),
+            incomplete=True,
+        )
 
 
 def _start_azure(inventory: Inventory, request: SweepRequest, started: dt.datetime) -> AzurePart | None:
@@ -161,6 +212,8 @@ def _conclude(
     fleet, scope = fleet_hash(inventory), selection_key(request, inventory)
     run: dict[str, Any] = {
         "id": None,
+        "uid": str(uuid.uuid4()),
+        "collector": socket.gethostname(),
         "started": started.isoformat(),
         "finished": finished.isoformat(),
         "duration_s": round((finished - started).total_seconds(), 3),
@@ -179,13 +232,22 @@ def _conclude(
         "exit_code": int(code),
         "waivers_file": str(waivers.source) if waivers.source else None,
         "targets": _targets(inventory, selected, collected.clusters),
+        "sites": {c.name: c.site for c in request.scope.clusters},
+        "horizon": _horizon(inventory, selected, collected.clusters, verdicts),
     }
     notes = [n for u in uses if (n := u.note())]
     outcome = SweepOutcome({}, code, notes=notes)
     document = RunDocument(run, records, waivers=[u.to_dict() for u in uses])
     if history is not None:
         previous = history.previous(inventory_hash=fleet, scope=scope)
-        run_id = history.record(run, records, inventory_hash=fleet, scope=scope, waivers=document.waivers)
+        run_id = history.record(
+            run,
+            records,
+            inventory_hash=fleet,
+            scope=scope,
+            waivers=document.waivers,
+            publish_to=_destinations(inventory, request),
+        )
         run["id"] = run_id
         outcome.run_id = run_id
         before = history.records(previous.id) if previous else []
@@ -196,6 +258,44 @@ def _conclude(
         document.trend = [p.to_dict() for p in history.trend(inventory_hash=fleet, scope=scope)]
     outcome.document = document.to_dict()
     return outcome
+
+
+def _destinations(inventory: Inventory, request: SweepRequest) -> list[str]:
+    from hcibenefit.publish.azure_monitor import target_key
+
+    if "azure-monitor" in request.publish and inventory.azure_monitor is not None:
+        return [target_key(inventory.azure_monitor)]
+    return []
+
+
+def _horizon(
+    inventory: Inventory,
+    selected: dict[str, set[str]],
+    clusters: Sequence[ClusterEvidence],
+    verdicts: Mapping[str, GuestVerdict],
+) -> list[dict[str, Any]]:
+    """Every selected VM that needs Azure Benefits, with the day its benefits lapse if its host stops
+    renewing: the host's IMDS attestation expiry (renewed by the host's sync with Azure)."""
+    horizon = []
+    for evidence in clusters:
+        for host in evidence.hosts:
+            expires = host.attestation.expiration if host.attestation else None
+            for vm in host.vms:
+                if vm.name.casefold() not in selected[evidence.name]:
+                    continue
+                if requirement(vm, host, inventory.policy).needed is not True:
+                    continue
+                verdict = verdicts.get(vm.name.casefold())
+                horizon.append(
+                    {
+                        "cluster": evidence.name,
+                        "node": host.node,
+                        "vm": vm.name,
+                        "benefits_expire": expires.isoformat() if expires else None,
+                        "verdict": str(verdict.verdict) if verdict is not None else None,
+                    }
+                )
+    return horizon
 
 
 def _member_of(names: set[str]) -> Callable[[str], bool]:
