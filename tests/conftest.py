@@ -1,17 +1,23 @@
-"""Shared fixtures: the lab's engine driven directly (no sockets), and paths to ../shared when present."""
+"""Shared fixtures: the lab's engine driven directly (no sockets), paths to ../shared when present, and the
+session-wide check that no lab leaves a private directory or an open remote shell behind."""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hcibenefit.lab.engine import LabEngine
+from hcibenefit.lab.fleet import Lab
 from hcibenefit.lab.spec import FleetSpec, default_fleet, parse_fleet
 from hcibenefit.lab.state import FleetState
+from hcibenefit.lab.wsman import WSManServer
 from hcibenefit.lab.wsman.executor import CommandSpec, PipelineCall
 from hcibenefit.remoting.catalog import Script
 
@@ -81,3 +87,52 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not present (a user's clone has none)")
     return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole suite: every lab was stopped with no remote shell open, every WinRM server was
+    stopped, and no private directory of theirs (node TLS keys) is left in the temporary directory.
+
+    The suite's labs, in this process and in the ones it starts (TMPDIR), use a temporary directory of
+    their own, so other test runs on the same machine cannot make this pass or fail. Shells are counted
+    for `Lab`s, where hcibenefit's commands run; the WinRM transport tests drive raw servers and stop
+    some with a client stuck mid-call on purpose.
+    """
+    private = tmp_path_factory.mktemp("lab-tmp")
+    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = str(private)
+    os.environ["TMPDIR"] = str(private)
+    servers: list[WSManServer] = []
+    shells_left: list[str] = []
+    server_start, lab_stop = WSManServer.start, Lab.stop
+
+    def tracked_start(self: WSManServer) -> None:
+        servers.append(self)
+        server_start(self)
+
+    def tracked_stop(self: Lab) -> None:
+        if self.server is not None and not self.server.stopping.is_set():
+            shells_left.extend(
+                f"{node}: {count}"
+                for node in self.server.node_names()
+                if (count := self.server.stats(node).open_shells)
+            )
+        lab_stop(self)
+
+    WSManServer.start = tracked_start  # type: ignore[method-assign]
+    Lab.stop = tracked_stop  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        WSManServer.start, Lab.stop = server_start, lab_stop  # type: ignore[method-assign]
+        tempfile.tempdir = saved[0]
+        if saved[1] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[1]
+    running = [s for s in servers if not s.stopping.is_set()]
+    leftovers = sorted(p.name for p in private.iterdir() if p.name.startswith("hcibenefit-"))
+    assert not running, f"{len(running)} WinRM server(s) of the lab were never stopped"
+    assert not shells_left, f"labs stopped with remote shells open: {', '.join(shells_left)}"
+    assert not leftovers, f"lab directories left behind: {', '.join(leftovers)}"

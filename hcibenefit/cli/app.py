@@ -243,10 +243,16 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _forget_sent_changes() -> None:
-    # Only a command that changes something imports the audit module; --help never pays for it.
+    """Per-run state of modules a command may have loaded: what was sent, which hosts were warned about.
+
+    Only commands that connect import these modules; --help never pays for them.
+    """
     audit = sys.modules.get("hcibenefit.operations.audit")
     if audit is not None:
         audit.forget_sent_changes()
+    tlswarn = sys.modules.get("hcibenefit.operations.tlswarn")
+    if tlswarn is not None:
+        tlswarn.forget_warnings()
 
 
 def _after_sending(code: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -87,29 +88,69 @@ def serve(
     from hcibenefit.lab.fleet import Lab
 
     appctx = app_context(ctx)
-    spec = _spec(fleet, scale, seed)
-    stop = threading.Event()
-    with Lab(spec, auth=_auth(auth), control_port=control_port) as lab:
-        lab.write_inventory(write_inventory)
-        for name, value in lab.environment().items():
-            print(f"export {name}={value}", file=appctx.stderr)
-        print(
-            f"lab ready: {spec.node_count()} nodes, {spec.vm_count()} VMs ({spec.source}), auth {auth} over "
-            f"{'https' if auth == 'basic' else 'http'}; inventory {write_inventory}; "
-            f"azure {lab.arm.url if lab.arm else '-'}; control {lab.control_url}/lab/state",
-            file=appctx.stdout,
-            flush=True,
+    if not 0 <= control_port <= 65535:
+        raise UsageError(
+            f"--control-port must be a port number 0-65535 (0: any free port), got {control_port}"
         )
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    _check_writable(write_inventory)
+    spec = _spec(fleet, scale, seed)
+    chosen_auth = _auth(auth)
+
+    def terminate(*_: object) -> None:
+        # SIGTERM ends the lab like Ctrl-C, also while it starts: its private directory (TLS keys) goes.
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        lab = Lab(spec, auth=chosen_auth, control_port=control_port)
         try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+            lab.start()  # a failed start stops what it started
+        except OSError as exc:
+            raise UsageError(
+                f"cannot start the lab: {exc.strerror or exc}",
+                hint="another lab may be running: stop it, or pass --control-port N (0 picks a free port)",
+            ) from None
+        try:
+            _serve(appctx, lab, spec, auth, write_inventory)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            lab.stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print("lab stopped", file=appctx.stderr)
     return int(ExitCode.OK)
+
+
+def _check_writable(path: Path) -> None:
+    """The inventory path must be a file we can write, checked before anything starts."""
+    if path.is_dir():
+        raise UsageError(
+            f"--write-inventory {path} is a directory; give a file name such as {path / 'lab.yaml'}"
+        )
+    if not path.parent.is_dir():
+        raise UsageError(f"--write-inventory {path}: the directory {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--write-inventory {path}: permission denied")
+
+
+def _serve(appctx: Any, lab: Any, spec: Any, auth: str, write_inventory: Path) -> None:
+    try:
+        lab.write_inventory(write_inventory)
+    except OSError as exc:
+        raise UsageError(f"cannot write --write-inventory {write_inventory}: {exc.strerror or exc}") from None
+    for name, value in lab.environment().items():
+        print(f"export {name}={value}", file=appctx.stderr)
+    print(
+        f"lab ready: {spec.node_count()} nodes, {spec.vm_count()} VMs ({spec.source}), auth {auth} over "
+        f"{'https' if auth == 'basic' else 'http'}; inventory {write_inventory}; "
+        f"azure {lab.arm.url if lab.arm else '-'}; control {lab.control_url}/lab/state",
+        file=appctx.stdout,
+        flush=True,
+    )
+    forever = threading.Event()
+    # Until Ctrl-C or SIGTERM (which raises KeyboardInterrupt here); short waits stay interruptible.
+    with contextlib.suppress(KeyboardInterrupt):
+        while not forever.wait(0.5):
+            pass
 
 
 @app.command(epilog=STATE_EXAMPLES)

@@ -58,7 +58,8 @@ class Lab:
         self.state = FleetState(spec)
         self.engine = LabEngine(self.state)
         self._requested_control_port = control_port
-        self._workdir = Path(tempfile.mkdtemp(prefix="hcibenefit-lab-"))
+        # Created by start(), removed by stop(): it holds TLS keys, so it exists only while the lab runs.
+        self._workdir: Path | None = None
         self.signing: LabSigningChain | None = None
         self.server: WSManServer | None = None
         self.arm: ArmServer | None = None
@@ -78,6 +79,17 @@ class Lab:
         self.stop()
 
     def start(self) -> None:
+        """Start everything; if any part fails (a port in use, Ctrl-C), stop what did start and re-raise,
+        so no listener, thread or private directory outlives a failed start."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        # mkdtemp makes the directory 0700: TLS private keys go in it.
+        self._workdir = Path(tempfile.mkdtemp(prefix="hcibenefit-lab-"))
         self.signing = LabSigningChain.generate()
         self.engine.signing = self.signing
         self.engine.guest_password = self.guest_password
@@ -112,7 +124,9 @@ class Lab:
         if self.arm is not None:
             self.arm.stop()
             self.arm = None
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     def reset(self) -> None:
         """Back to the spec: model, invocation counters and node faults."""
@@ -146,11 +160,13 @@ class Lab:
     @property
     def workdir(self) -> Path:
         """A private directory that lives as long as the lab (CA bundles, generated inventories)."""
+        if self._workdir is None:
+            raise RuntimeError("lab is not running")
         return self._workdir
 
     @property
     def attestation_ca(self) -> Path:
-        return self._workdir / "attestation-ca.pem"
+        return self.workdir / "attestation-ca.pem"
 
     def snapshot(self) -> dict[str, Any]:
         """The JSON `GET /lab/state` returns."""
@@ -355,7 +371,11 @@ class Lab:
                 else:
                     self._reply(404, {"error": f"no such endpoint {self.path}"})
 
-        self._control = ThreadingHTTPServer(("127.0.0.1", self._requested_control_port), Handler)
+        port = self._requested_control_port
+        try:
+            self._control = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        except OSError as exc:
+            raise OSError(exc.errno, f"control endpoint 127.0.0.1:{port}: {exc.strerror or exc}") from None
         self._control.daemon_threads = True
         self._control_thread = threading.Thread(
             target=self._control.serve_forever, name="hcibenefit-lab-control", daemon=True

@@ -17,6 +17,7 @@ from typing import Any
 
 from hcibenefit.errors import CredentialError
 from hcibenefit.inventory import CredentialResolver, Inventory, Node
+from hcibenefit.operations.tlswarn import warn_unvalidated
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
     CredentialSkipped,
@@ -98,6 +99,7 @@ def test_nodes(
     results: dict[str, NodeTest] = {}
     endpoints: list[Endpoint] = []
     by_name = {n.name: n for n in nodes}
+    warn_unvalidated((n.name, n.winrm) for n in nodes)
     for node in nodes:
         try:
             needs_secret = node.credentials is not None and node.winrm.auth != "certificate"

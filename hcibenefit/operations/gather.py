@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from hcibenefit.checks.assess import ClusterFacts
 from hcibenefit.facts.host import FactsError, HostFacts, parse_host_facts
 from hcibenefit.inventory import Cluster, CredentialResolver, Inventory, Node
+from hcibenefit.operations.tlswarn import warn_unvalidated
 from hcibenefit.remoting.catalog import HOST_FACTS
 from hcibenefit.remoting.errors import MalformedOutputError, RemotingError
 from hcibenefit.remoting.runner import DEFAULT_WORKERS, Outcome, SessionHolder, run_per_host
@@ -31,6 +32,7 @@ class Connection:
 
 def connections(nodes: Sequence[Node], resolver: CredentialResolver) -> list[Connection]:
     """Resolve every credential before the first connection, so a bad secret source changes nothing."""
+    warn_unvalidated((node.name, node.winrm) for node in nodes)
     result = []
     for node in nodes:
         # Certificate auth needs no password: resolving one would run a password command for nothing.

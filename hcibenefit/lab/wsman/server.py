@@ -449,3 +449,6 @@ class WSManServer:
 
     def stats(self, name: str) -> NodeStats:
         return self._node(name).stats()
+
+    def node_names(self) -> list[str]:
+        return [node.endpoint.name for node in self._nodes.values()]

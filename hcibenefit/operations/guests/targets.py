@@ -28,6 +28,7 @@ from hcibenefit.facts.host import FactsError, HostFacts, VMFacts
 from hcibenefit.inventory import Cluster, CredentialResolver, GuestVM, Inventory, Node, ResolvedCredential
 from hcibenefit.operations.gather import connections, gather_clusters
 from hcibenefit.operations.selection import Selection
+from hcibenefit.operations.tlswarn import warn_unvalidated
 from hcibenefit.remoting.catalog import Script
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
@@ -209,6 +210,10 @@ def plan_batches(targets: Sequence[GuestTarget], resolver: CredentialResolver) -
         if t.not_probed is None and t.node is not None and t.cluster is not None and t.access is not None
     ]
     guest_creds = {t.name.casefold(): _guest_credential(t, resolver) for t in sendable}
+    winrm_guests = [
+        (t.access.address, t.access.winrm) for t in sendable if t.access and t.access.access == "winrm"
+    ]
+    warn_unvalidated(winrm_guests, what="guest")
     batches: list[Batch] = []
     by_node: dict[str, list[GuestTarget]] = {}
     for target in sendable:

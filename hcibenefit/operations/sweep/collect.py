@@ -41,6 +41,7 @@ from hcibenefit.operations.guests.targets import (
     run_batch,
 )
 from hcibenefit.operations.selection import Selection
+from hcibenefit.operations.tlswarn import warn_unvalidated
 from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY, HOST_FACTS
 from hcibenefit.remoting.errors import (
     MalformedOutputError,
@@ -158,6 +159,7 @@ def collect(
         trust = trust_for(inventory)
         nodes = [n for c in scope.clusters for n in scope.nodes_of(c)]
         progress.update(nodes_total=len(nodes))
+        warn_unvalidated((n.name, n.winrm) for n in nodes)  # one line for the fleet, before connecting
         conns, unusable = _connections(nodes, resolver)
         cluster_of = {c.name: c for c in scope.clusters}
 
