@@ -93,6 +93,7 @@ def shared_dir() -> Path:
 def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After the whole suite: every lab was stopped with no remote shell open, every WinRM server was
     stopped, and no private directory of theirs (node TLS keys) is left in the temporary directory.
+    The suite also keeps away from the user's own history and audit log.
 
     The suite's labs, in this process and in the ones it starts (TMPDIR), use a temporary directory of
     their own, so other test runs on the same machine cannot make this pass or fail. Shells are counted
@@ -100,9 +101,13 @@ def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> 
     some with a client stuck mid-call on purpose.
     """
     private = tmp_path_factory.mktemp("lab-tmp")
-    saved = tempfile.tempdir, os.environ.get("TMPDIR")
+    home = tmp_path_factory.mktemp("home")
+    saved = tempfile.tempdir, {k: os.environ.get(k) for k in ("TMPDIR", "XDG_DATA_HOME", "XDG_STATE_HOME")}
     tempfile.tempdir = str(private)
     os.environ["TMPDIR"] = str(private)
+    # Nor does any test write to the real user's sweep history or audit log (their default places).
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    os.environ["XDG_STATE_HOME"] = str(home / "state")
     servers: list[WSManServer] = []
     shells_left: list[str] = []
     server_start, lab_stop = WSManServer.start, Lab.stop
@@ -127,10 +132,11 @@ def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         WSManServer.start, Lab.stop = server_start, lab_stop  # type: ignore[method-assign]
         tempfile.tempdir = saved[0]
-        if saved[1] is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = saved[1]
+        for key, value in saved[1].items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     running = [s for s in servers if not s.stopping.is_set()]
     leftovers = sorted(p.name for p in private.iterdir() if p.name.startswith("hcibenefit-"))
     assert not running, f"{len(running)} WinRM server(s) of the lab were never stopped"

@@ -369,13 +369,17 @@ class WSManServer:
         self.user_file = self._dir / "ntlm-users"
         self.ca_bundle_path: str | None = None
         self._ca: pki.Issued | None = None
-        if auth == "ntlm":
-            write_user_file(self.user_file, username, password)
-        else:
-            self._ca = ca or pki.issue("hcibenefit lab WinRM CA", ca=True, path_length=0)
-            bundle = self._dir / "ca.pem"
-            bundle.write_bytes(self._ca.cert_pem)
-            self.ca_bundle_path = str(bundle)
+        try:
+            if auth == "ntlm":
+                write_user_file(self.user_file, username, password)
+            else:
+                self._ca = ca or pki.issue("hcibenefit lab WinRM CA", ca=True, path_length=0)
+                bundle = self._dir / "ca.pem"
+                bundle.write_bytes(self._ca.cert_pem)
+                self.ca_bundle_path = str(bundle)
+        except BaseException:  # Ctrl-C or SIGTERM mid-way: the caller never gets a server to stop
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
 
     def add_node(self, name: str, faults: NodeFaults | None = None) -> Endpoint:
         """A new endpoint with its own loopback address (127.77.x.y where the platform allows) and port."""
