@@ -15,7 +15,7 @@ from hcibenefit.exitcodes import ExitCode
 INVENTORY = "clusters:\n" + "".join(
     f"  - name: c{i}\n    nodes: [{{name: n{i}, address: 127.0.0.1, port: 9}}]\n"
     "    credentials: {username: admin, password_env: HCIBENEFIT_TEST_UNSET}\n"
-    for i in range(40)
+    for i in range(10)
 )
 
 

@@ -182,8 +182,8 @@ clusters:
   - name: c
     version: 22H2
     nodes:
-      - {name: n1, faults: {latency_ms: 250}}
-      - {name: n2, faults: {latency_ms: 250}}
+      - {name: n1, faults: {latency_ms: 150}}
+      - {name: n2, faults: {latency_ms: 150}}
     vms:
       - {name: avd-a, node: n1, benefits: none}
       - {name: avd-b, node: n2, benefits: none}
