@@ -122,9 +122,17 @@ def azure_check(
     return _register(meta, _azure_checks, applies, needs)
 
 
+_loaded = False
+
+
 def _load() -> None:
+    # Called for every VM: once the modules are imported, a flag is cheaper than five import lookups.
+    global _loaded
+    if _loaded:
+        return
     for module in CHECK_MODULES:
         importlib.import_module(module)
+    _loaded = True
 
 
 def all_checks() -> list[CheckMeta]:

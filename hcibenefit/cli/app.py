@@ -7,11 +7,12 @@ need them, so `hcibenefit --help` stays fast.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any
@@ -48,7 +49,48 @@ Examples:
   hcibenefit inventory test                         # can we reach and log on to every node?
 """
 
+
+class _LazyCommands(typer.core.TyperGroup):
+    """The root group: a subcommand's click command (its options, their types) is built only when it is
+    used. `hcibenefit status` builds `status` alone, and `--help` builds none: the list needs names and
+    first lines only. Building all of them took about as long as a bare Python start (issue 14)."""
+
+    builders: dict[str, Callable[[], Any]]
+    summaries: dict[str, str]
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.commands, *(name for name in self.builders if name not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in self.builders:
+            command = self.builders[cmd_name]()
+            command.name = cmd_name
+            for each in _walk(command):
+                _tidy(each)
+            self.commands[cmd_name] = command
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        from typer._click.utils import make_default_short_help
+
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            built = self.commands.get(name)
+            if built is not None:
+                if not built.hidden:
+                    rows.append((name, built.get_short_help_str(limit)))
+            else:
+                rows.append((name, make_default_short_help(self.summaries.get(name, ""), limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=_LazyCommands,
     # Plain help: rich costs ~90 ms of imports on every start (issue 14); typer stays the framework.
     rich_markup_mode=None,
     name="hcibenefit",
@@ -176,26 +218,74 @@ _register_commands()
 
 
 def _walk(command: Any) -> Any:
+    """The command and every subcommand under it (building lazy ones)."""
     yield command
-    for sub in getattr(command, "commands", {}).values():
-        yield from _walk(sub)
+    if isinstance(command, typer.core.TyperGroup):
+        no_context: Any = None  # neither group looks at the context to list or build
+        for name in command.list_commands(no_context):
+            sub = command.get_command(no_context, name)
+            if sub is not None and sub is not command:
+                yield from _walk(sub)
+
+
+_HELP_NAMES = SimpleNamespace(help_option_names=["-h", "--help"])
+
+
+def _tidy(command: Any) -> None:
+    """Plain help, examples kept line by line, and flags without a type (no `<bool>`: a flag takes none)."""
+    # Plain help on every command: rich's imports cost ~90 ms against a bare start of ~20 ms.
+    command.rich_markup_mode = None
+    command.help = _examples_verbatim(command.help)
+    command.epilog = _examples_verbatim(command.epilog)
+    help_option = command.get_help_option(_HELP_NAMES)  # built once and cached by the command
+    for param in [*getattr(command, "params", ()), *([help_option] if help_option else [])]:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
 
 
 @functools.lru_cache(maxsize=1)
 def cli_command() -> Any:
-    """The click command tree, built once. Flags show no type in help (no `<bool>`): a flag takes none."""
-    command = typer.main.get_command(app)
-    names = SimpleNamespace(help_option_names=["-h", "--help"])
-    for each in _walk(command):
-        # Plain help on every command: rich's imports cost ~90 ms against a bare start of ~20 ms.
-        each.rich_markup_mode = None
-        each.help = _examples_verbatim(each.help)
-        each.epilog = _examples_verbatim(each.epilog)
-        help_option = each.get_help_option(names)  # built once and cached by the command
-        for param in [*getattr(each, "params", ()), *([help_option] if help_option else [])]:
-            if getattr(param, "is_flag", False) or getattr(param, "count", False):
-                param.metavar = ""
-    return command
+    """The click command tree: the root now, each subcommand when first used (see _LazyCommands)."""
+    from typer.main import get_command_from_info, get_group_from_info
+
+    commands, groups = app.registered_commands, app.registered_groups
+    app.registered_commands, app.registered_groups = [], []
+    try:
+        root = typer.main.get_command(app)
+    finally:
+        app.registered_commands, app.registered_groups = commands, groups
+    assert isinstance(root, _LazyCommands)
+    builders: dict[str, Callable[[], Any]] = {}
+    summaries: dict[str, str] = {}
+    for info in commands:
+        name = info.name or info.callback.__name__ if info.callback else ""
+        builders[name] = functools.partial(
+            get_command_from_info, info, pretty_exceptions_short=True, rich_markup_mode=None
+        )
+        summaries[name] = info.help or inspect.getdoc(info.callback) or ""
+    for group in groups:
+        instance = group.typer_instance
+        assert instance is not None and group.name
+        builders[group.name] = functools.partial(
+            get_group_from_info,
+            group,
+            pretty_exceptions_short=True,
+            suggest_commands=True,
+            rich_markup_mode=None,
+        )
+        callback = instance.registered_callback
+        summaries[group.name] = (
+            _text_or_empty(instance.info.help)
+            or (_text_or_empty(callback.help) if callback else "")
+            or (inspect.getdoc(callback.callback) or "" if callback and callback.callback else "")
+        )
+    root.builders, root.summaries = builders, summaries
+    _tidy(root)
+    return root
+
+
+def _text_or_empty(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _examples_verbatim(text: str | None) -> str | None:

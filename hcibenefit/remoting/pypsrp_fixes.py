@@ -15,8 +15,13 @@
    it (82 ms of CPU per node). The key only decrypts the session key a host sends back, so one key
    pair per process serves every pool; it is generated on first use and never leaves memory.
 
-Both are narrow: each replaces one name inside one pypsrp module, keeps every other behaviour, and if a
-later pypsrp stops calling what they replace, they simply stop mattering.
+3. **The same script text escaped for every node.** pypsrp escapes each string it serialises with a
+   regular expression and a Python call per line break; our scripts (and the guest scripts passed as
+   parameters) are the same constant text for every node of a run. Long strings are escaped once and
+   remembered (a pure function of its input), which saves about 2 ms of CPU per script per node.
+
+Each is narrow: it replaces one name inside one pypsrp module, keeps every other behaviour, and if a
+later pypsrp stops calling what it replaces, it simply stops mattering.
 """
 
 from __future__ import annotations
@@ -67,6 +72,30 @@ class _OneExchangeKey:
             return self._key
 
 
+REMEMBERED_MIN_CHARS = 1024
+"""Strings at least this long are escaped once per process; short ones (names, parameters) every time."""
+
+
+REMEMBERED_STRINGS = 64
+
+
+def _remembering(escape: Any) -> Any:
+    remembered: dict[str, Any] = {}
+
+    def serialize_string(self: Any, value: Any) -> Any:
+        if not isinstance(value, str) or len(value) < REMEMBERED_MIN_CHARS:
+            return escape(self, value)
+        # The escaping depends only on the text: the pattern is the same on every Serializer.
+        escaped = remembered.get(value)
+        if escaped is None:
+            escaped = escape(self, value)
+            if len(remembered) < REMEMBERED_STRINGS:
+                remembered[value] = escaped
+        return escaped
+
+    return serialize_string
+
+
 def load() -> None:
     """Import pypsrp and apply the fixes above (idempotent, thread-safe)."""
     global _loaded
@@ -82,6 +111,8 @@ def load() -> None:
         wsman.ET = _StableNamespaces()
         if not isinstance(powershell.rsa, _OneExchangeKey):
             powershell.rsa = _OneExchangeKey(powershell.rsa)
+        serializer: Any = importlib.import_module("pypsrp.serializer")
+        serializer.Serializer._serialize_string = _remembering(serializer.Serializer._serialize_string)
         _loaded = True
 
 

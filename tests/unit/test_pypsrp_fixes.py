@@ -89,3 +89,18 @@ def test_one_exchange_key_pair_per_process() -> None:
     assert first is second
     assert pypsrp_fixes.exchange_keys_generated() == max(1, before)
     assert first.key_size == 2048
+
+
+def test_a_long_script_is_escaped_once_and_still_round_trips() -> None:
+    pypsrp_fixes.load()
+    from pypsrp.serializer import Serializer
+
+    from hcibenefit.remoting.catalog import HOST_FACTS
+
+    text = HOST_FACTS.text() + "\n_x0041_ \u0007 end"
+    first = Serializer()._serialize_string(text)
+    assert Serializer()._serialize_string(text) is first  # remembered, not escaped again
+    element = ET.Element("S")
+    element.text = first
+    assert Serializer().deserialize(element) == text
+    assert Serializer()._serialize_string("short_x0041_") == "short_x005F_x0041_"
