@@ -308,3 +308,13 @@ def test_azure_that_cannot_be_read_is_not_assessed_not_fatal(
     assert AZURE_TOKEN_ENV in result.err
     assert by_id(doc)["node.attestation-expired/hci-lab-01/lab01-n3/-"]["status"] == "FAIL"
     assert result.code == 5
+
+
+def test_policy_exclusions_are_left_out_and_said(lab: LabClient) -> None:
+    text = lab.inventory.read_text() + "policy:\n  exclude_globs: ['avd-t*']\n"
+    lab.inventory.write_text(text)
+    _, doc = sweep_json(lab, "--no-history")
+    assert not [r for r in doc["findings"] if (r["vm"] or "").startswith("avd-t") and r["scope"] != "azure"]
+    excluded = {e["vm"]: e["rule"] for e in doc["run"]["targets"]["excluded"]}
+    assert excluded == {"avd-twice": "avd-t*", "avd-tampered": "avd-t*"}
+    validate(doc)

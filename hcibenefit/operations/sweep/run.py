@@ -231,7 +231,10 @@ def _conclude(
         "fail_on": threshold.label if threshold is not None else "none",
         "exit_code": int(code),
         "waivers_file": str(waivers.source) if waivers.source else None,
-        "targets": _targets(inventory, selected, collected.clusters),
+        "targets": {
+            **_targets(inventory, selected, collected.clusters),
+            "excluded": _excluded(request.scope, collected),
+        },
         "sites": {c.name: c.site for c in request.scope.clusters},
         "horizon": _horizon(inventory, selected, collected.clusters, verdicts),
     }
@@ -316,6 +319,19 @@ def _selected_vms(scope: Scope, collected: Collected) -> dict[str, set[str]]:
             [v.name for v in everything], where="on the selected nodes", nothing_done="no run was recorded"
         )
     return selected
+
+
+def _excluded(scope: Scope, collected: Collected) -> list[dict[str, Any]]:
+    """VMs policy.exclude_globs keeps out of the sweep, with the rule: never silently dropped."""
+    out = []
+    for evidence in collected.clusters:
+        for host in evidence.hosts:
+            match = scope.selection.match_vms(host.vms, name_of=lambda v: v.name, exclusion=scope.exclusion)
+            out += [
+                {"cluster": evidence.name, "node": host.node, "vm": vm.name, "rule": rule}
+                for vm, rule in match.excluded
+            ]
+    return out
 
 
 def _targets(

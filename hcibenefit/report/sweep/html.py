@@ -178,6 +178,14 @@ def render_html(document: Mapping[str, Any], stream: TextIO, width: int | None) 
             for t in not_assessed
         )
         body.append(f"<h2>Not assessed</h2><ul>{lis}</ul>")
+    excluded = run["targets"].get("excluded") or []
+    if excluded:
+        lis = "".join(
+            f"<li><b>{escape(e['vm'])}</b> ({escape(e['cluster'])}): excluded by policy.exclude_globs "
+            f"<code>{escape(e['rule'])}</code></li>"
+            for e in excluded
+        )
+        body.append(f"<h2>Excluded</h2><ul>{lis}</ul>")
     body.append("<h2>Changes since the previous run</h2>" + _changes(document.get("changes")))
     body.append("<h2>Trend</h2>" + trend_svg(document.get("trend") or []))
     for cluster, mine in by_cluster(document["findings"]).items():
