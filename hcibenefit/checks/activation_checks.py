@@ -25,6 +25,8 @@ from hcibenefit.checks.registry import guest_check
 from hcibenefit.facts.guest import HOST_IMDS_ADDRESS, GuestProbe, license_status_name
 from hcibenefit.facts.host import HostFacts, VMFacts
 
+DOC_VERIFICATION = "https://learn.microsoft.com/azure/azure-local/deploy/azure-verification"
+DOC_IMDS = "https://learn.microsoft.com/azure/virtual-machines/instance-metadata-service#attested-data"
 DOCUMENT_MIN_LIFETIME = dt.timedelta(hours=1)
 """ASSUMPTION: IMDS issues documents for six hours (the IMDS documentation's samples); one that reaches the
 guest with less than an hour left is served stale, and the next activation attempt will fail."""
@@ -65,6 +67,7 @@ ACTIVATED = CheckMeta(
     Severity.HIGH,
     "guest",
     "{fix}",
+    doc_url=DOC_VERIFICATION,
 )
 TASK = CheckMeta(
     "guest.license-task",
@@ -72,6 +75,7 @@ TASK = CheckMeta(
     Severity.MEDIUM,
     "guest",
     "{task_fix}",
+    doc_url=DOC_VERIFICATION,
 )
 IMDS_REACHABLE = CheckMeta(
     "guest.imds-reachable",
@@ -79,6 +83,7 @@ IMDS_REACHABLE = CheckMeta(
     Severity.HIGH,
     "guest",
     "{fix}",
+    doc_url=DOC_IMDS,
 )
 DOCUMENT_VALID = CheckMeta(
     "guest.attested-document",
@@ -86,6 +91,7 @@ DOCUMENT_VALID = CheckMeta(
     Severity.HIGH,
     "guest",
     "{fix}",
+    doc_url=DOC_IMDS,
 )
 
 
