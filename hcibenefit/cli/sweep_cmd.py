@@ -255,6 +255,11 @@ def sweep(
             tuple(dict.fromkeys(publish or ())),
         )
         code = _run(app, inventory, resolver, fmt, request, report_dir)
+    if lab and fmt == "table":
+        app.say(
+            "next: hcibenefit sweep --lab -o html --output-file sweep.html (the report for people); "
+            "run it again, then hcibenefit history diff; docs/sweep.md and docs/scheduling.md for a real fleet"
+        )
     return int(ExitCode(code))
 
 
