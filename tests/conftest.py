@@ -33,12 +33,20 @@ class CollectingOutput:
         self.errors: list[dict[str, Any]] = []
         self.warnings: list[str] = []
         self.verbose: list[str] = []
+        self.progress: list[tuple[str, str, int]] = []
+        self.information: list[str] = []
 
     def write_output(self, value: Any) -> None:
         self.output.append(value)
 
     def write_error(
-        self, message: str, *, error_id: str, category: str = "NotSpecified", target: str | None = None
+        self,
+        message: str,
+        *,
+        error_id: str,
+        category: str = "NotSpecified",
+        target: str | None = None,
+        exception_type: str | None = None,
     ) -> None:
         self.errors.append({"message": message, "error_id": error_id, "category": category, "target": target})
 
@@ -47,6 +55,12 @@ class CollectingOutput:
 
     def write_verbose(self, message: str) -> None:
         self.verbose.append(message)
+
+    def write_progress(self, activity: str, status: str, percent: int = -1) -> None:
+        self.progress.append((activity, status, percent))
+
+    def write_information(self, message: str, source: str) -> None:
+        self.information.append(message)
 
 
 class EngineDriver:
@@ -61,6 +75,11 @@ class EngineDriver:
         command = CommandSpec(script.text(), True, tuple((k, v) for k, v in (params or {}).items()))
         self.engine.execute(PipelineCall(node, "labadmin", "Microsoft.PowerShell", (command,), ()), out)
         return out
+
+    def id_of(self, vm: str) -> str:
+        found = self.state.vm(vm)
+        assert found is not None, vm
+        return found.id
 
     def document(self, node: str, script: Script, params: dict[str, Any] | None = None) -> Any:
         out = self.call(node, script, params)

@@ -59,7 +59,6 @@ NODE_FACTS: dict[str, tuple[Callable[[HostFacts], Any], str]] = {
 }
 VM_FACTS: dict[str, tuple[Callable[[VMFacts], Any], str]] = {
     "kvp": (lambda vm: vm.kvp, "Msvm_KvpExchangeComponent"),
-    "vm_attestation": (lambda vm: vm.attestation, "Get-AzStackHCIVMAttestation"),
 }
 GUEST_FACTS: dict[str, tuple[Callable[[GuestProbe], Any], str]] = {
     "license": (lambda p: p.licensed, "license"),

@@ -55,15 +55,25 @@ def first(prerequisite: str | None, then: str) -> str:
     return then if not prerequisite else f"first {prerequisite}; then {then}"
 
 
-def stop_start(vm: str, node: str, then: str) -> str:
+def select_vm(vm: str, vm_id: str | None = None) -> str:
+    """The VM for a Hyper-V command: by id when known. -Name/-VMName take a wildcard pattern, so a VM named
+    'avd-[ab]' or '*' would select others; without an id the name's wildcard characters are escaped."""
+    if vm_id:
+        return f"Get-VM -Id {vm_id}"
+    escaped = "".join("`" + c if c in "*?[]`" else c for c in vm)
+    return f"Get-VM -Name {ps(escaped)}"
+
+
+def stop_start(vm: str, node: str, then: str, vm_id: str | None = None) -> str:
     """A change Hyper-V makes only while the VM is off: stop it, change, start it again."""
-    return f"on {node}: Stop-VM -Name {ps(vm)}; then {then}; then on {node}: Start-VM -Name {ps(vm)}"
+    select = select_vm(vm, vm_id)
+    return f"on {node}: {select} | Stop-VM; then {then}; then on {node}: {select} | Start-VM"
 
 
-def start_vm(vm: str, node: str, state: str) -> str:
+def start_vm(vm: str, node: str, state: str, vm_id: str | None = None) -> str:
     """Bring a VM back to Running so its guest can be read: Resume-VM for Paused, Start-VM otherwise."""
     verb = "Resume-VM" if state == "Paused" else "Start-VM"
-    return f"on {node}: {verb} -Name {ps(vm)}"
+    return f"on {node}: {select_vm(vm, vm_id)} | {verb}"
 
 
 def steps(*parts: str | None) -> str:
@@ -96,11 +106,9 @@ def enable_fix(vm: VMFacts, host: HostFacts, transport: str | None) -> str:
     if transport == "V1":
         if host.supports_v2 and not host.legacy_os_support:
             before.append(f"on {host.node}: Enable-AzStackHCIAttestation -Force  (legacy OS support, V1)")
-        if vm.imds_nic is None:
-            if host.module_version is None and not any("Install-Module" in s for s in before):
-                before.append(install_module(host.node))
-            if vm.generation == 1 and vm.state != "Off":
-                return steps(*before, stop_start(vm.name, host.node, command))
+        # The guest NIC is added with the Hyper-V cmdlets (no Az.StackHCI needed on the node).
+        if vm.imds_nic is None and vm.generation == 1 and vm.state != "Off":
+            return steps(*before, stop_start(vm.name, host.node, command, vm.id))
     return steps(*before, command)
 
 

@@ -313,11 +313,14 @@ def classify_failure(failure: GuestError) -> tuple[Verdict, str]:
     message = failure.message.lower()
     if error_id.startswith(_AUTH_IDS) or any(w in message for w in _AUTH_WORDS):
         return "auth-failed", "bad-credentials"
-    if error_id.startswith("InvalidVMState") or "not in running state" in message:
+    # guest-probe/2 and guest-kick/2 report VMs they skipped themselves (VMNotRunning, Get-VM -Id not
+    # finding it); PowerShell Direct's own ids remain for a VM that changed state in between.
+    if error_id.startswith(("InvalidVMState", "VMNotRunning")) or "not in running state" in message:
         return "not-assessable", "vm-not-running"
     if (
-        error_id.startswith("InvalidVMNameNotSingle")
+        error_id.startswith(("InvalidVMNameNotSingle", "InvalidVMIdNotSingle"))
         or "does not resolve to a single virtual machine" in message
+        or "unable to find a virtual machine" in message
     ):
         return "not-assessable", "vm-not-found"
     return "not-assessable", "powershell-direct-unavailable"

@@ -57,7 +57,8 @@ KVP_OFF = CheckMeta(
     "Hyper-V data exchange (KVP) is off",
     Severity.MEDIUM,
     "vm",
-    "on {node}: Enable-VMIntegrationService -VMName {vm_ps} -Name 'Key-Value Pair Exchange'",
+    # By id: -VMName takes a wildcard pattern (a VM named "avd-[ab]" would match others).
+    "on {node}: Get-VM -Id {vm_id} | Enable-VMIntegrationService -Name 'Key-Value Pair Exchange'",
     verdict="unknown",
 )
 OS_UNKNOWN = CheckMeta(
@@ -69,17 +70,27 @@ OS_UNKNOWN = CheckMeta(
     verdict="unknown",
 )
 ATTESTATION_DISCONNECTED = CheckMeta(
+    # Get-AzStackHCIVMAttestation never reports Disconnected (its Status means "configured"), so this id
+    # fires on what a real host does report: a running guest that took no address on its IMDS NIC.
     "vm.attestation-disconnected",
-    "Get-AzStackHCIVMAttestation reports Disconnected",
+    "Guest has no 169.254.x.x address on its IMDS NIC",
     Severity.MEDIUM,
     "vm",
-    "{fix}",
+    "inside {vm}: enable the AZSHCI_GUEST-IMDS_DO_NOT_MODIFY adapter and leave it on DHCP (it takes a "
+    "169.254.x.x address); hcibenefit guest check --vm {vm_sh} shows what the guest sees",
     verdict="broken",
 )
 
 
 def _values(ctx: VMContext, **extra: str) -> dict[str, str]:
-    return {"vm": ctx.vm.name, "vm_ps": fixes.ps(ctx.vm.name), "node": ctx.host.node, **extra}
+    return {
+        "vm": ctx.vm.name,
+        "vm_ps": fixes.ps(ctx.vm.name),
+        "vm_sh": fixes.sh(ctx.vm.name),
+        "vm_id": ctx.vm.id,
+        "node": ctx.host.node,
+        **extra,
+    }
 
 
 def _enable_fix(ctx: VMContext) -> str:
@@ -139,8 +150,12 @@ def _v1_only(ctx: VMContext) -> str | None:
     return None
 
 
-def _listed_by_module(ctx: VMContext) -> str | None:
-    return None if ctx.vm.attestation is not None else "Get-AzStackHCIVMAttestation does not list the VM"
+def _guest_addresses_visible(ctx: VMContext) -> str | None:
+    if not _configured_v1(ctx):
+        return "the VM has no guest IMDS NIC (V1)"
+    if not ctx.vm.running or not ctx.vm.kvp_enabled:
+        return "Hyper-V reports a guest's addresses only while it runs with data exchange on"
+    return None
 
 
 @vm_check(BENEFITS_MISSING, applies=_needs_benefits)
@@ -164,12 +179,20 @@ def benefits_missing(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
 
 @vm_check(NIC_DISCONNECTED, applies=_has_guest_nic)
 def nic_disconnected(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
-    nic = ctx.vm.imds_nic
-    if nic is not None and (not nic.connected or nic.switch_name != HOST_SWITCH):
-        where = f"connected to {nic.switch_name}" if nic.connected else "not connected"
-        switch = ctx.host.switch
-        fix = _switch_fix(ctx) if switch is None or switch.switch_type != "Internal" else _enable_fix(ctx)
-        yield Finding(meta, ctx.cluster.name, ctx.vm.name, f"guest NIC is {where}", _values(ctx, fix=fix))
+    nics = ctx.vm.imds_nics
+    loose = [n for n in nics if not n.connected or n.switch_name != HOST_SWITCH]
+    if not loose:
+        return
+    nic = loose[0]
+    where = f"connected to {nic.switch_name}" if nic.connected else "not connected"
+    detail = f"guest NIC is {where}"
+    if len(nics) > 1:
+        # What a failed Add-AzStackHCIVMAttestation leaves behind: a second, half-configured NIC.
+        verb = "is" if len(loose) == 1 else "are"
+        detail = f"{len(nics)} guest NICs named {nic.name}; {len(loose)} {verb} {where} (left over)"
+    switch = ctx.host.switch
+    fix = _switch_fix(ctx) if switch is None or switch.switch_type != "Internal" else _enable_fix(ctx)
+    yield Finding(meta, ctx.cluster.name, ctx.vm.name, detail, _values(ctx, fix=fix))
 
 
 @vm_check(NODE_NOT_SERVING, applies=_configured)
@@ -232,20 +255,18 @@ def os_unknown(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     if ctx.requirement.needed is None and ctx.vm.kvp_enabled:
         start = fixes.start_vm(ctx.vm.name, ctx.host.node, ctx.vm.state)
         if ctx.vm.running:
-            start = f"on {ctx.host.node}: check the guest's Hyper-V integration services (Get-VMIntegrationService -VMName {fixes.ps(ctx.vm.name)})"
+            start = f"on {ctx.host.node}: check the guest's Hyper-V integration services (Get-VM -Id {ctx.vm.id} | Get-VMIntegrationService)"
         yield Finding(meta, ctx.cluster.name, ctx.vm.name, ctx.requirement.reason, _values(ctx, fix=start))
 
 
-@vm_check(ATTESTATION_DISCONNECTED, applies=_listed_by_module)
+@vm_check(ATTESTATION_DISCONNECTED, applies=_guest_addresses_visible)
 def attestation_disconnected(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
-    att = ctx.vm.attestation
     nic = ctx.vm.imds_nic
-    # Only when the NIC itself looks fine: otherwise vm.guest-nic-disconnected already says why.
-    if att is not None and att.status == "Disconnected" and (nic is None or nic.connected):
-        yield Finding(
-            meta,
-            ctx.cluster.name,
-            ctx.vm.name,
-            "Get-AzStackHCIVMAttestation: Disconnected",
-            _values(ctx, fix=_enable_fix(ctx)),
-        )
+    # Only when the NIC itself is fine: otherwise vm.guest-nic-disconnected already says why.
+    if nic is None or not nic.connected or nic.switch_name != HOST_SWITCH:
+        return
+    if not ctx.vm.running or not ctx.vm.kvp_enabled:
+        return
+    if not any(address.startswith("169.254.") for address in nic.ip_addresses):
+        shown = ", ".join(nic.ip_addresses) or "none"
+        yield Finding(meta, ctx.cluster.name, ctx.vm.name, f"IMDS NIC addresses: {shown}", _values(ctx))

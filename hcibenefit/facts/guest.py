@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hcibenefit import jsonguard
@@ -324,6 +324,9 @@ class GuestError:
     error_id: str
     category: str = ""
     vm: str | None = None
+    vm_id: str | None = None
+    skipped: bool = False
+    """The fan-out did not send the VM to PowerShell Direct (not found by id, not running)."""
 
 
 @dataclass(frozen=True)
@@ -383,18 +386,31 @@ def parse_kick_body(document: Mapping[str, Any]) -> KickResult:
 
 @dataclass(frozen=True)
 class FanOut:
-    """One guest-probe/1 or guest-kick/1 document: each guest's answer text, or its error."""
+    """One guest-probe/2 or guest-kick/2 document: each guest's answer text, or its error."""
 
     computer_name: str
     outputs: Mapping[str, tuple[str, ...]]
     """VM name (casefolded) → the output strings that came back from it."""
     failures: tuple[GuestError, ...]
+    outputs_by_id: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """VM id (lower case) → its output strings, where the fan-out could tell (guest-probe/2 and later)."""
 
-    def output_of(self, vm: str) -> tuple[str, ...]:
+    def output_of(self, vm: str, vm_id: str | None = None) -> tuple[str, ...]:
+        if vm_id is not None and vm_id.lower() in self.outputs_by_id:
+            return self.outputs_by_id[vm_id.lower()]
         return self.outputs.get(vm.casefold(), ())
 
-    def failures_of(self, vm: str) -> tuple[GuestError, ...]:
+    def failures_of(self, vm: str, vm_id: str | None = None) -> tuple[GuestError, ...]:
+        """By id where both sides know it (two VMs may share a name), else by name."""
         key = vm.casefold()
+        if vm_id is not None:
+            wanted = vm_id.lower()
+            by_id = tuple(f for f in self.failures if f.vm_id is not None and f.vm_id.lower() == wanted)
+            if by_id:
+                return by_id
+            return tuple(
+                f for f in self.failures if f.vm_id is None and f.vm is not None and f.vm.casefold() == key
+            )
         return tuple(f for f in self.failures if f.vm is not None and f.vm.casefold() == key)
 
     @property
@@ -407,11 +423,16 @@ def parse_fan_out(document: Mapping[str, Any], *, schema: str) -> FanOut:
     if document.get("schema") != schema:
         raise FactsError(f"schema: expected {schema!r}, got {document.get('schema')!r}")
     outputs: dict[str, list[str]] = {}
+    by_id: dict[str, list[str]] = {}
     for i, raw in enumerate(_list(document, "results", "fan-out")):
         where = f"fan-out.results[{i}]"
         if not isinstance(raw, dict):
             raise FactsError(f"{where}: expected an object")
-        outputs.setdefault(_text(raw, "vm", where).casefold(), []).append(_text(raw, "output", where))
+        text = _text(raw, "output", where)
+        outputs.setdefault(_text(raw, "vm", where).casefold(), []).append(text)
+        vm_id = _get(raw, "vm_id", str, where)
+        if vm_id:
+            by_id.setdefault(vm_id.lower(), []).append(text)
     failures = []
     for i, raw in enumerate(_list(document, "failures", "fan-out")):
         where = f"fan-out.failures[{i}]"
@@ -423,10 +444,13 @@ def parse_fan_out(document: Mapping[str, Any], *, schema: str) -> FanOut:
                 error_id=_text(raw, "error_id", where),
                 category=_text(raw, "category", where),
                 vm=_get(raw, "vm", str, where) or None,
+                vm_id=(_get(raw, "vm_id", str, where) or "").lower() or None,
+                skipped=bool(_get(raw, "skipped", bool, where)),
             )
         )
     return FanOut(
         computer_name=_text(document, "computer_name", "fan-out"),
+        outputs_by_id={k: tuple(v) for k, v in by_id.items()},
         outputs={k: tuple(v) for k, v in outputs.items()},
         failures=tuple(failures),
     )

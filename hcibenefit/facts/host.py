@@ -18,8 +18,11 @@ GSI = "Guest Service Interface"
 KVP = "Key-Value Pair Exchange"
 HOST_IMDS_ADDRESS = "169.254.169.253"
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
-# OS build → release (docs/platform.md §2); later builds are Azure Local releases of the 23H2 family.
-RELEASES = {"20348": "21H2", "20349": "22H2", "20350": "23H2"}
+HOST_FACTS_SCHEMA = "host-facts/2"
+# OS build → release: 22H2 = 20349, 23H2 = 25398 (solution 10.x/11.x), 24H2 = 26100 (solution 12.x; 26200
+# also appears in 2025 update tables). There is no 20350. 24H2 behaves like 23H2 for benefits.
+RELEASES = {"20348": "21H2", "20349": "22H2", "25398": "23H2", "26100": "24H2", "26200": "24H2"}
+LAST_PRE_V2_BUILD = 20349
 
 
 class FactsError(ValueError):
@@ -100,15 +103,6 @@ class IntegrationServiceFacts:
 
 
 @dataclass(frozen=True)
-class VMAttestationFacts:
-    """One row of Get-AzStackHCIVMAttestation -Local."""
-
-    status: str
-    supported_versions: str
-    attestation_host: str
-
-
-@dataclass(frozen=True)
 class VMFacts:
     id: str
     name: str
@@ -121,11 +115,18 @@ class VMFacts:
     integration_services: tuple[IntegrationServiceFacts, ...]
     kvp: Mapping[str, str] | None
     """Guest data from Hyper-V data exchange; None when not collected, empty when the guest sent none."""
-    attestation: VMAttestationFacts | None
 
     @property
     def imds_nic(self) -> NicFacts | None:
-        return next((n for n in self.nics if n.name == GUEST_NIC), None)
+        """The guest NIC on the IMDS switch, else the first one by that name (several: debris)."""
+        nics = [n for n in self.nics if n.name == GUEST_NIC]
+        return next(
+            (n for n in nics if n.connected and n.switch_name == HOST_SWITCH), nics[0] if nics else None
+        )
+
+    @property
+    def imds_nics(self) -> tuple[NicFacts, ...]:
+        return tuple(n for n in self.nics if n.name == GUEST_NIC)
 
     def service(self, name: str) -> IntegrationServiceFacts | None:
         return next((s for s in self.integration_services if s.name == name), None)
@@ -208,6 +209,8 @@ class HostFacts:
     attestation_switch: SwitchFacts | None
     host_vnic_addresses: tuple[str, ...] | None
     """None when the host vNIC on the IMDS switch does not exist."""
+    host_vnic_alias: str | None
+    """The vNIC's NetAdapter name (found by MAC address); None when it was not found."""
     firewall: tuple[FirewallRuleFacts, ...]
     cluster_nodes: tuple[ClusterNodeFacts, ...]
     vms: tuple[VMFacts, ...]
@@ -215,16 +218,37 @@ class HostFacts:
 
     @property
     def release(self) -> str:
-        return RELEASES.get(
-            self.os_build, "23H2+" if self.os_build.isdigit() and int(self.os_build) > 20350 else "unknown"
-        )
+        if self.os_build in RELEASES:
+            return RELEASES[self.os_build]
+        if self.os_build.isdigit() and int(self.os_build) > LAST_PRE_V2_BUILD:
+            return "23H2+"
+        return "unknown"
 
     @property
     def supports_v2(self) -> bool:
         """A host that reports LegacyOsSupport serves V2 (VMBus); Az.StackHCI uses the same test."""
         if self.attestation is not None and self.attestation.legacy_os_support is not None:
             return True
-        return self.release in ("23H2", "23H2+")
+        return self.release in ("23H2", "24H2", "23H2+")
+
+    def attestation_listing(self, vm: VMFacts) -> tuple[str, ...]:
+        """SupportedVersions Get-AzStackHCIVMAttestation would list for the VM here; () when it would not.
+
+        Derived as the module does it (../shared/reference/cmdlets.md 9.12): V1 for a guest NIC when
+        legacy OS support is on (on 22H2: while the node is Active), V2 for the Guest Service Interface on
+        V2 hosts. Status is always Connected: it means configured, never probed.
+        """
+        versions = []
+        legacy = (
+            self.legacy_os_support
+            if self.supports_v2
+            else (self.attestation is not None and self.attestation.status == "Active")
+        )
+        if legacy and vm.imds_nics:
+            versions.append("V1")
+        if self.supports_v2 and vm.gsi_enabled:
+            versions.append("V2")
+        return tuple(versions)
 
     @property
     def legacy_os_support(self) -> bool:
@@ -270,7 +294,6 @@ def _vm(raw: Any, index: int, node: str, cluster: str) -> VMFacts:
         for s in _list(raw, "integration_services", where)
     )
     kvp_raw = _get(raw, "kvp", dict, where)
-    attestation_raw = _get(raw, "attestation", dict, where)
     generation = _get(raw, "generation", int, where)
     return VMFacts(
         id=_text(raw, "id", where).lower(),
@@ -283,20 +306,13 @@ def _vm(raw: Any, index: int, node: str, cluster: str) -> VMFacts:
         nics=nics,
         integration_services=services,
         kvp=None if kvp_raw is None else {str(k): str(v) for k, v in kvp_raw.items()},
-        attestation=None
-        if attestation_raw is None
-        else VMAttestationFacts(
-            status=_text(attestation_raw, "status", where),
-            supported_versions=_text(attestation_raw, "supported_versions", where),
-            attestation_host=_text(attestation_raw, "attestation_host", where),
-        ),
     )
 
 
 def parse_host_facts(document: Mapping[str, Any], *, node: str, cluster: str) -> HostFacts:
-    """Build HostFacts from the host-facts/1 JSON document. Raises FactsError on a wrong shape."""
-    if document.get("schema") != "host-facts/1":
-        raise FactsError(f"schema: expected 'host-facts/1', got {document.get('schema')!r}")
+    """Build HostFacts from the host-facts/2 JSON document. Raises FactsError on a wrong shape."""
+    if document.get("schema") != HOST_FACTS_SCHEMA:
+        raise FactsError(f"schema: expected {HOST_FACTS_SCHEMA!r}, got {document.get('schema')!r}")
     os_raw = _get(document, "os", dict, "") or {}
     module = _get(document, "module", dict, "")
     reg = _get(document, "registration", dict, "")
@@ -334,6 +350,7 @@ def parse_host_facts(document: Mapping[str, Any], *, node: str, cluster: str) ->
         host_vnic_addresses=None
         if vnic is None
         else tuple(_text(a, "address", "host_vnic.addresses") for a in _list(vnic, "addresses", "host_vnic")),
+        host_vnic_alias=_get(vnic, "interface_alias", str, "host_vnic") if vnic else None,
         firewall=tuple(
             FirewallRuleFacts(
                 name=_text(r, "name", "firewall"),

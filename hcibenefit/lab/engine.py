@@ -1,19 +1,39 @@
-"""The lab's PowerShell: recognises our scripts by their header and answers from the fleet model.
+"""The lab's ScriptExecutor: runs the PowerShell a client sends through the lab's 5.1 evaluator.
 
-Anything that is not one of our scripts gets the error record PowerShell gives for a command it does
-not know; the lab never evaluates text as code.
+Every pipeline is evaluated (hcibenefit.lab.powershell): the script text is parsed, its parameters are
+bound, and each command it calls is an emulated cmdlet acting on the fleet model. Invocations are
+counted per node and script id (from the script's `# hcibenefit-script:` header; "unknown" for any
+other text) for /lab/state.
+
+A runspace pool keeps one runspace: what a script leaves in the global scope is there for the next
+pipeline of the same pool (powershell51.md section 10.1).
 """
 
 from __future__ import annotations
 
-import re
+import datetime as dt
+import logging
 import threading
+import uuid
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hcibenefit.lab.binding import bind
-from hcibenefit.lab.emulation import EMULATIONS, NOT_RECOGNIZED, Emulation, Invocation
-from hcibenefit.lab.guest_emulation import guest_emulations
+from hcibenefit.lab.machines import GuestMachine, NodeMachine
+from hcibenefit.lab.powershell import nodes as n
+from hcibenefit.lab.powershell import syntax
+from hcibenefit.lab.powershell.binding import Arg
+from hcibenefit.lab.powershell.errors import ErrorRecord, NotEmulated, PSError, Unsupported
+from hcibenefit.lab.powershell.evaluator import Interpreter
+from hcibenefit.lab.powershell.runspace import Runspace, SessionAuth
+from hcibenefit.lab.powershell.values import (
+    ArrayList,
+    PSDateTime,
+    PSDict,
+    PSEnum,
+    PSGuid,
+    PSObject,
+    credential,
+)
 from hcibenefit.lab.state import FleetState
 from hcibenefit.lab.wsman.executor import PipelineCall, PipelineOutput, TerminatingError
 from hcibenefit.remoting.catalog import parse_header
@@ -21,19 +41,88 @@ from hcibenefit.remoting.catalog import parse_header
 if TYPE_CHECKING:
     from hcibenefit.lab.signing import LabSigningChain
 
-_COMMAND_NOT_FOUND = "System.Management.Automation.CommandNotFoundException"
-_FIRST_COMMAND = re.compile(r"[A-Za-z][\w]*-[\w]+|[A-Za-z_][\w.]*")
+log = logging.getLogger(__name__)
+DIRECT_BROKEN = (
+    "An error has occurred which Windows PowerShell cannot handle. A remote session might have ended."
+)
 
 
-def _first_command(script: str) -> str:
-    for line in script.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        match = _FIRST_COMMAND.search(stripped)
-        if match:
-            return match.group(0)
-    return script.strip()[:40] or "<empty>"
+class _Sink:
+    """The runspace's streams written to the WinRM pipeline."""
+
+    def __init__(self, out: PipelineOutput) -> None:
+        self.out = out
+
+    def write_error_record(self, record: ErrorRecord) -> None:
+        target = record.target if isinstance(record.target, str) else None
+        self.out.write_error(
+            record.details or record.message,
+            error_id=record.fqid,
+            category=record.category.name,
+            target=target,
+            exception_type=record.exception_type,
+        )
+
+    def write_warning(self, message: str) -> None:
+        self.out.write_warning(message)
+
+    def write_verbose(self, message: str) -> None:
+        self.out.write_verbose(message)
+
+    def write_progress(self, activity: str, status: str, percent: int = -1) -> None:
+        self.out.write_progress(activity, status, percent)
+
+    def write_information(self, message: str, source: str) -> None:
+        self.out.write_information(message, source)
+
+
+def from_wire(value: Any) -> Any:
+    """A parameter value as psrpcore deserialised it, as the evaluator's value."""
+    if isinstance(value, list | tuple):
+        return [from_wire(v) for v in value]
+    if isinstance(value, dict):
+        return PSDict((k, from_wire(v)) for k, v in value.items())
+    if hasattr(value, "UserName") and hasattr(value, "Password"):
+        decrypt = getattr(value.Password, "decrypt", None)
+        try:
+            password = str(decrypt()) if callable(decrypt) else None
+        except Exception:  # no session key: the password cannot be read, as on a real host
+            password = None
+        return credential(str(value.UserName), password)
+    return value
+
+
+def to_wire(value: Any) -> Any:
+    """An output value as psrpcore can serialise it (the objects a real host would send, flattened)."""
+    if isinstance(value, PSObject):
+        if value.base is not None:
+            return to_wire(value.base)
+        return {name: to_wire(v) for name, v in value.properties()}
+    if isinstance(value, PSDict):
+        return {k: to_wire(v) for k, v in value.items()}
+    if isinstance(value, ArrayList | list):
+        return [to_wire(v) for v in value]
+    if isinstance(value, PSEnum):
+        return value.name
+    if isinstance(value, PSDateTime):
+        return value.aware()
+    if isinstance(value, PSGuid):
+        return uuid.UUID(value.text)
+    if value is None or isinstance(value, str | int | float | bool | dt.datetime):
+        return value
+    text = getattr(value, "ps_string", None)
+    return text() if callable(text) else str(value)
+
+
+def _terminating(record: ErrorRecord) -> TerminatingError:
+    target = record.target if isinstance(record.target, str) else None
+    return TerminatingError(
+        record.details or record.message,
+        error_id=record.fqid,
+        category=record.category.name,
+        exception_type=record.exception_type,
+        target=target,
+    )
 
 
 class LabEngine:
@@ -46,8 +135,6 @@ class LabEngine:
         # Set by the Lab: what guests sign documents with and the password they accept.
         self.signing: LabSigningChain | None = None
         self.guest_password: str | None = None
-        # Guest emulations read signing and guest_password when they run, so they are bound once here.
-        self.emulations: dict[str, Emulation] = {**EMULATIONS, **guest_emulations(self)}
 
     def reset_counters(self) -> None:
         with self._lock:
@@ -62,34 +149,80 @@ class LabEngine:
             self.invocations[node.lower()][script_id] += 1
 
     def execute(self, call: PipelineCall, out: PipelineOutput) -> None:
-        if len(call.commands) != 1:
-            # Our client sends exactly one script per pipeline; anything else is not ours.
-            names = " | ".join(c.text if not c.is_script else _first_command(c.text) for c in call.commands)
+        header = parse_header(call.commands[0].text) if call.commands and call.commands[0].is_script else None
+        self._count(call.node, header[0] if header else "unknown")
+        machine = NodeMachine(self.state, self.state.node(call.node), self)
+        run_pipeline(machine, call, out)
+
+
+def run_pipeline(machine: NodeMachine | GuestMachine, call: PipelineCall, out: PipelineOutput) -> None:
+    """Evaluate one PSRP pipeline on `machine`, in the pool's runspace; a terminating error fails it."""
+    runspace: Runspace | None = call.runspace.get("runspace")
+    if runspace is None:
+        runspace = Runspace(machine, host_ui=call.host_ui, computer_name=machine.name)
+        call.runspace["runspace"] = runspace
+    runspace.machine = machine
+    runspace.auth = SessionAuth(call.auth, call.can_delegate, call.username)
+    interpreter = Interpreter(runspace, _Sink(out))
+    outputs: list[Any] = []
+    with runspace.lock:
+        try:
+            if len(call.commands) == 1 and call.commands[0].is_script:
+                command = call.commands[0]
+                block = syntax.parse(command.text)
+                args = [Arg(name, from_wire(value)) for name, value in command.parameters]
+                outputs = interpreter.run_script(block, args)
+            else:
+                outputs = _run_commands(interpreter, call)
+        except PSError as exc:
+            for value in getattr(exc, "output", []):
+                out.write_output(to_wire(value))
+            raise _terminating(exc.record) from None
+        except (Unsupported, NotEmulated) as exc:
+            log.warning("%s: %s", call.node, exc)
+            kind = "LabUnsupportedConstruct" if isinstance(exc, Unsupported) else "LabNotEmulated"
+            raise TerminatingError(str(exc), error_id=kind, category="NotImplemented") from None
+    for value in outputs:
+        out.write_output(to_wire(value))
+
+
+def _run_commands(interpreter: Interpreter, call: PipelineCall) -> list[Any]:
+    """A pipeline of cmdlets sent with add_cmdlet: bound as if written `Name -Param:value ...`."""
+    elements: list[n.Expr | n.Command] = []
+    for command in call.commands:
+        if command.is_script:
+            raise Unsupported("a script inside a pipeline of commands")
+        parts: list[n.CommandParameter | n.Expr] = []
+        for name, value in command.parameters:
+            constant = n.Constant(0, from_wire(value))
+            parts.append(constant if name is None else n.CommandParameter(0, name, constant, True))
+        elements.append(n.Command(0, command.text, tuple(parts)))
+    scope = interpreter.runspace.global_scope
+    return interpreter.run_pipeline(n.Pipeline(0, tuple(elements)), scope)
+
+
+class GuestEndpointExecutor:
+    """A ScriptExecutor for guests reached straight over WinRM: the endpoint name is the VM name.
+
+    The lab's own server speaks for nodes; serve this one from a second WSManServer whose user and
+    password are the guests' (authentication is the server's job there, as on a real guest).
+    """
+
+    def __init__(self, state: FleetState, secrets: Any) -> None:
+        self.state = state
+        self.secrets = secrets
+        self.invocations: Counter[str] = Counter()
+
+    def execute(self, call: PipelineCall, out: PipelineOutput) -> None:
+        vm = self.state.vm(call.node)
+        if vm is None:
             raise TerminatingError(
-                NOT_RECOGNIZED.format(names.split(" | ")[0]),
-                error_id="CommandNotFoundException",
-                category="ObjectNotFound",
-                exception_type=_COMMAND_NOT_FOUND,
+                f"no guest named {call.node}", error_id="PSSessionStateBroken", category="OpenError"
             )
-        command = call.commands[0]
-        header = parse_header(command.text) if command.is_script else None
-        key = f"{header[0]}/{header[1]}" if header else None
-        emulation = self.emulations.get(key) if key else None
-        if emulation is None or header is None:
-            name = command.text if not command.is_script else _first_command(command.text)
-            self._count(call.node, header[0] if header else "unknown")
-            message = NOT_RECOGNIZED.format(name)
-            if command.is_script:
-                # Inside a script an unknown command is a non-terminating error; the script goes on.
-                out.write_error(message, error_id="CommandNotFoundException", category="ObjectNotFound")
-                return
-            raise TerminatingError(
-                message,
-                error_id="CommandNotFoundException",
-                category="ObjectNotFound",
-                exception_type=_COMMAND_NOT_FOUND,
-            )
-        self._count(call.node, header[0])
-        params = bind(emulation.signature, command.parameters)
-        node = self.state.node(call.node)
-        emulation.handler(Invocation(state=self.state, node=node, params=params, out=out))
+        command = call.commands[0] if call.commands else None
+        header = parse_header(command.text) if command is not None and command.is_script else None
+        self.invocations[f"{vm.name}:{header[0]}/{header[1]}" if header else f"{vm.name}:unknown"] += 1
+        if vm.state != "Running":
+            # A stopped guest has no WinRM; the test server stays up, so say it the way a dead session would.
+            raise TerminatingError(DIRECT_BROKEN, error_id="PSSessionStateBroken", category="OpenError")
+        run_pipeline(GuestMachine(self.state, vm, self.secrets), call, out)

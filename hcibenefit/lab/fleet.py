@@ -197,11 +197,16 @@ class Lab:
                             else {"name": node.switch.name, "type": node.switch.switch_type},
                             "legacy_os_support": node.legacy_os_support,
                             "module": node.module,
+                            "build": self.state.clusters[node.cluster].build,
+                            "host_vnic_alias": node.host_vnic_alias if node.switch is not None else None,
+                            # PSSessions Az.StackHCI opened back to the node and never removed.
+                            "leaked_sessions": len(node.sessions),
                         }
                     )
             vms = [
                 {
                     "name": vm.name,
+                    "id": vm.id,
                     "cluster": vm.cluster,
                     "node": vm.node,
                     "generation": vm.generation,
@@ -212,7 +217,8 @@ class Lab:
                     "gsi": vm.gsi,
                     "kvp": vm.kvp,
                     "nics": [
-                        {"name": n.name, "switch": n.switch_name, "connected": n.connected} for n in vm.nics
+                        {"name": n.name, "switch": n.switch_name, "connected": n.connected, "vlan": n.vlan}
+                        for n in vm.nics
                     ],
                     "guest": {
                         "license_status": vm.guest.license_status,
@@ -222,6 +228,10 @@ class Lab:
                         "powershell_direct": vm.guest.powershell_direct,
                         "runs_needed": vm.guest.runs_needed,
                         "runs": vm.guest.runs,
+                        "imds_status": vm.guest.imds_status,
+                        "clip_log": vm.guest.clip_log,
+                        "task_run_seconds": vm.guest.task_run_seconds,
+                        "system_proxy": vm.guest.system_proxy,
                     },
                 }
                 for vm in self.state.vms.values()
@@ -387,6 +397,6 @@ def _benefits(state: FleetState, vm: Any) -> str:
     parts = []
     if vm.imds_nic() is not None:
         parts.append("v1")
-    if vm.gsi and state.clusters[vm.cluster].version != "22H2":
+    if vm.gsi and state.clusters[vm.cluster].supports_v2:
         parts.append("v2")
     return "+".join(parts) or "none"

@@ -39,7 +39,7 @@ from hcibenefit.yamlschema import (
     read_document,
 )
 
-Version = Literal["22H2", "23H2"]
+Version = Literal["22H2", "23H2", "24H2"]
 Registration = Literal["Registered", "NotYet", "OutOfPolicy"]
 NodeAttestation = Literal["Active", "Inactive", "Expired", "Error"]
 SwitchState = Literal["present", "missing", "renamed", "wrong-type"]
@@ -50,6 +50,7 @@ TaskState = Literal["Ready", "Disabled", "Missing"]
 ImdsState = Literal["reachable", "unreachable"]
 DocumentState = Literal["valid", "expired", "tampered", "missing-intermediate", "wrong-nonce"]
 DirectState = Literal["ok", "fail", "bad-credentials"]
+VnicAlias = Literal["renamed", "default"]
 
 
 @dataclass
@@ -72,6 +73,9 @@ class NodeSpec:
     """Az.StackHCI version, or "missing"."""
     state: ClusterNodeState = "Up"
     """Failover cluster node state as Get-ClusterNode reports it (an addition to the issue's keys)."""
+    host_vnic_alias: VnicAlias = "renamed"
+    """Whether Az.StackHCI's rename of the host vNIC to the switch name succeeded ("default": it is still
+    "vEthernet (AZSHCI_HOST-IMDS_DO_NOT_MODIFY)")."""
     faults: FaultsSpec = field(default_factory=FaultsSpec)
 
 
@@ -84,6 +88,14 @@ class GuestSpec:
     powershell_direct: DirectState = "ok"
     runs_needed: int = 1
     """How many runs of LicenseImdsIntegration activation takes (the seed saw "run it twice")."""
+    imds_status: int = 200
+    """The HTTP status the host's IMDS answers this guest with (500: the service fails the request)."""
+    clip_log: bool = True
+    """Whether the guest has the Microsoft-Client-License-Flexible-Platform/Admin event log."""
+    task_run_seconds: int = 3
+    """How long one run of the task takes on the lab clock (longer than a kick waits: not finished)."""
+    system_proxy: bool = False
+    """A machine-wide proxy that Windows PowerShell 5.1 applies even to 169.254.x.x unless bypassed."""
 
 
 @dataclass
@@ -96,6 +108,8 @@ class VMSpec:
     os: str = "Windows 11 Enterprise multi-session"
     benefits: Benefits = "none"
     kvp: bool = True
+    leftover_nic: bool = False
+    """A half-configured guest NIC a failed Add-AzStackHCIVMAttestation left behind (not connected)."""
     guest: GuestSpec = field(default_factory=GuestSpec)
     azure: AzureVMSpec = field(default_factory=AzureVMSpec)
     """What the lab's ARM believes about the VM (lab/arm/spec.py)."""
@@ -105,6 +119,8 @@ class VMSpec:
 class ClusterSpec:
     name: str
     version: Version = "22H2"
+    build: str | None = None
+    """OS build when it differs from the release's (24H2 clusters also report 26200)."""
     registration: Registration = "Registered"
     nodes: list[NodeSpec] = field(default_factory=list)
     vms: list[VMSpec] = field(default_factory=list)
@@ -159,6 +175,7 @@ NODE = StrOrMap(
             "legacy_os_support": Bool(),
             "module": Str('an Az.StackHCI version such as "2.3.1", or missing'),
             "state": _choice(ClusterNodeState),
+            "host_vnic_alias": _choice(VnicAlias),
             "faults": FAULTS,
         },
     ),
@@ -174,6 +191,10 @@ GUEST = MapSpec(
         "document": _choice(DocumentState),
         "powershell_direct": _choice(DirectState),
         "runs_needed": Int(1, 10),
+        "imds_status": Int(100, 599),
+        "clip_log": Bool(),
+        "task_run_seconds": Int(0, 86400),
+        "system_proxy": Bool(),
     },
 )
 VM = MapSpec(
@@ -187,6 +208,7 @@ VM = MapSpec(
         "os": Str("an OS name"),
         "benefits": _choice(Benefits),
         "kvp": Bool(),
+        "leftover_nic": Bool(),
         "guest": GUEST,
         "azure": VM_AZURE,
     },
@@ -196,6 +218,7 @@ CLUSTER = MapSpec(
     {
         "name": Field(NAME, required=True),
         "version": _choice(Version),
+        "build": Str("an OS build number such as 26200"),
         "registration": _choice(Registration),
         "nodes": Field(ListOf(NODE, min_items=1), required=True),
         "vms": ListOf(VM),
@@ -310,7 +333,7 @@ def generate_fleet(clusters: int, nodes_per_cluster: int, vms_per_node: int, *, 
     rng = random.Random(seed)
     result: list[ClusterSpec] = []
     for c in range(1, clusters + 1):
-        version: Version = "22H2" if c % 2 else "23H2"
+        version: Version = ("22H2", "23H2", "24H2")[(c - 1) % 3]
         cluster = ClusterSpec(name=f"hci-gen-{c:03d}", version=version)
         for n in range(1, nodes_per_cluster + 1):
             node = NodeSpec(name=f"c{c:03d}n{n:02d}", expires_in_days=rng.randint(1, 29))

@@ -1,15 +1,20 @@
-"""The live state of a simulated fleet: what Get-VM, Get-AzureStackHCIAttestation & co. would report.
+"""The live state of a simulated fleet: what Get-VM, Get-AzureStackHCIAttestation & co. report.
 
-Built from a FleetSpec and changed only by the lab's emulation of our scripts, through the same
-effects the real cmdlets have (adding the guest NIC, turning on the Guest Service Interface, syncing a
-node). Derived facts (is the VM's IMDS path working? does the guest activate?) are computed from this
-state rather than stored, so a change on the host shows up in the guest the way it would for real.
+Built from a FleetSpec and changed only through the emulated cmdlets (hcibenefit.lab.powershell),
+with the effects the real ones have (adding a NIC, turning on the Guest Service Interface, syncing a
+node, running the guest's licensing task). Derived facts (is the VM's IMDS path working? does the
+guest activate?) are computed from this state rather than stored, so a change on the host shows up in
+the guest the way it would for real.
+
+Time: the lab has its own clock (`LabClock`), real time plus whatever scripts slept. Start-Sleep and
+timeouts advance it instead of blocking, so a kick that waits two minutes for a task takes no time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -18,16 +23,23 @@ from hcibenefit.lab.spec import ClusterSpec, FaultsSpec, FleetSpec, GuestSpec, N
 HOST_SWITCH = "AZSHCI_HOST-IMDS_DO_NOT_MODIFY"
 GUEST_NIC = "AZSHCI_GUEST-IMDS_DO_NOT_MODIFY"
 SWITCH_NOTES = "Managed by Azure Stack HCI IMDS Attestation Service"
+COMPUTE_SWITCH = "ConvergedSwitch(compute)"
 HOST_IMDS_ADDRESS = "169.254.169.253"
+ALLOW_RULE = "AzsHci-ImdsAttestation-Allow-In"
 FIREWALL_RULES = (
-    "AzsHci-ImdsAttestation-Allow-In",
+    ALLOW_RULE,
     "AzsHci-ImdsAttestation-Block-TCP-In",
     "AzsHci-ImdsAttestation-Block-TCP-Out",
     "AzsHci-ImdsAttestation-Block-UDP-In",
     "AzsHci-ImdsAttestation-Block-UDP-Out",
 )
-BUILD_BY_VERSION = {"22H2": "20349", "23H2": "20350"}
+# docs/platform.md §2: 22H2 = 20349, 23H2 = 25398, 24H2 = 26100 (26200
+# also appears in 2025 update tables). There is no build 20350.
+BUILD_BY_VERSION = {"22H2": "20349", "23H2": "25398", "24H2": "26100"}
+V2_VERSIONS = ("23H2", "24H2")
 ATTESTATION_VALIDITY = dt.timedelta(days=30)  # HciSvc's Azure certificate is valid 30 days (docs/platform.md)
+TASK_NOT_YET_RUN = 267011  # 0x41303 SCHED_S_TASK_HAS_NOT_RUN
+EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 _NAMESPACE = uuid.UUID("6f1c7a52-8d1e-4c51-9a3e-5b0f1d2c3e4f")
 
 
@@ -38,6 +50,28 @@ def stable_id(*parts: str) -> str:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+class LabClock:
+    """Real time plus the seconds scripts have slept in the lab (Start-Sleep, request timeouts)."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self._offset)
+
+    def now_datetime(self) -> dt.datetime:
+        """Naive UTC, as the evaluator's DateTime keeps it."""
+        return self.now().replace(tzinfo=None)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self._offset
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += max(0.0, seconds)
 
 
 @dataclass
@@ -53,6 +87,10 @@ class Nic:
     name: str
     switch_name: str | None
     mac: str
+    vlan: str | None = None
+    """Private VLAN setting as Set-VMNetworkAdapterVlan left it, e.g. "Isolated 10/200"; None = untagged."""
+    guards: bool = False
+    """MacAddressSpoofing Off, DhcpGuard On, RouterGuard On, NotMonitoredInCluster: the IMDS template."""
 
     @property
     def connected(self) -> bool:
@@ -62,14 +100,19 @@ class Nic:
 @dataclass
 class GuestState:
     license_status: int
-    task: str  # Ready, Disabled, Missing
+    task: str  # Ready, Disabled, Missing, Running
     imds: str
     document: str
     powershell_direct: str
     runs_needed: int
+    imds_status: int = 200
+    clip_log: bool = True
+    task_run_seconds: int = 3
+    system_proxy: bool = False
     runs: int = 0
     last_run: dt.datetime | None = None
-    last_result: int = 267011  # 0x41303: "the task has not yet run"
+    last_result: int = TASK_NOT_YET_RUN
+    running_until: dt.datetime | None = None
     events: list[tuple[int, dt.datetime, str, str]] = field(
         default_factory=list
     )  # (id, time, provider, text)
@@ -93,6 +136,9 @@ class VM:
     def imds_nic(self) -> Nic | None:
         return next((n for n in self.nics if n.name == GUEST_NIC), None)
 
+    def imds_nics(self) -> list[Nic]:
+        return [n for n in self.nics if n.name == GUEST_NIC]
+
 
 @dataclass
 class Node:
@@ -108,15 +154,27 @@ class Node:
     faults: FaultsSpec
     host_vnic_address: str | None
     firewall_enabled: dict[str, bool]
+    """Every attestation firewall rule that exists on the node (Allow-In ships with the OS), and whether it is on."""
+    host_vnic_alias: str = HOST_SWITCH
+    """The host vNIC's NetAdapter name: Az.StackHCI renames it to the switch name; if that failed it keeps
+    Hyper-V's default "vEthernet (<switch name>)"."""
+    host_vnic_mac: str = ""
+    sessions: list[str] = field(default_factory=list)
+    """Remote sessions left open on the node (Az.StackHCI never removes its loopback session)."""
 
 
 @dataclass
 class Cluster:
     name: str
     version: str
+    build: str
     registration: str
     nodes: list[str]
     last_sync: dt.datetime | None
+
+    @property
+    def supports_v2(self) -> bool:
+        return self.version in V2_VERSIONS
 
 
 class FleetState:
@@ -128,6 +186,7 @@ class FleetState:
         self.spec = spec
         self.subscription_id = subscription_id
         self.lock = threading.RLock()
+        self.clock = LabClock()
         self.clusters: dict[str, Cluster] = {}
         self.nodes: dict[str, Node] = {}
         self.vms: dict[str, VM] = {}
@@ -135,14 +194,16 @@ class FleetState:
 
     def reset(self) -> None:
         with self.lock:
+            self.clock = LabClock()
             self.clusters.clear()
             self.nodes.clear()
             self.vms.clear()
-            started = now()
+            started = self.clock.now().replace(microsecond=0)
             for cluster in self.spec.clusters:
                 self.clusters[cluster.name] = Cluster(
                     name=cluster.name,
                     version=cluster.version,
+                    build=cluster.build or BUILD_BY_VERSION[cluster.version],
                     registration=cluster.registration,
                     nodes=[n.name for n in cluster.nodes],
                     last_sync=started - dt.timedelta(hours=6)
@@ -157,13 +218,16 @@ class FleetState:
     def _vm_from_spec(self, cluster: ClusterSpec, spec: VMSpec) -> VM:
         node = self.nodes[spec.node.lower()]
         vm_id = stable_id(cluster.name, spec.name)
-        nics = [Nic(name="Network Adapter", switch_name="ConvergedSwitch(compute)", mac=_mac(vm_id, 0))]
+        nics = [Nic(name="Network Adapter", switch_name=COMPUTE_SWITCH, mac=_mac(vm_id, 0))]
         if spec.benefits == "v1":
             # A V1 NIC on a node without the switch is left unconnected (what migration leaves behind).
             connected_to = (
                 node.switch.name if node.switch is not None and node.switch.name == HOST_SWITCH else None
             )
-            nics.append(Nic(name=GUEST_NIC, switch_name=connected_to, mac=_mac(vm_id, 1)))
+            nics.append(Nic(GUEST_NIC, connected_to, _mac(vm_id, 1), vlan="Isolated 10/200", guards=True))
+        if spec.leftover_nic:
+            # What a failed Add-AzStackHCIVMAttestation leaves behind: added, never configured or connected.
+            nics.append(Nic(GUEST_NIC, None, _mac(vm_id, 2)))
         return VM(
             name=spec.name,
             id=vm_id,
@@ -194,31 +258,36 @@ class FleetState:
     def vm(self, name: str) -> VM | None:
         return self.vms.get(name.lower())
 
+    def vm_by_id(self, vm_id: str) -> VM | None:
+        wanted = vm_id.lower()
+        return next((vm for vm in self.vms.values() if vm.id == wanted), None)
+
     # --- derived facts ---------------------------------------------------------------------------
 
     def node_serves_imds(self, node: Node) -> bool:
         """Whether HciSvc on the node answers attestation requests at all (an assumption: only Active)."""
         return node.attestation == "Active" and self.clusters[node.cluster].registration == "Registered"
 
+    def legacy_enabled(self, node: Node) -> bool:
+        """V1 is served on 22H2 always, on 23H2+ only with legacy OS support."""
+        return not self.clusters[node.cluster].supports_v2 or node.legacy_os_support
+
     def v1_path_works(self, vm: VM) -> bool:
         node = self.node(vm.node)
-        nic = vm.imds_nic()
-        cluster = self.clusters[vm.cluster]
-        legacy_ok = cluster.version == "22H2" or node.legacy_os_support
+        nic = next((n for n in vm.imds_nics() if n.switch_name == HOST_SWITCH), None)
         return (
             nic is not None
-            and nic.switch_name == HOST_SWITCH
             and node.switch is not None
             and node.switch.name == HOST_SWITCH
             and node.switch.switch_type == "Internal"
             and node.host_vnic_address == HOST_IMDS_ADDRESS
-            and legacy_ok
+            and self.legacy_enabled(node)
             and self.node_serves_imds(node)
         )
 
     def v2_path_works(self, vm: VM) -> bool:
         node = self.node(vm.node)
-        return self.clusters[vm.cluster].version == "23H2" and vm.gsi and self.node_serves_imds(node)
+        return self.clusters[vm.cluster].supports_v2 and vm.gsi and self.node_serves_imds(node)
 
     def guest_reaches_imds(self, vm: VM, address: str) -> bool:
         """The HTTP endpoint a probe inside the guest can reach. On HCI only .253 exists, over the V1 NIC.
@@ -229,26 +298,38 @@ class FleetState:
         return address == HOST_IMDS_ADDRESS and vm.guest.imds == "reachable" and self.v1_path_works(vm)
 
     def activation_path_works(self, vm: VM) -> bool:
-        if vm.guest.imds != "reachable" or vm.guest.document != "valid":
+        guest = vm.guest
+        if guest.imds != "reachable" or guest.document != "valid" or guest.imds_status != 200:
             return False
         return self.v1_path_works(vm) or self.v2_path_works(vm)
 
-    def attestation_status(self, vm: VM) -> tuple[str, str] | None:
-        """(Status, SupportedVersions) as Get-AzStackHCIVMAttestation -Local lists the VM, or None if absent.
+    # --- the guest's licensing task --------------------------------------------------------------
 
-        V1 is listed only when legacy OS support is on (23H2) or always on 22H2; V2 when GSI is on.
-        Connected means configured, not probed (docs/platform.md, inference).
-        """
-        node = self.node(vm.node)
-        cluster = self.clusters[vm.cluster]
-        nic = vm.imds_nic()
-        v1 = nic is not None and (cluster.version == "22H2" or node.legacy_os_support)
-        v2 = cluster.version == "23H2" and vm.gsi
-        if not v1 and not v2:
-            return None
-        versions = "V2" if v2 and not v1 else "V1" if v1 and not v2 else "V1, V2"
-        connected = (v1 and nic is not None and nic.connected) or v2
-        return ("Connected" if connected else "Disconnected", versions)
+    def advance_guest(self, vm: VM) -> None:
+        """Finish the task run that is due by now on the lab clock."""
+        guest = vm.guest
+        if guest.running_until is not None and self.clock.now() >= guest.running_until:
+            finished_at = guest.running_until
+            guest.running_until = None
+            if guest.task == "Running":
+                guest.task = "Ready"
+            self._complete_run(vm, finished_at)
+
+    def start_task(self, vm: VM) -> None:
+        guest = vm.guest
+        self.advance_guest(vm)
+        if guest.task == "Running":
+            return
+        at = self.clock.now()
+        guest.task = "Running"
+        guest.runs += 1
+        guest.last_run = at
+        guest.running_until = at + dt.timedelta(seconds=guest.task_run_seconds)
+
+    def _complete_run(self, vm: VM, at: dt.datetime) -> None:
+        from hcibenefit.lab.guestos import record_task_outcome
+
+        record_task_outcome(self, vm, at)
 
 
 def _mac(vm_id: str, index: int) -> str:
@@ -267,20 +348,22 @@ def _node_from_spec(cluster: ClusterSpec, spec: NodeSpec, started: dt.datetime) 
         switch = Switch(HOST_SWITCH, switch_id, "External", SWITCH_NOTES)
     enabled = spec.attestation in ("Active", "Expired", "Error") and switch is not None
     expiration = started + dt.timedelta(days=spec.expires_in_days) if enabled else None
+    rules = dict.fromkeys(FIREWALL_RULES, True) if switch is not None else {ALLOW_RULE: False}
     return Node(
         name=spec.name,
         cluster=cluster.name,
         attestation=spec.attestation,
         expiration=expiration,
         switch=switch,
-        attestation_switch_id=switch_id if enabled else "00000000-0000-0000-0000-000000000000",
-        # LegacyOsSupport exists only on 23H2 hosts; on 22H2 the V1 path is the only one.
+        attestation_switch_id=switch_id if enabled else EMPTY_GUID,
         legacy_os_support=spec.legacy_os_support,
         module=None if spec.module.lower() == "missing" else spec.module,
         state=spec.state,
         faults=spec.faults,
         host_vnic_address=HOST_IMDS_ADDRESS if switch is not None else None,
-        firewall_enabled=dict.fromkeys(FIREWALL_RULES, switch is not None),
+        firewall_enabled=rules,
+        host_vnic_alias=HOST_SWITCH if spec.host_vnic_alias == "renamed" else f"vEthernet ({HOST_SWITCH})",
+        host_vnic_mac=_mac(switch_id, 9),
     )
 
 
@@ -292,4 +375,8 @@ def _guest_from_spec(spec: GuestSpec) -> GuestState:
         document=spec.document,
         powershell_direct=spec.powershell_direct,
         runs_needed=spec.runs_needed,
+        imds_status=spec.imds_status,
+        clip_log=spec.clip_log,
+        task_run_seconds=spec.task_run_seconds,
+        system_proxy=spec.system_proxy,
     )

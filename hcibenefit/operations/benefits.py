@@ -15,7 +15,7 @@ from typing import Any
 
 from hcibenefit.checks.assess import Assessment, assess_cluster, merge
 from hcibenefit.errors import UsageError
-from hcibenefit.facts.host import FactsError, HostFacts, VMFacts
+from hcibenefit.facts.host import GUEST_NIC, FactsError, HostFacts, VMFacts
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.audit import AuditError, AuditLog
 from hcibenefit.operations.gather import Connection, connections, fetch_host_facts, gather_clusters
@@ -181,8 +181,8 @@ def _apply_on_node(
                 connection.endpoint, script, parameters, cancel=cancel, timeout_s=MUTATION_TIMEOUT_S
             )
             for item in document.get("results") or []:
-                if isinstance(item, dict) and isinstance(item.get("vm"), str):
-                    per_vm.setdefault(item["vm"].casefold(), item)
+                if isinstance(item, dict) and isinstance(item.get("vm_id"), str):
+                    per_vm.setdefault(item["vm_id"].lower(), item)
         except RemotingError as exc:
             # After a mutating call failed mid-way the host may or may not have changed: re-read.
             change_error = f"{exc.kind}: {exc.detail}"
@@ -192,7 +192,7 @@ def _apply_on_node(
             after = fetch_host_facts(connection, cancel)
         except (RemotingError, FactsError) as exc:
             verify_error = str(exc)
-        vms_after = {vm.name.casefold(): vm for vm in after.vms} if after else {}
+        vms_after = {vm.id.lower(): vm for vm in after.vms} if after else {}
         outcomes = [_verified(plan, per_vm, after, vms_after, change_error, verify_error) for plan in plans]
         for outcome in outcomes:
             change.finish(
@@ -209,16 +209,18 @@ def _verified(
     change_error: str | None,
     verify_error: str | None,
 ) -> VMOutcome:
-    reported = per_vm.get(plan.vm.casefold())
+    reported = per_vm.get(plan.vm_id.lower())
     script_error = None
     if reported is not None and not reported.get("ok", False):
         err = reported.get("error") or {}
         script_error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
+        if reported.get("leftover_nic"):
+            script_error += f"; a half-configured {GUEST_NIC} is left on the VM"
     if after is None:
         return VMOutcome(
             plan, "unverified", script_error or change_error or f"could not re-read the node: {verify_error}"
         )
-    vm_after = vms_after.get(plan.vm.casefold())
+    vm_after = vms_after.get(plan.vm_id.lower())
     state_after = benefit_state(vm_after, after) if vm_after is not None else None
     problem = verify(plan, vm_after, after)
     if problem is None:
@@ -335,7 +337,7 @@ def describe_call(action: Action, plans: Sequence[VMPlan]) -> list[dict[str, Any
         if plan.decision == "change":
             by_node.setdefault(plan.node, []).append(plan)
     return [
-        {"node": node, "script": script.key, "parameters": script_parameters(p)}
+        {"node": node, "script": script.key, "vms": [plan.vm for plan in p], "parameters": script_parameters(p)}
         for node, p in by_node.items()
     ]
 
@@ -397,7 +399,10 @@ def benefits_report(
     script = VM_BENEFITS_ENABLE if result.action == "enable" else VM_BENEFITS_DISABLE
     sent = Details(
         ("Would send" if result.what_if else "Sent") + " (one call per node):",
-        [describe_script_call(script, call["node"], call["parameters"], show_scripts) for call in calls],
+        [
+            describe_script_call(script, call["node"], call["parameters"], show_scripts, vms=call["vms"])
+            for call in calls
+        ],
     )
     notes = []
     if result.declined:
@@ -408,14 +413,20 @@ def benefits_report(
 
 
 def describe_script_call(
-    script: Script, target: str, parameters: Mapping[str, Any], show_script: bool
+    script: Script,
+    target: str,
+    parameters: Mapping[str, Any],
+    show_script: bool,
+    *,
+    vms: Sequence[str] = (),
 ) -> DetailItem:
-    """One call as a person checks it: script, target, each parameter value quoted as PowerShell would
-    receive it, and (at -v) the script's text."""
+    """One call as a person checks it: script, target (and the VMs its ids stand for), each parameter value
+    quoted as PowerShell would receive it, and (at -v) the script's text."""
     lines = [f"-{name} {powershell_literal(value)}" for name, value in parameters.items()]
     if show_script:
         lines += ["", f"script {script.key}:", *script.text().splitlines()]
-    return DetailItem(f"{script.key} on {target}", lines, verbatim=True)
+    title = f"{script.key} on {target}" + (f" for {', '.join(vms)}" if vms else "")
+    return DetailItem(title, lines, verbatim=True)
 
 
 __all__ = [

@@ -58,7 +58,7 @@ def fetch_host_facts(
         try:
             facts = parse_host_facts(document, node=connection.node.name, cluster=connection.node.cluster)
         except FactsError as exc:
-            raise MalformedOutputError(connection.node.name, f"host-facts/1: {exc}") from None
+            raise MalformedOutputError(connection.node.name, f"{HOST_FACTS.key}: {exc}") from None
     except BaseException:
         session.close()
         raise

@@ -1,7 +1,13 @@
 """`hcibenefit host enable|sync`: node-level remediation, with the same plan/what-if/verify rules as VMs.
 
-Nodes are changed one at a time: Enable-AzStackHCIAttestation ends with a cluster sync, and two nodes
-syncing at once gains nothing and makes failures harder to read.
+`host sync` runs Sync-AzureStackHCI on each node that needs it, one at a time.
+
+`host enable` runs Enable-AzStackHCIAttestation once per cluster: the cmdlet configures every node of the
+cluster from the node it runs on (Invoke-Command -ComputerName for the others) after opening a session
+back to that node, and ends with a cluster sync. From our WinRM session those are second hops, so the
+session must be able to delegate credentials: CredSSP, or Kerberos with delegation. The inventory says
+which auth a node uses; without one that can delegate, the plan refuses and says what to set
+(docs/host-enable.md). Each selected node is re-read afterwards to verify.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from hcibenefit.checks.assess import Assessment, NodeStatus, assess_cluster
 from hcibenefit.errors import UsageError
 from hcibenefit.facts.host import HOST_SWITCH, FactsError
 from hcibenefit.inventory import CredentialResolver, Inventory
+from hcibenefit.inventory import Node as InventoryNode
 from hcibenefit.operations.audit import AuditError, AuditLog
 from hcibenefit.operations.gather import Connection, connections, fetch_host_facts, gather_clusters
 from hcibenefit.operations.selection import Selection
@@ -193,6 +200,37 @@ def plan_node(
     )
 
 
+def delegation_gap(node: InventoryNode) -> str | None:
+    """Why a WinRM session to this node cannot hand its credentials on (None: it can)."""
+    settings = node.winrm
+    if settings.auth == "credssp":
+        return None
+    if settings.auth in ("kerberos", "negotiate") and settings.negotiate_delegate:
+        return None
+    detail = f"auth {settings.auth}"
+    if settings.auth in ("kerberos", "negotiate"):
+        detail += " without negotiate_delegate: true"
+    return detail
+
+
+def _needs_delegation(plan: NodePlan, node: InventoryNode) -> NodePlan:
+    gap = delegation_gap(node)
+    if gap is None:
+        return plan
+    return NodePlan(
+        plan.node,
+        plan.cluster,
+        plan.action,
+        "refused",
+        f"Enable-AzStackHCIAttestation configures every node of {plan.cluster} from {plan.node} and opens a "
+        f"session back to {plan.node}: from WinRM those are second hops, and {gap} cannot delegate credentials",
+        f"in the inventory give cluster {plan.cluster} winrm auth: credssp (Enable-WSManCredSSP -Role Server on "
+        "its nodes), or auth: kerberos with negotiate_delegate: true for an account trusted for delegation; "
+        "see docs/host-enable.md",
+        plan.before,
+    )
+
+
 def run_host_action(
     inventory: Inventory,
     resolver: CredentialResolver,
@@ -226,6 +264,8 @@ def run_host_action(
             if node.name.casefold() not in wanted:
                 continue
             plan = plan_node(node, assessment, action, explicit=selection.explicit_node(node.name))
+            if plan is not None and plan.decision == "change" and action == "enable":
+                plan = _needs_delegation(plan, inventory.node(plan.node))
             if plan is not None:
                 plans.append(plan)
     changes = [p for p in plans if p.decision == "change"]
@@ -238,11 +278,14 @@ def run_host_action(
         raise ValueError("changes are sent only with an audit log (AuditLog.open)")
     conn_by_node = {c.node.name: c for c in connections([inventory.node(p.node) for p in changes], resolver)}
     outcomes = []
+    # Enable acts on the whole cluster from one node: sent once, on the first node that needs it; the
+    # cluster's other planned nodes are only re-read (with the first call's error, if any).
+    sent_for_cluster: dict[str, str | None] = {}
     for plan in plans:
         if plan.decision != "change":
             outcomes.append(NodeOutcome(plan, passive[plan.decision]))
             continue
-        outcomes.append(_apply_on_node(action, plan, conn_by_node[plan.node], audit, cancel))
+        outcomes.append(_apply_on_node(action, plan, conn_by_node[plan.node], audit, cancel, sent_for_cluster))
     return outcomes, False
 
 
@@ -252,9 +295,16 @@ def _apply_on_node(
     conn: Connection,
     audit: AuditLog,
     cancel: threading.Event | None,
+    sent_for_cluster: dict[str, str | None],
 ) -> NodeOutcome:
-    """The node-level cmdlet, then a re-read to verify; written ahead to the audit log and after."""
+    """The node-level cmdlet, then a re-read to verify; written ahead to the audit log and after.
+
+    Enable is sent once per cluster (`sent_for_cluster`: cluster -> the call's error); a later node of the
+    same cluster is only re-read."""
     script = HOST_ATTESTATION_ENABLE if action == "enable" else HOST_SYNC
+    ev = cancel or threading.Event()
+    if action == "enable" and plan.cluster in sent_for_cluster:
+        return _verify_node(action, plan, conn, ev, sent_for_cluster[plan.cluster])
     credential = conn.endpoint.credential
     try:
         change = audit.begin(
@@ -267,7 +317,6 @@ def _apply_on_node(
         )
     except AuditError as exc:
         return NodeOutcome(plan, "failed", f"not sent: {exc}")
-    ev = cancel or threading.Event()
     with change:
         error = None
         try:
@@ -277,17 +326,25 @@ def _apply_on_node(
                 error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
         except RemotingError as exc:
             error = f"{exc.kind}: {exc.detail}"
-        try:
-            after = fetch_host_facts(conn, ev)
-            status = after.attestation.status if after.attestation else "unknown"
-            result = "changed" if status == "Active" else "failed"
-            if result == "failed" and error is None:
-                error = f"attestation is {status} after {action}"
-            outcome = NodeOutcome(plan, result, error, status)
-        except (RemotingError, FactsError) as exc:
-            outcome = NodeOutcome(plan, "unverified", error or f"could not re-read the node: {exc}")
+        if action == "enable":
+            sent_for_cluster[plan.cluster] = error
+        outcome = _verify_node(action, plan, conn, ev, error)
         change.finish(plan.node, result=outcome.result, error=outcome.error, after=outcome.after)
     return outcome
+
+
+def _verify_node(
+    action: HostAction, plan: NodePlan, conn: Connection, ev: threading.Event, error: str | None
+) -> NodeOutcome:
+    try:
+        after = fetch_host_facts(conn, ev)
+        status = after.attestation.status if after.attestation else "unknown"
+        result = "changed" if status == "Active" else "failed"
+        if result == "failed" and error is None:
+            error = f"attestation is {status} after {action}"
+        return NodeOutcome(plan, result, error, status)
+    except (RemotingError, FactsError) as exc:
+        return NodeOutcome(plan, "unverified", error or f"could not re-read the node: {exc}")
 
 
 def host_report(
@@ -342,13 +399,19 @@ def host_report(
         ),
         rows,
     )
+    targets: dict[str, str] = {}
+    for o in outcomes:
+        if o.plan.decision != "change":
+            continue
+        if action == "enable":
+            # Enable-AzStackHCIAttestation configures every node of the cluster from the node it runs on.
+            targets.setdefault(o.plan.cluster, f"{o.plan.node} (configures every node of {o.plan.cluster})")
+        else:
+            targets[o.plan.node] = o.plan.node
     sent = Details(
-        ("Would send" if what_if else "Sent") + " (one node at a time):",
-        [
-            describe_script_call(script, o.plan.node, {}, show_scripts)
-            for o in outcomes
-            if o.plan.decision == "change"
-        ],
+        ("Would send" if what_if else "Sent")
+        + (" (one call per cluster):" if action == "enable" else " (one node at a time):"),
+        [describe_script_call(script, target, {}, show_scripts) for target in targets.values()],
     )
     left = Details(
         "What to do for the nodes left as they are:",

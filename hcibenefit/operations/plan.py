@@ -25,13 +25,14 @@ CONNECT_NIC = "connect-guest-nic"
 ENABLE_GSI = "enable-guest-service-interface"
 REMOVE_NIC = "remove-guest-nic"
 DISABLE_GSI = "disable-guest-service-interface"
-# Script parameter that carries the VM names for each step.
+# Script parameter that carries the VMs for each step, by id: Hyper-V treats a VM name as a wildcard
+# pattern, so a VM named "avd-[ab]" or "*" passed by name could select other VMs.
 STEP_PARAMETER = {
-    ADD_NIC: "NicVMName",
-    CONNECT_NIC: "ReconnectVMName",
-    ENABLE_GSI: "GsiVMName",
-    REMOVE_NIC: "NicVMName",
-    DISABLE_GSI: "GsiVMName",
+    ADD_NIC: "NicVMId",
+    CONNECT_NIC: "ReconnectVMId",
+    ENABLE_GSI: "GsiVMId",
+    REMOVE_NIC: "NicVMId",
+    DISABLE_GSI: "GsiVMId",
 }
 
 
@@ -49,10 +50,12 @@ class VMPlan:
     before: dict[str, Any] = field(default_factory=dict)
     warning: str | None = None
     """What the change costs (disable: the guest loses activation); asked about even for one VM."""
+    vm_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "vm": self.vm,
+            "vm_id": self.vm_id,
             "cluster": self.cluster,
             "node": self.node,
             "action": self.action,
@@ -90,7 +93,7 @@ def _plan(
     vm = status.vm
     before = benefit_state(vm, status.host)
     return VMPlan(
-        vm.name, vm.cluster, vm.node, action, decision, steps, transport, reason, fix, before, warning
+        vm.name, vm.cluster, vm.node, action, decision, steps, transport, reason, fix, before, warning, vm.id
     )
 
 
@@ -146,9 +149,9 @@ def plan_enable(
     chosen = req.transport if transport == "auto" else transport
     if chosen is None:
         if not vm.kvp_enabled:
-            first = f"on {host.node}: Enable-VMIntegrationService -VMName {fixes.ps(vm.name)} -Name 'Key-Value Pair Exchange'"
+            first = f"on {host.node}: Get-VM -Id {vm.id} | Enable-VMIntegrationService -Name 'Key-Value Pair Exchange'"
         else:
-            first = fixes.start_vm(vm.name, host.node, vm.state)
+            first = fixes.start_vm(vm.name, host.node, vm.state, vm.id)
         return _refuse(
             status,
             "enable",
@@ -186,7 +189,7 @@ def plan_enable(
         return _refuse(
             status,
             "enable",
-            f"node {host.node} has legacy OS support off: Add-AzStackHCIVMAttestation would do nothing",
+            f"node {host.node} has legacy OS support off: a guest NIC would not be served",
             fixes.enable_fix(vm, host, "V1"),
             "V1",
         )
@@ -204,14 +207,6 @@ def plan_enable(
         return _plan(
             status, "enable", "change", "V1", "connect the guest NIC to the IMDS switch", steps=(CONNECT_NIC,)
         )
-    if host.module_version is None:
-        return _refuse(
-            status,
-            "enable",
-            f"Az.StackHCI is not installed on {host.node}",
-            fixes.enable_fix(vm, host, "V1"),
-            "V1",
-        )
     if vm.generation == 1 and vm.state != "Off":
         return _refuse(
             status,
@@ -228,19 +223,12 @@ def plan_disable(status: VMStatus) -> VMPlan:
     steps: list[str] = []
     disable = fixes.hcibenefit("disable", vm=vm.name)
     if vm.imds_nic is not None:
-        if host.module_version is None:
-            return _refuse(
-                status,
-                "disable",
-                f"Az.StackHCI is not installed on {host.node}",
-                fixes.steps(fixes.install_module(host.node), disable),
-            )
         if vm.generation == 1 and vm.state != "Off":
             return _refuse(
                 status,
                 "disable",
                 f"Generation 1 VM is {vm.state}: Hyper-V cannot remove a network adapter while it runs",
-                fixes.stop_start(vm.name, host.node, disable),
+                fixes.stop_start(vm.name, host.node, disable, vm.id),
             )
         steps.append(REMOVE_NIC)
     if host.supports_v2 and vm.gsi_enabled:
@@ -264,7 +252,7 @@ def script_parameters(plans: Sequence[VMPlan]) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
     for plan in plans:
         for step in plan.steps:
-            params.setdefault(STEP_PARAMETER[step], []).append(plan.vm)
+            params.setdefault(STEP_PARAMETER[step], []).append(plan.vm_id)
     return params
 
 

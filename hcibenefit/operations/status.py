@@ -168,7 +168,10 @@ def vm_record(status: VMStatus) -> dict[str, Any]:
         "v1_nic": None if nic is None else {"switch": nic.switch_name, "connected": nic.connected},
         "v2_gsi": vm.gsi_enabled if status.host.supports_v2 else None,
         "kvp": vm.kvp_enabled,
-        "attestation_status": vm.attestation.status if vm.attestation else None,
+        # What Get-AzStackHCIVMAttestation would report, derived from the same facts (it always says
+        # Connected for a VM it lists; host-facts no longer calls it: it is a second hop).
+        "attestation_status": "Connected" if status.host.attestation_listing(vm) else None,
+        "attestation_versions": list(status.host.attestation_listing(vm)),
         "findings": [f.id for f in status.findings],
     }
 

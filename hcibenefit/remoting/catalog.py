@@ -34,17 +34,17 @@ class Script:
         return _read(self.filename)
 
 
-HOST_FACTS = Script("host-facts", 1, "host-facts.ps1", mutating=False)
-VM_BENEFITS_ENABLE = Script("vm-benefits-enable", 1, "vm-benefits-enable.ps1", mutating=True)
-VM_BENEFITS_DISABLE = Script("vm-benefits-disable", 1, "vm-benefits-disable.ps1", mutating=True)
-HOST_ATTESTATION_ENABLE = Script("host-attestation-enable", 1, "host-attestation-enable.ps1", mutating=True)
+HOST_FACTS = Script("host-facts", 2, "host-facts.ps1", mutating=False)
+VM_BENEFITS_ENABLE = Script("vm-benefits-enable", 2, "vm-benefits-enable.ps1", mutating=True)
+VM_BENEFITS_DISABLE = Script("vm-benefits-disable", 2, "vm-benefits-disable.ps1", mutating=True)
+HOST_ATTESTATION_ENABLE = Script("host-attestation-enable", 2, "host-attestation-enable.ps1", mutating=True)
 HOST_SYNC = Script("host-sync", 1, "host-sync.ps1", mutating=True)
 # Guest scripts: a *-body script runs inside the guest (sent as text by its host-side script through
 # PowerShell Direct, or run directly over WinRM to the guest); the host-side ones fan out per node.
 GUEST_PROBE_BODY = Script("guest-probe-body", 1, "guest-probe-body.ps1", mutating=False)
-GUEST_PROBE = Script("guest-probe", 1, "guest-probe.ps1", mutating=False)
+GUEST_PROBE = Script("guest-probe", 2, "guest-probe.ps1", mutating=False)
 GUEST_KICK_BODY = Script("guest-kick-body", 1, "guest-kick-body.ps1", mutating=True)
-GUEST_KICK = Script("guest-kick", 1, "guest-kick.ps1", mutating=True)
+GUEST_KICK = Script("guest-kick", 2, "guest-kick.ps1", mutating=True)
 
 ALL_SCRIPTS: tuple[Script, ...] = (
     HOST_FACTS,

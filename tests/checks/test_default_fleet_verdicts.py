@@ -34,6 +34,12 @@ EXPECTED_VMS = {
     "w11ms-direct-fails": "ok",
     "w11ms-paused": "unknown",
     "w11-single-session": "not-needed",
+    "w11ms-24h2-v2-ok": "ok",
+    "w10ms-24h2-legacy-off": "broken",
+    "w10ms-24h2-leftover": "broken",
+    "w10ms-24h2-imds-500": "ok",
+    "w11ms-24h2-no-clip-log": "ok",
+    "w11ms-24h2-slow-task": "ok",
 }
 EXPECTED_NODES = {
     "lab01-n1": "ok",
@@ -42,6 +48,9 @@ EXPECTED_NODES = {
     "lab02-n1": "ok",
     "lab02-n2": "broken",
     "lab02-n3": "inactive",
+    "lab04-n1": "ok",
+    # The host vNIC kept "vEthernet (AZSHCI_HOST-IMDS_DO_NOT_MODIFY)" (the rename failed): still found by MAC.
+    "lab04-n2": "ok",
 }
 
 
@@ -81,6 +90,9 @@ def test_reasons_name_the_cause(assessments) -> None:  # type: ignore[no-untyped
     assert vms["w11ms-gsi-off"].requirement.transport == "V2"
     assert vms["avd-missing-nic"].requirement.transport == "V1"
     assert vms["w10ms-legacy-ok"].requirement.transport == "V1"  # Windows 10 multi-session on 23H2 stays V1
+    assert [f.check.id for f in vms["w10ms-24h2-legacy-off"].findings] == ["vm.legacy-os-support-off"]
+    leftover = vms["w10ms-24h2-leftover"].findings[0]
+    assert leftover.check.id == "vm.guest-nic-disconnected" and "left over" in leftover.detail
 
 
 def test_finding_ids_are_stable_and_unique(assessments) -> None:  # type: ignore[no-untyped-def]

@@ -103,6 +103,14 @@ class GuestDriver(EngineDriver):
         self.engine.signing = signing_chain()
         self.engine.guest_password = GUEST_PASSWORD
 
+    def ids(self, vms: list[str]) -> list[str]:
+        """The VMs' ids as the client sends them; an unknown name gets an id no VM has."""
+        found = [self.state.vm(name) for name in vms]
+        return [
+            vm.id if vm is not None else f"00000000-0000-4000-8000-{index:012d}"
+            for index, vm in enumerate(found)
+        ]
+
     def probe(
         self, node: str, vms: list[str], *, password: str = GUEST_PASSWORD, nonce: str = "0123456789"
     ) -> dict[str, Any]:
@@ -110,7 +118,7 @@ class GuestDriver(EngineDriver):
             node,
             GUEST_PROBE,
             {
-                "VMName": vms,
+                "VMId": self.ids(vms),
                 "Credential": FakeCredential("Administrator", password),
                 "ProbeScript": GUEST_PROBE_BODY.text(),
                 "Nonce": nonce,
@@ -122,7 +130,7 @@ class GuestDriver(EngineDriver):
             node,
             GUEST_KICK,
             {
-                "VMName": vms,
+                "VMId": self.ids(vms),
                 "Credential": FakeCredential("Administrator", GUEST_PASSWORD),
                 "KickScript": GUEST_KICK_BODY.text(),
                 "EnableTask": enable_task,

@@ -40,6 +40,12 @@ EXPECTED_DEFAULT = {
     "w11ms-direct-fails": ("not-assessable", "powershell-direct-unavailable"),
     "w11ms-paused": ("not-assessable", "vm-paused"),
     "w11-single-session": ("activated", "licensed"),
+    "w11ms-24h2-v2-ok": ("activated", "licensed"),
+    "w10ms-24h2-legacy-off": ("not-activated", "imds-path-broken"),
+    "w10ms-24h2-leftover": ("activated", "licensed"),
+    "w10ms-24h2-imds-500": ("not-activated", "imds-unreachable"),
+    "w11ms-24h2-no-clip-log": ("activated", "licensed"),
+    "w11ms-24h2-slow-task": ("not-activated", "task-never-ran"),
 }
 # The default fleet's guest faults: each must read differently.
 GUEST_FAULT_VMS = [
@@ -260,15 +266,16 @@ def test_kick_what_if_sends_nothing_mutating(lab: LabClient) -> None:
     result = lab.cli("guest", "kick", *vm_args(*names), "--what-if", "--enable-task")
     assert result.code == ExitCode.FINDINGS_AND_INCOMPLETE
     assert lab.invocations("guest-kick") == 0 and lab.state()["vms"] == before
+    ids = ", ".join(repr(lab.vm(name)["id"]) for name in ("avd-twice", "avd-imds-blocked"))
     assert (
-        "- guest-kick/1 on lab01-n1 (powershell-direct)\n    -VMName @('avd-twice', 'avd-imds-blocked')\n"
-        in (result.out)
-    )
+        "- guest-kick/2 on lab01-n1 (powershell-direct) for avd-twice, avd-imds-blocked\n"
+        f"    -VMId @({ids})\n"
+    ) in result.out
     assert (
         "    -EnableTask $true\n" in result.out
         and "-KickScript <the text of guest-kick-body/1>" in result.out
     )
-    assert "- guest-kick/1 on lab01-n2" in result.out and "would kick" in result.out
+    assert "- guest-kick/2 on lab01-n2" in result.out and "would kick" in result.out
     records = by_vm(lab.cli("guest", "kick", *vm_args(*names), "--what-if", "--format", "json").json())
     assert records["avd-ok-01"]["result"] == "already" and records["avd-off"]["result"] == "skipped"
     assert records["azedition-task-disabled"]["result"] == "refused"

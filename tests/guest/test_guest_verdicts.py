@@ -32,7 +32,7 @@ from hcibenefit.facts.host import parse_host_facts
 from hcibenefit.inventory.model import Policy
 from hcibenefit.lab.signing import LAB_SAN_PATTERN
 from hcibenefit.operations.guests.check import document_check
-from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY, HOST_FACTS
+from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY, GUEST_PROBE, HOST_FACTS
 from tests.guest.conftest import GUEST_PASSWORD, FakeCredential, GuestDriver, signing_chain
 
 FAULTS = """
@@ -98,7 +98,7 @@ def judge_all(driver: GuestDriver, node: str) -> dict[str, GuestVerdict]:
         driver.document(node, HOST_FACTS, {"IncludeGuestOs": True}), node=node, cluster=cluster
     )
     running = [vm.name for vm in host.vms if vm.running]
-    fan = parse_fan_out(driver.probe(node, running, nonce=NONCE), schema="guest-probe/1")
+    fan = parse_fan_out(driver.probe(node, running, nonce=NONCE), schema=GUEST_PROBE.key)
     verdicts = {}
     for vm in host.vms:
         ctx = GuestContext(vm.name, cluster, node, vm, host, requirement(vm, host, Policy()))
@@ -139,7 +139,7 @@ def test_runs_needed_two_shows_as_pending_after_one_run(guest_driver: Any) -> No
         "n1",
         GUEST_KICK,
         {
-            "VMName": ["twice"],
+            "VMId": driver.ids(["twice"]),
             "Credential": FakeCredential("Administrator", GUEST_PASSWORD),
             "KickScript": GUEST_KICK_BODY.text(),
             "MaxRuns": 1,
@@ -288,7 +288,7 @@ def test_an_imds_answer_without_a_document_is_unparsable(guest_driver: Any) -> N
         driver.document("n1", HOST_FACTS, {"IncludeGuestOs": True}), node="n1", cluster=cluster
     )
     vm = next(v for v in host.vms if v.name == "never-ran")
-    body = body_document(parse_fan_out(driver.probe("n1", ["never-ran"]), schema="guest-probe/1").output_of("never-ran"),
+    body = body_document(parse_fan_out(driver.probe("n1", ["never-ran"]), schema=GUEST_PROBE.key).output_of("never-ran"),
                          schema="guest-probe-body/1")  # fmt: skip
     probe = parse_probe_body({**body, "document": {"fetched_from": None, "raw": None}})
     ctx = GuestContext(vm.name, cluster, "n1", vm, host, requirement(vm, host, Policy()))

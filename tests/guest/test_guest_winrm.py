@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from hcibenefit.exitcodes import ExitCode
+from hcibenefit.lab.engine import GuestEndpointExecutor
 from hcibenefit.lab.fleet import LAB_GUEST_USER, Lab
-from hcibenefit.lab.guest_emulation import GuestEndpointExecutor
 from hcibenefit.lab.wsman import NodeFaults, WSManServer
 from tests.guest.conftest import GUEST_PASSWORD, by_vm
 from tests.integration.conftest import LabClient

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-import hcibenefit.lab.guest_emulation as guest_emulation
+import hcibenefit.lab.powershell.cmdlets.utility as lab_utility
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.lab import pki
 from hcibenefit.lab.signing import LabSigningChain, sign_without_attributes
@@ -83,22 +83,6 @@ def test_a_crafted_attested_document_is_one_vms_verdict(
     assert verification["ok"] is False and verification["failure_kind"]
 
 
-class _HostileJson:
-    """json as the lab's guest emulation uses it, with markers in one guest's answer swapped for abuse."""
-
-    def __init__(self, swap: dict[str, str]) -> None:
-        self._swap = swap
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(json, name)
-
-    def dumps(self, obj: Any, **kwargs: Any) -> str:
-        text = json.dumps(obj, **kwargs)
-        for marker, replacement in self._swap.items():
-            text = text.replace(json.dumps(marker), replacement)
-        return text
-
-
 @pytest.mark.parametrize(
     "replacement",
     ["9" * 5000, "[" * 50_000 + "]" * 50_000, "NaN", '"c\\ud800"'],
@@ -107,20 +91,26 @@ class _HostileJson:
 def test_a_hostile_guest_answer_is_one_vms_verdict(
     lab: LabClient, monkeypatch: pytest.MonkeyPatch, replacement: str
 ) -> None:
-    honest = guest_emulation.probe_body
+    honest = lab_utility.convert_to_json
+    marker = json.dumps("@@hostile@@")
 
-    def probe_body(state: Any, vm: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        document = honest(state, vm, *args, **kwargs)
-        if vm.name == VICTIM:
-            text = replacement.startswith('"')
-            if text:
-                document["computer_name"] = "@@hostile@@"
-            else:
-                document["licenses"][0]["grace_minutes"] = "@@hostile@@"
-        return document
+    def convert_to_json(value: Any, **kwargs: Any) -> str:
+        """ConvertTo-Json as the lab runs it, with one value of the victim's probe document swapped for
+        abuse (a guest controls every byte it answers with)."""
+        text = honest(value, **kwargs)
+        try:
+            document = json.loads(text)
+        except ValueError:
+            return text
+        if not isinstance(document, dict) or document.get("computer_name") != VICTIM.upper():
+            return text
+        if replacement.startswith('"'):
+            document["computer_name"] = "@@hostile@@"
+        else:
+            document["licenses"][0]["grace_minutes"] = "@@hostile@@"
+        return json.dumps(document).replace(marker, replacement)
 
-    monkeypatch.setattr(guest_emulation, "probe_body", probe_body)
-    monkeypatch.setattr(guest_emulation, "json", _HostileJson({"@@hostile@@": replacement}))
+    monkeypatch.setattr(lab_utility, "convert_to_json", convert_to_json)
     code, records, _ = _check(lab)
     assert code != ExitCode.USAGE
     if replacement.startswith('"'):

@@ -76,7 +76,7 @@ def test_each_fault_is_its_own_typed_error(faulty: LabClient) -> None:
         with pytest.raises(error_type) as caught:
             run_script(_endpoint(faulty, node), HOST_FACTS, {"IncludeGuestOs": True})
         assert caught.value.host == node and caught.value.hint
-    assert run_script(_endpoint(faulty, "f-slow"), HOST_FACTS)["schema"] == "host-facts/1"
+    assert run_script(_endpoint(faulty, "f-slow"), HOST_FACTS)["schema"] == HOST_FACTS.key
 
 
 def test_one_failing_node_does_not_stop_the_sweep(faulty: LabClient) -> None:

@@ -83,8 +83,10 @@ def test_what_if_sends_nothing_and_prints_the_exact_call(lab: LabClient) -> None
     assert result.code == ExitCode.OK
     assert lab.invocations("vm-benefits-enable") == 0
     assert lab.state()["vms"] == before
-    assert "- vm-benefits-enable/1 on lab01-n1\n    -NicVMName @('avd-missing-nic')\n" in result.out
-    assert "- vm-benefits-enable/1 on lab02-n1\n    -GsiVMName @('w11ms-gsi-off')\n" in result.out
+    # VMs travel by id (a name would be a Hyper-V wildcard pattern); the call names them too.
+    missing, gsi_off = lab.vm("avd-missing-nic")["id"], lab.vm("w11ms-gsi-off")["id"]
+    assert f"- vm-benefits-enable/2 on lab01-n1 for avd-missing-nic\n    -NicVMId @('{missing}')\n" in result.out
+    assert f"- vm-benefits-enable/2 on lab02-n1 for w11ms-gsi-off\n    -GsiVMId @('{gsi_off}')\n" in result.out
 
 
 def test_several_changes_need_yes_without_a_terminal(lab: LabClient) -> None:

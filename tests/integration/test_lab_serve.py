@@ -110,7 +110,7 @@ def test_lab_state_prints_the_control_snapshot(default_lab, capsys: pytest.Captu
     capsys.readouterr()
     assert run(["lab", "state", "--control-port", port]) == ExitCode.OK
     state = json.loads(capsys.readouterr().out)
-    assert {"nodes", "vms"} <= set(state) and len(state["vms"]) == 22
+    assert {"nodes", "vms"} <= set(state) and len(state["vms"]) == 28
     assert {"name", "cluster", "address", "port", "open_shells", "requests", "invocations"} <= set(
         state["nodes"][0]
     )

@@ -1,4 +1,4 @@
-"""The lab engine: scripts recognised by header, parameters bound like PowerShell, effects on the model."""
+"""The lab engine runs the script text it receives: parameters bound like PowerShell, effects on the model."""
 
 from __future__ import annotations
 
@@ -21,69 +21,108 @@ HOSTILE = "x'; Remove-VM -Name * -Force; '"
 
 
 def _run_text(
-    driver: EngineDriver, node: str, text: str, params: tuple = (), is_script: bool = True
+    driver: EngineDriver, node: str, text: str, params: tuple = (), is_script: bool = True, **call: object
 ) -> CollectingOutput:
     out = CollectingOutput()
     driver.engine.execute(
-        PipelineCall(node, "u", "Microsoft.PowerShell", (CommandSpec(text, is_script, params),), ()), out
+        PipelineCall(node, "u", "Microsoft.PowerShell", (CommandSpec(text, is_script, params),), (), **call),  # type: ignore[arg-type]
+        out,
     )
     return out
 
 
-def test_unknown_script_gets_powershells_command_not_found(default_driver: EngineDriver) -> None:
-    out = _run_text(default_driver, "lab01-n1", "Get-Foo -Bar 1")
-    assert out.output == []
+def test_an_unknown_command_in_a_script_is_powershells_command_not_found(
+    default_driver: EngineDriver,
+) -> None:
+    out = _run_text(default_driver, "lab01-n1", "Get-Foo -Bar 1\n'after'")
+    # A statement-terminating error under the default Continue: written, and the script goes on.
+    assert out.output == ["after"]
     assert out.errors[0]["error_id"] == "CommandNotFoundException"
     assert "The term 'Get-Foo' is not recognized" in out.errors[0]["message"]
 
 
-def test_unknown_cmdlet_is_a_terminating_error(default_driver: EngineDriver) -> None:
+def test_an_unknown_cmdlet_sent_alone_is_a_terminating_error(default_driver: EngineDriver) -> None:
     with pytest.raises(TerminatingError) as caught:
-        _run_text(default_driver, "lab01-n1", "Remove-VM", is_script=False)
+        _run_text(default_driver, "lab01-n1", "Remove-Foo", is_script=False)
     assert caught.value.error_id == "CommandNotFoundException"
 
 
+def test_a_construct_outside_the_subset_is_named_with_its_line(default_driver: EngineDriver) -> None:
+    with pytest.raises(TerminatingError) as caught:
+        _run_text(default_driver, "lab01-n1", "$a = 1\nswitch ($a) { 1 { 'one' } }")
+    assert caught.value.error_id == "LabUnsupportedConstruct"
+    assert "line 2" in caught.value.message and "switch" in caught.value.message
+
+
 def test_parameters_are_bound_like_powershell(default_driver: EngineDriver) -> None:
+    # The scripts are advanced ([CmdletBinding()]): an unknown parameter is an error, not a silent $args.
     with pytest.raises(TerminatingError) as unknown:
         default_driver.call("lab01-n1", HOST_FACTS, {"NoSuchParameter": 1})
     assert unknown.value.error_id == "NamedParameterNotFound"
     with pytest.raises(TerminatingError) as wrong_type:
         default_driver.call("lab01-n1", HOST_FACTS, {"IncludeGuestOs": "yes please"})
     assert wrong_type.value.error_id == "ParameterArgumentTransformationError"
+    assert "Boolean parameters accept only Boolean values and numbers" in wrong_type.value.message
     # A unique prefix binds, as in PowerShell.
     document = default_driver.document("lab01-n1", HOST_FACTS, {"Include": False})
     assert all(vm["kvp"] is None for vm in document["vms"])
 
 
-def test_enable_adds_a_connected_guest_nic(default_driver: EngineDriver) -> None:
-    document = default_driver.document("lab01-n1", VM_BENEFITS_ENABLE, {"NicVMName": ["avd-missing-nic"]})
+def test_enable_adds_a_configured_guest_nic(default_driver: EngineDriver) -> None:
+    vm_id = default_driver.id_of("avd-missing-nic")
+    document = default_driver.document("lab01-n1", VM_BENEFITS_ENABLE, {"NicVMId": [vm_id]})
     assert document["results"] == [
-        {"vm": "avd-missing-nic", "action": "add-guest-nic", "ok": True, "error": None}
+        {
+            "vm_id": vm_id,
+            "vm": "avd-missing-nic",
+            "action": "add-guest-nic",
+            "ok": True,
+            "leftover_nic": False,
+            "error": None,
+        }
     ]
     vm = default_driver.state.vm("avd-missing-nic")
-    assert vm is not None and vm.imds_nic() is not None and vm.imds_nic().switch_name == HOST_SWITCH  # type: ignore[union-attr]
+    assert vm is not None
+    nic = vm.imds_nic()
+    assert nic is not None and nic.switch_name == HOST_SWITCH and nic.vlan == "Isolated 10/200" and nic.guards
 
 
-def test_running_generation_1_vm_refuses_the_nic(default_driver: EngineDriver) -> None:
-    document = default_driver.document("lab01-n2", VM_BENEFITS_ENABLE, {"NicVMName": ["avd-gen1-running"]})
+def test_a_running_generation_1_vm_keeps_a_half_configured_nic_and_says_so(
+    default_driver: EngineDriver,
+) -> None:
+    document = default_driver.document(
+        "lab01-n2", VM_BENEFITS_ENABLE, {"NicVMId": [default_driver.id_of("avd-gen1-running")]}
+    )
     result = document["results"][0]
     assert result["ok"] is False and "current state" in result["error"]["message"]
+    assert result["leftover_nic"] is True
     vm = default_driver.state.vm("avd-gen1-running")
-    assert vm is not None and vm.imds_nic() is None
+    assert vm is not None and [n.connected for n in vm.imds_nics()] == [False]
 
 
 def test_a_vm_owned_by_another_node_is_invisible(default_driver: EngineDriver) -> None:
-    document = default_driver.document("lab01-n2", VM_BENEFITS_ENABLE, {"NicVMName": ["avd-missing-nic"]})
-    assert document["results"][0]["error"]["error_id"].startswith("InvalidParameter")
+    document = default_driver.document(
+        "lab01-n2", VM_BENEFITS_ENABLE, {"NicVMId": [default_driver.id_of("avd-missing-nic")]}
+    )
+    result = document["results"][0]
+    assert (
+        result["vm"] is None
+        and result["error"]["error_id"] == "InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM"
+    )
 
 
-def test_hostile_name_is_only_ever_a_value(default_driver: EngineDriver) -> None:
+def test_a_hostile_value_is_only_ever_a_value(default_driver: EngineDriver) -> None:
     before = json.dumps(default_driver.document("lab01-n1", HOST_FACTS), sort_keys=True)
-    document = default_driver.document("lab01-n1", VM_BENEFITS_ENABLE, {"NicVMName": [HOSTILE]})
-    assert document["results"][0]["vm"] == HOSTILE and document["results"][0]["ok"] is False
+    document = default_driver.document("lab01-n1", VM_BENEFITS_ENABLE, {"NicVMId": [HOSTILE]})
+    result = document["results"][0]
+    assert result["vm_id"] == HOSTILE and result["ok"] is False
+    assert (
+        result["error"]["error_id"]
+        == "CannotConvertArgumentNoMessage,Microsoft.HyperV.PowerShell.Commands.GetVM"
+    )
     after = json.dumps(default_driver.document("lab01-n1", HOST_FACTS), sort_keys=True)
     assert _without_times(before) == _without_times(after)
-    assert len(default_driver.state.vms) == 22
+    assert len(default_driver.state.vms) == 28
 
 
 def _without_times(text: str) -> dict:
@@ -92,52 +131,58 @@ def _without_times(text: str) -> dict:
     return document
 
 
-def test_legacy_off_23h2_node_ignores_add_like_az_stackhci(make_driver) -> None:  # type: ignore[no-untyped-def]
-    driver = make_driver(
-        """
-clusters:
-  - name: c
-    version: 23H2
-    nodes: [{name: n1, legacy_os_support: false}]
-    vms: [{name: w10, node: n1, os: Windows 10 Enterprise multi-session}]
-"""
-    )
-    out = driver.call("n1", VM_BENEFITS_ENABLE, {"NicVMName": ["w10"]})
-    assert json.loads(out.output[0])["results"][0]["ok"] is True
-    assert any("Legacy OS Support" in line for line in out.verbose)
-    vm = driver.state.vm("w10")
-    assert vm is not None and vm.imds_nic() is None  # nothing changed: the verification has to catch it
-
-
 def test_disable_removes_nic_and_gsi(default_driver: EngineDriver) -> None:
     default_driver.document(
-        "lab02-n1", VM_BENEFITS_DISABLE, {"NicVMName": ["w10ms-legacy-ok"], "GsiVMName": ["w11ms-v2-ok"]}
+        "lab02-n1",
+        VM_BENEFITS_DISABLE,
+        {
+            "NicVMId": [default_driver.id_of("w10ms-legacy-ok")],
+            "GsiVMId": [default_driver.id_of("w11ms-v2-ok")],
+        },
     )
     w10, w11 = default_driver.state.vm("w10ms-legacy-ok"), default_driver.state.vm("w11ms-v2-ok")
     assert w10 is not None and w10.imds_nic() is None
     assert w11 is not None and w11.gsi is False
 
 
-def test_host_enable_on_inactive_node_with_module_missing_fails_cleanly(default_driver: EngineDriver) -> None:
+def test_disabling_a_vm_without_the_nic_is_already_done(default_driver: EngineDriver) -> None:
+    """Remove-AzStackHCIVMAttestation would fail here (no NIC); the Hyper-V cmdlets just find nothing to do."""
+    document = default_driver.document(
+        "lab01-n1", VM_BENEFITS_DISABLE, {"NicVMId": [default_driver.id_of("avd-missing-nic")]}
+    )
+    assert document["results"][0]["ok"] is True
+
+
+def test_host_enable_without_the_module_fails_cleanly(default_driver: EngineDriver) -> None:
     document = default_driver.document("lab02-n3", HOST_ATTESTATION_ENABLE)
     assert document["ok"] is False and document["error"]["error_id"] == "CommandNotFoundException"
     assert document["status"]["status"] == "Inactive"
 
 
-def test_host_enable_creates_switch_and_reconnect_fixes_moved_vm(make_driver) -> None:  # type: ignore[no-untyped-def]
-    driver = make_driver(
-        """
+def test_host_enable_needs_a_session_that_can_delegate(make_driver) -> None:  # type: ignore[no-untyped-def]
+    spec = """
 clusters:
   - name: c
-    version: 22H2
+    version: 23H2
     nodes: [{name: n1}, {name: n2, attestation: Inactive, switch: missing}]
     vms: [{name: moved, node: n2, benefits: v1}]
 """
-    )
+    driver = make_driver(spec)
+    # NTLM (or Basic, or Kerberos without delegation): the module's loopback session is refused first.
+    out = _run_text(driver, "n2", HOST_ATTESTATION_ENABLE.text(), auth="ntlm", can_delegate=False)
+    document = json.loads(out.output[0])
+    assert document["error"]["error_id"] == "AccessDenied,PSSessionOpenFailed"
+    assert driver.state.node("n2").attestation == "Inactive"
+    # CredSSP: every node is configured, the loopback session is left behind.
+    out = _run_text(driver, "n2", HOST_ATTESTATION_ENABLE.text(), auth="credssp", can_delegate=True)
+    document = json.loads(out.output[0])
+    assert document["ok"] is True, document
+    assert [n["computer_name"] for n in document["nodes"]] == ["N1", "N2"]
+    assert document["status"]["status"] == "Active"
+    assert driver.state.node("n2").sessions == ["Enable-AzStackHCIAttestation loopback"]
     vm = driver.state.vm("moved")
-    assert vm is not None and vm.imds_nic() is not None and not vm.imds_nic().connected  # type: ignore[union-attr]
-    assert driver.document("n2", HOST_ATTESTATION_ENABLE)["status"]["status"] == "Active"
-    driver.document("n2", VM_BENEFITS_ENABLE, {"ReconnectVMName": ["moved"]})
+    assert vm is not None
+    driver.document("n2", VM_BENEFITS_ENABLE, {"ReconnectVMId": [vm.id]})
     nic = vm.imds_nic()
     assert nic is not None and nic.name == GUEST_NIC and nic.switch_name == HOST_SWITCH
     assert driver.state.v1_path_works(vm)

@@ -31,7 +31,7 @@ from hcibenefit.report import Report, Table, columns, render
             "no node named 'n9'",
         ),
         (
-            "clusters:\n  - name: c\n    version: 24H2\n    nodes: [n1]\n",
+            "clusters:\n  - name: c\n    version: 25H2\n    nodes: [n1]\n",
             "fleet.yaml:3:14: clusters[0].version",
             "22H2, 23H2",
         ),
@@ -198,5 +198,5 @@ def test_host_facts_shape_errors_name_the_field() -> None:
     with pytest.raises(FactsError, match="schema"):
         parse_host_facts({"schema": "other/1"}, node="n", cluster="c")
     with pytest.raises(FactsError, match=r"vms\[0\]"):
-        parse_host_facts({"schema": "host-facts/1", "vms": ["nope"]}, node="n", cluster="c")
+        parse_host_facts({"schema": "host-facts/2", "vms": ["nope"]}, node="n", cluster="c")
     assert parse_time("2026-11-28T10:00:00.1234567Z") is not None and parse_time("garbage") is None

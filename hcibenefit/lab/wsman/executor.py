@@ -7,7 +7,7 @@ thread of its own; the executor answers through `PipelineOutput`. Nothing here k
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
@@ -27,6 +27,14 @@ class PipelineCall:
     configuration_name: str
     commands: tuple[CommandSpec, ...]
     input: tuple[Any, ...]  # pipeline input objects, if any
+    auth: str = "basic"
+    """How the session authenticated: basic, ntlm (also NTLM inside Negotiate), credssp."""
+    can_delegate: bool = False
+    """Whether the session's credentials can be used for a further hop (CredSSP; Kerberos with delegation)."""
+    host_ui: bool = False
+    """Whether the client's runspace pool has a host with a UI (pypsrp opens pools without one)."""
+    runspace: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """State the executor keeps for the runspace pool this pipeline runs in; lives as long as the shell."""
 
 
 class TerminatingError(Exception):
@@ -57,12 +65,22 @@ class PipelineOutput(Protocol):
     ) -> None: ...  # str, int, bool, dict, list ... as psrpcore serialises them
 
     def write_error(
-        self, message: str, *, error_id: str, category: str = "NotSpecified", target: str | None = None
+        self,
+        message: str,
+        *,
+        error_id: str,
+        category: str = "NotSpecified",
+        target: str | None = None,
+        exception_type: str | None = None,
     ) -> None: ...  # non-terminating
 
     def write_warning(self, message: str) -> None: ...
 
     def write_verbose(self, message: str) -> None: ...
+
+    def write_progress(self, activity: str, status: str, percent: int = -1) -> None: ...
+
+    def write_information(self, message: str, source: str) -> None: ...
 
 
 class ScriptExecutor(Protocol):

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 PWSH_PREFIX = "http://schemas.microsoft.com/powershell/"
 MAX_ENVELOPE_KB = 500  # WinRM's default MaxEnvelopeSizekb since Windows Server 2012
+DELEGATING_AUTH = frozenset({"credssp"})
+"""Authentication whose credentials a node can present again (remoting.md section 5): CredSSP sends them."""
 
 
 @dataclass
@@ -261,6 +263,9 @@ class _Node:
             idle_timeout_s=soap.duration_seconds(idle) if idle else self.server.idle_timeout_s,
             executor=self.server.executor,
             max_commands=self.server.max_commands_per_shell,
+            # The executor learns how the session authenticated: a further hop from it needs delegation.
+            auth=self.server.auth,
+            can_delegate=self.server.auth in DELEGATING_AUTH,
         )
         with self.lock:
             owned = sum(1 for s in self.shells.values() if s.owner.lower() == user.lower())

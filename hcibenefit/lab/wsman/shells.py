@@ -89,6 +89,8 @@ class Shell:
         idle_timeout_s: float,
         executor: ScriptExecutor,
         max_commands: int,
+        auth: str = "basic",
+        can_delegate: bool = False,
     ) -> None:
         self.id = shell_id
         self.node = node
@@ -100,6 +102,9 @@ class Shell:
         self.executor = executor
         self.max_commands = max_commands
         self.pool = psrpcore.ServerRunspacePool()
+        self.auth = auth
+        self.can_delegate = can_delegate
+        self.runspace_state: dict[str, Any] = {}  # the executor's per-pool state (a runspace's globals)
         self.cond = threading.Condition()
         self.closed = False
         self.last_used = time.monotonic()
@@ -265,8 +270,15 @@ class Pipeline:
                 for c in metadata.commands
             ),
             input=tuple(self.input),
+            auth=shell.auth,
+            can_delegate=shell.can_delegate,
+            host_ui=_has_host_ui(shell.pool),
+            runspace=shell.runspace_state,
         )
-        self.ps.start()
+        # Windows reports a pipeline's state when it ends (Completed, Failed, Stopped); psrpcore's start()
+        # would also queue a Running state, which would answer the first Receive early and make the
+        # number of Receives depend on how long the script runs.
+        self.ps._change_state(PSInvocationState.Running, emit=False)
         threading.Thread(
             target=self._run, args=(call,), name=f"wsman-{shell.node}-pipeline", daemon=True
         ).start()
@@ -318,11 +330,17 @@ class Pipeline:
         self._emit(lambda ps: ps.write_output(value))
 
     def write_error(
-        self, message: str, *, error_id: str, category: str = "NotSpecified", target: str | None = None
+        self,
+        message: str,
+        *,
+        error_id: str,
+        category: str = "NotSpecified",
+        target: str | None = None,
+        exception_type: str | None = None,
     ) -> None:
         # Limitation: records carry no InvocationInfo even when the client asks for it (pypsrp does by
         # default); PowerShell would name the command and script position.
-        kind = "Microsoft.PowerShell.Commands.WriteErrorException"  # what Write-Error records carry
+        kind = exception_type or "Microsoft.PowerShell.Commands.WriteErrorException"  # Write-Error's default
         info = _category_info(category, kind, target)
         self._emit(
             lambda ps: ps.write_error(
@@ -335,3 +353,17 @@ class Pipeline:
 
     def write_verbose(self, message: str) -> None:
         self._emit(lambda ps: ps.write_verbose(message))
+
+    def write_progress(self, activity: str, status: str, percent: int = -1) -> None:
+        self._emit(lambda ps: ps.write_progress(activity, 1, status, percent_complete=percent))
+
+    def write_information(self, message: str, source: str) -> None:
+        self._emit(lambda ps: ps.write_information(message, source))
+
+
+def _has_host_ui(pool: Any) -> bool:
+    """Whether the client sent a HostInfo with a UI (pypsrp without `host=` sends IsHostUINull = true)."""
+    host = getattr(pool, "host", None)
+    if host is None:
+        return False
+    return not (getattr(host, "IsHostNull", True) or getattr(host, "IsHostUINull", True))

@@ -208,8 +208,9 @@ def describe_kick_calls(plans: Sequence[KickPlan], *, enable_task: bool) -> list
                 "target": node,
                 "via": "powershell-direct",
                 "script": GUEST_KICK.key,
+                "vms": [],
                 "parameters": {
-                    "VMName": [],
+                    "VMId": [],
                     "EnableTask": enable_task,
                     "MaxRuns": KICK_MAX_RUNS,
                     "WaitSec": KICK_WAIT_S,
@@ -218,7 +219,9 @@ def describe_kick_calls(plans: Sequence[KickPlan], *, enable_task: bool) -> list
                 },
             },
         )
-        call["parameters"]["VMName"].append(target.name)
+        call["vms"].append(target.name)
+        # By id: Hyper-V treats a VM name as a wildcard pattern.
+        call["parameters"]["VMId"].append(target.vm.id if target.vm is not None else "")
     return list(calls.values())
 
 
@@ -313,7 +316,12 @@ def _kick_batch(
             call={
                 "script": (GUEST_KICK if batch.direct else GUEST_KICK_BODY).key,
                 "parameters": {
-                    **({"VMName": [p.record.target.name for p in plans]} if batch.direct else {}),
+                    # What is sent: PowerShell Direct by VM id (names are wildcard patterns to Hyper-V).
+                    **(
+                        {"VMId": [p.record.target.vm.id for p in plans if p.record.target.vm is not None]}
+                        if batch.direct
+                        else {}
+                    ),
                     **parameters,
                 },
             },
@@ -423,7 +431,11 @@ def kick_report(result: KickRunResult, *, show_scripts: bool = False) -> Report:
         ("Would send" if result.what_if else "Sent") + " (one call per owner node or WinRM guest):",
         [
             describe_script_call(
-                scripts[c["script"]], f"{c['target']} ({c['via']})", c["parameters"], show_scripts
+                scripts[c["script"]],
+                f"{c['target']} ({c['via']})",
+                c["parameters"],
+                show_scripts,
+                vms=c.get("vms") or (),
             )
             for c in result.calls
         ],

@@ -246,8 +246,9 @@ def answers_from_fan_out(
     """Per target VM: its body's answer, the errors PowerShell Direct gave for it, or why there is none."""
     answers: dict[str, Answer] = {}
     for target in targets:
-        outputs = fan.output_of(target.name)
-        failures = fan.failures_of(target.name)
+        vm_id = target.vm.id if target.vm is not None else None
+        outputs = fan.output_of(target.name, vm_id)
+        failures = fan.failures_of(target.name, vm_id)
         if outputs:
             try:
                 answers[target.name.casefold()] = parse(body_document(outputs, schema=body_schema))
@@ -284,7 +285,8 @@ def run_batch(
     check); without either the call opens and closes its own."""
     if batch.direct:
         params = {
-            "VMName": [t.name for t in batch.targets],
+            # By id: Hyper-V treats a name as a wildcard pattern (a VM named "*" would select every VM).
+            "VMId": [t.vm.id for t in batch.targets if t.vm is not None],
             "Credential": batch.credential,
             body_text_parameter: body_script.text(),
             **parameters,

@@ -4,6 +4,7 @@
 # once more while Windows is still not activated (the seed article saw activation take two runs).
 # Mutating. A disabled task is left alone unless -EnableTask: turning on a task someone disabled on
 # purpose (VDI "debloat" scripts do) is the user's decision. Windows PowerShell 5.1.
+[CmdletBinding()]
 param(
     [bool]$EnableTask = $false,
     [int]$MaxRuns = 2,

@@ -4,6 +4,7 @@
 # Invoke-Command -VMName (PowerShell Direct from the owner node), or sent straight to the guest over
 # WinRM. Windows PowerShell 5.1. Each section records its own errors under "problems", so one missing
 # piece (no event log, no task) never hides the others.
+[CmdletBinding()]
 param(
     [ValidatePattern('^[0-9]{0,32}$')]
     [string]$Nonce = '',

@@ -1,8 +1,12 @@
-# hcibenefit-script: host-facts/1
+# hcibenefit-script: host-facts/2
 # Everything this node knows about Azure Benefits, in one round trip, as one JSON document.
-# Read-only. Runs in Windows PowerShell 5.1 on the node itself; only node-local forms are used
-# (Get-AzStackHCIVMAttestation -Local) because cluster-wide forms hop to other nodes and fail
-# without CredSSP or Kerberos delegation.
+# Read-only. Runs in Windows PowerShell 5.1 on the node itself, from a WinRM session that usually
+# cannot delegate credentials. So it reads Hyper-V and the in-box AzureStackHCI cmdlets only: every
+# Az.StackHCI attestation function opens a PSSession back to this node first (a second hop that fails
+# without CredSSP or Kerberos delegation) and, on 22H2 builds, asks for a confirmation that a session
+# without a host cannot answer. What Get-AzStackHCIVMAttestation would list is derived in Python from
+# the same facts (guest NIC, Guest Service Interface, node status).
+[CmdletBinding()]
 param(
     [bool]$IncludeGuestOs = $true
 )
@@ -55,7 +59,7 @@ function ConvertTo-SwitchRecord {
 }
 
 $facts = [ordered]@{
-    schema        = 'host-facts/1'
+    schema        = 'host-facts/2'
     computer_name = $env:COMPUTERNAME
     collected_at  = (Get-Date).ToUniversalTime().ToString('o')
 }
@@ -66,6 +70,7 @@ try {
 }
 catch { Add-Problem 'Win32_OperatingSystem' $_ }
 
+# Reported, not used: the module is needed only to turn attestation on (host enable).
 $module = Get-Module -ListAvailable -Name Az.StackHCI | Sort-Object -Property Version -Descending | Select-Object -First 1
 $facts.module = $null
 if ($module) { $facts.module = [ordered]@{ name = 'Az.StackHCI'; version = [string]$module.Version } }
@@ -112,9 +117,20 @@ if ($attestationSwitchId -and $attestationSwitchId -ne [guid]::Empty.ToString())
 $facts.host_vnic = $null
 $hostAdapter = Get-VMNetworkAdapter -ManagementOS -SwitchName $SwitchName -ErrorAction SilentlyContinue | Select-Object -First 1
 if ($hostAdapter) {
-    $addresses = @(Get-NetIPAddress -InterfaceAlias $SwitchName -AddressFamily IPv4 -ErrorAction SilentlyContinue |
-            ForEach-Object { [ordered]@{ address = [string]$_.IPAddress; prefix_length = [int]$_.PrefixLength } })
-    $facts.host_vnic = [ordered]@{ name = [string]$hostAdapter.Name; addresses = $addresses }
+    # The vNIC's NetAdapter is found by MAC address, not by name: Az.StackHCI renames it to the switch
+    # name, and where that rename failed it is still "vEthernet (<switch name>)".
+    $mac = ([string]$hostAdapter.MacAddress) -replace '[^0-9A-Fa-f]', ''
+    $netAdapter = Get-NetAdapter -ErrorAction SilentlyContinue |
+        Where-Object { (([string]$_.MacAddress) -replace '[^0-9A-Fa-f]', '') -eq $mac } |
+        Select-Object -First 1
+    $alias = $null
+    $addresses = @()
+    if ($netAdapter) {
+        $alias = [string]$netAdapter.Name
+        $addresses = @(Get-NetIPAddress -InterfaceIndex $netAdapter.ifIndex -AddressFamily IPv4 -ErrorAction SilentlyContinue |
+                ForEach-Object { [ordered]@{ address = [string]$_.IPAddress; prefix_length = [int]$_.PrefixLength } })
+    }
+    $facts.host_vnic = [ordered]@{ name = [string]$hostAdapter.Name; interface_alias = $alias; mac_address = $mac; addresses = $addresses }
 }
 
 $facts.firewall = @(Get-NetFirewallRule -Name $FirewallRuleNames -ErrorAction SilentlyContinue | ForEach-Object {
@@ -184,20 +200,6 @@ if ($IncludeGuestOs -and $vms.Count -gt 0) {
     catch { Add-Problem 'Msvm_KvpExchangeComponent' $_ }
 }
 
-$attestationByVm = @{}
-if ($module) {
-    try {
-        foreach ($entry in @(Get-AzStackHCIVMAttestation -Local)) {
-            $attestationByVm[[string]$entry.Name] = [ordered]@{
-                status             = [string]$entry.Status
-                supported_versions = [string](Get-OptionalProperty $entry 'SupportedVersions')
-                attestation_host   = [string]$entry.AttestationHost
-            }
-        }
-    }
-    catch { Add-Problem 'Get-AzStackHCIVMAttestation' $_ }
-}
-
 $vmRecords = New-Object System.Collections.ArrayList
 foreach ($vm in $vms) {
     $id = ([string]$vm.Id).ToLowerInvariant()
@@ -215,7 +217,6 @@ foreach ($vm in $vms) {
             network_adapters     = $nics
             integration_services = $services
             kvp                  = $kvpByVm[$id]
-            attestation          = $attestationByVm[[string]$vm.Name]
         })
 }
 $facts.vms = $vmRecords.ToArray()

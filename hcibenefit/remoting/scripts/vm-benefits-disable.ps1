@@ -1,17 +1,22 @@
-# hcibenefit-script: vm-benefits-disable/1
+# hcibenefit-script: vm-benefits-disable/2
 # Turns off Azure Benefits for VMs owned by THIS node. Mutating: the caller never retries it.
-#   -NicVMName: removes the V1 guest NIC (Remove-AzStackHCIVMAttestation).
-#   -GsiVMName: turns off the Guest Service Interface (V2, 23H2+). Note: this also stops Copy-VMFile.
+#   -NicVMId: removes the V1 guest NIC(s) named AZSHCI_GUEST-IMDS_DO_NOT_MODIFY, half-configured ones too.
+#   -GsiVMId: turns off the Guest Service Interface (V2, 23H2+). Note: this also stops Copy-VMFile.
+# VMs are passed by id (Get-VM -Id): names would be wildcard patterns. The Hyper-V cmdlets are used
+# directly: Remove-AzStackHCIVMAttestation opens a PSSession back to this node (a second hop), prompts
+# on 22H2 builds and fails on a VM that has no guest NIC, which is "already done" here.
+[CmdletBinding()]
 param(
-    [string[]]$NicVMName = @(),
-    [string[]]$GsiVMName = @()
+    [string[]]$NicVMId = @(),
+    [string[]]$GsiVMId = @()
 )
 
 $ErrorActionPreference = 'Stop'
+$GuestNicName = 'AZSHCI_GUEST-IMDS_DO_NOT_MODIFY'
 $results = New-Object System.Collections.ArrayList
 
 function Add-Result {
-    param([string]$VMName, [string]$Action, $ErrorRecord)
+    param([string]$VMId, $VM, [string]$Action, $ErrorRecord)
     $failure = $null
     if ($null -ne $ErrorRecord) {
         $failure = [ordered]@{
@@ -20,23 +25,30 @@ function Add-Result {
             category = [string]$ErrorRecord.CategoryInfo.Category
         }
     }
-    [void]$results.Add([ordered]@{ vm = $VMName; action = $Action; ok = ($null -eq $failure); error = $failure })
+    $name = $null
+    if ($null -ne $VM) { $name = [string]$VM.Name }
+    [void]$results.Add([ordered]@{ vm_id = $VMId; vm = $name; action = $Action; ok = ($null -eq $failure); error = $failure })
 }
 
-foreach ($name in $NicVMName) {
+foreach ($id in $NicVMId) {
+    $vm = $null
     try {
-        Remove-AzStackHCIVMAttestation -VMName $name -Force -Confirm:$false | Out-Null
-        Add-Result $name 'remove-guest-nic' $null
+        $vm = Get-VM -Id $id
+        $nics = @(Get-VMNetworkAdapter -VM $vm -Name $GuestNicName -ErrorAction SilentlyContinue)
+        if ($nics.Count -gt 0) { Remove-VMNetworkAdapter -VMNetworkAdapter $nics }
+        Add-Result $id $vm 'remove-guest-nic' $null
     }
-    catch { Add-Result $name 'remove-guest-nic' $_ }
+    catch { Add-Result $id $vm 'remove-guest-nic' $_ }
 }
 
-foreach ($name in $GsiVMName) {
+foreach ($id in $GsiVMId) {
+    $vm = $null
     try {
-        Disable-VMIntegrationService -VMName $name -Name 'Guest Service Interface'
-        Add-Result $name 'disable-guest-service-interface' $null
+        $vm = Get-VM -Id $id
+        Disable-VMIntegrationService -VM $vm -Name 'Guest Service Interface'
+        Add-Result $id $vm 'disable-guest-service-interface' $null
     }
-    catch { Add-Result $name 'disable-guest-service-interface' $_ }
+    catch { Add-Result $id $vm 'disable-guest-service-interface' $_ }
 }
 
-ConvertTo-Json -InputObject ([ordered]@{ schema = 'vm-benefits-disable/1'; computer_name = $env:COMPUTERNAME; results = $results.ToArray() }) -Depth 5 -Compress
+ConvertTo-Json -InputObject ([ordered]@{ schema = 'vm-benefits-disable/2'; computer_name = $env:COMPUTERNAME; results = $results.ToArray() }) -Depth 5 -Compress
