@@ -253,7 +253,7 @@ def kvp_off(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
 def os_unknown(meta: CheckMeta, ctx: VMContext) -> Iterator[Finding]:
     # Data exchange off has its own check (vm.data-exchange-off) with its own fix.
     if ctx.requirement.needed is None and ctx.vm.kvp_enabled:
-        start = fixes.start_vm(ctx.vm.name, ctx.host.node, ctx.vm.state)
+        start = fixes.start_vm(ctx.vm.name, ctx.host.node, ctx.vm.state, ctx.vm.id)
         if ctx.vm.running:
             start = f"on {ctx.host.node}: check the guest's Hyper-V integration services (Get-VM -Id {ctx.vm.id} | Get-VMIntegrationService)"
         yield Finding(meta, ctx.cluster.name, ctx.vm.name, ctx.requirement.reason, _values(ctx, fix=start))

@@ -234,7 +234,7 @@ class HostFacts:
     def attestation_listing(self, vm: VMFacts) -> tuple[str, ...]:
         """SupportedVersions Get-AzStackHCIVMAttestation would list for the VM here; () when it would not.
 
-        Derived as the module does it (../shared/reference/cmdlets.md 9.12): V1 for a guest NIC when
+        Derived as the module does it (cmdlets.md 9.12): V1 for a guest NIC when
         legacy OS support is on (on 22H2: while the node is Active), V2 for the Guest Service Interface on
         V2 hosts. Status is always Connected: it means configured, never probed.
         """

@@ -337,7 +337,12 @@ def describe_call(action: Action, plans: Sequence[VMPlan]) -> list[dict[str, Any
         if plan.decision == "change":
             by_node.setdefault(plan.node, []).append(plan)
     return [
-        {"node": node, "script": script.key, "vms": [plan.vm for plan in p], "parameters": script_parameters(p)}
+        {
+            "node": node,
+            "script": script.key,
+            "vms": [plan.vm for plan in p],
+            "parameters": script_parameters(p),
+        }
         for node, p in by_node.items()
     ]
 

@@ -285,7 +285,9 @@ def run_host_action(
         if plan.decision != "change":
             outcomes.append(NodeOutcome(plan, passive[plan.decision]))
             continue
-        outcomes.append(_apply_on_node(action, plan, conn_by_node[plan.node], audit, cancel, sent_for_cluster))
+        outcomes.append(
+            _apply_on_node(action, plan, conn_by_node[plan.node], audit, cancel, sent_for_cluster)
+        )
     return outcomes, False
 
 

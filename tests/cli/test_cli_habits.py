@@ -193,9 +193,10 @@ def test_vms_that_are_off_saved_or_paused_are_unknown_with_a_reason_and_fix(lab:
         ("avd-off", "avd-saved", "w11ms-paused"), "unknown"
     )
     fixes = {f["target"]: f["remediation"] for f in document["findings"]}
+    # By id: Start-VM -Name takes a wildcard pattern.
     assert (
-        "Start-VM -Name 'avd-off'" in fixes["avd-off"]
-        and "Resume-VM -Name 'w11ms-paused'" in fixes["w11ms-paused"]
+        f"Get-VM -Id {lab.vm('avd-off')['id']} | Start-VM" in fixes["avd-off"]
+        and f"Get-VM -Id {lab.vm('w11ms-paused')['id']} | Resume-VM" in fixes["w11ms-paused"]
     )
 
 

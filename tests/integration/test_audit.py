@@ -116,7 +116,7 @@ def test_each_call_is_written_ahead_and_when_done(lab: LabClient, tmp_path: Path
     for intended, done in by_change.values():
         assert (intended["phase"], done["phase"]) == ("intended", "done")
         assert intended["local_user"] and intended["remote_user"] == "labadmin"
-        assert intended["node"] in ("lab01-n1", "lab02-n1") and intended["script"] == "vm-benefits-enable/1"
+        assert intended["node"] in ("lab01-n1", "lab02-n1") and intended["script"] == "vm-benefits-enable/2"
         assert done["result"] == "changed" and done["after"] and done["before"] == intended["before"]
         assert done["time"] >= intended["time"]
 

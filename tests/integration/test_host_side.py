@@ -85,8 +85,12 @@ def test_what_if_sends_nothing_and_prints_the_exact_call(lab: LabClient) -> None
     assert lab.state()["vms"] == before
     # VMs travel by id (a name would be a Hyper-V wildcard pattern); the call names them too.
     missing, gsi_off = lab.vm("avd-missing-nic")["id"], lab.vm("w11ms-gsi-off")["id"]
-    assert f"- vm-benefits-enable/2 on lab01-n1 for avd-missing-nic\n    -NicVMId @('{missing}')\n" in result.out
-    assert f"- vm-benefits-enable/2 on lab02-n1 for w11ms-gsi-off\n    -GsiVMId @('{gsi_off}')\n" in result.out
+    assert (
+        f"- vm-benefits-enable/2 on lab01-n1 for avd-missing-nic\n    -NicVMId @('{missing}')\n" in result.out
+    )
+    assert (
+        f"- vm-benefits-enable/2 on lab02-n1 for w11ms-gsi-off\n    -GsiVMId @('{gsi_off}')\n" in result.out
+    )
 
 
 def test_several_changes_need_yes_without_a_terminal(lab: LabClient) -> None:
@@ -163,8 +167,8 @@ def test_audit_log_records_who_what_before_after(lab: LabClient, tmp_path: Path)
     for entry in entries:
         assert entry["vm"] == "avd-missing-nic" and entry["who"] and entry["remote_user"] == "labadmin"
         assert entry["before"]["v1_nic"] is None
-    assert intended["script"] == "vm-benefits-enable/1"
-    assert intended["parameters"] == {"NicVMName": ["avd-missing-nic"]}
+    assert intended["script"] == "vm-benefits-enable/2"
+    assert intended["parameters"] == {"NicVMId": [lab.vm("avd-missing-nic")["id"]]}
     assert done["result"] == "changed" and done["after"]["v1_nic"]["connected"] is True
     text = (tmp_path / "audit.log").read_text()
     assert "Pa55word" not in text

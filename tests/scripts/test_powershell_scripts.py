@@ -1,7 +1,7 @@
 """Every shipped .ps1 parses, has a header and a param() block, and reads only documented members.
 
-The member allow-list is the test's copy of the object members Microsoft Learn documents (docs/platform.md and the sources named in
-hcibenefit/lab/powershell/cmdlets/parameters.json)
+The member allow-list is the test's copy of the object members Microsoft Learn documents (docs/platform.md
+and the sources named in hcibenefit/lab/powershell/cmdlets/parameters.json)
 for the cmdlets the scripts call; the cmdlets and their parameters are checked against the repository's
 table by test_static_checks.py. A script that needs something new must add it here, with its source.
 """

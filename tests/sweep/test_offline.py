@@ -64,13 +64,13 @@ def _collect_like_collect_ps1(inventory_path: Path, root: Path) -> None:
         folder.mkdir(parents=True)
         facts = run_script(conn.endpoint, HOST_FACTS, {"IncludeGuestOs": True})
         (folder / "host-facts.json").write_text("\ufeff" + json.dumps(facts), encoding="utf-8")
-        running = [vm["name"] for vm in facts["vms"] if vm["state"] == "Running"]
+        running = [vm["id"] for vm in facts["vms"] if vm["state"] == "Running"]
         if running:
             probe = run_script(
                 conn.endpoint,
                 GUEST_PROBE,
                 {
-                    "VMName": running,
+                    "VMId": running,
                     "Credential": CredentialParameter(guest.username, guest.password),
                     "ProbeScript": GUEST_PROBE_BODY.text(),
                     "Nonce": "4711471147",
@@ -114,4 +114,4 @@ def test_from_dir_without_an_inventory_uses_the_folders(
     code = run(["sweep", "--from-dir", str(root), "--no-history", "-o", "json"])
     doc = json.loads(capsys.readouterr().out)
     assert code in (1, 5)
-    assert doc["run"]["targets"]["assessed"]["nodes"] == 6
+    assert doc["run"]["targets"]["assessed"]["nodes"] == 8

@@ -58,7 +58,7 @@ def test_default_fleet_results(lab: LabClient) -> None:
     assert creds["status"] == "ERROR" and creds["waived"] and "credential" in creds["message"]
     # Every check gives one result per target: no duplicate ids, one record per (check, target).
     assert len(results) == len(doc["findings"])
-    assert doc["run"]["targets"]["assessed"] == {"nodes": 6, "vms": 22, "guests": 14}
+    assert doc["run"]["targets"]["assessed"] == {"nodes": 8, "vms": 28, "guests": 20}
     assert doc["summary"]["FAIL"] == sum(
         1 for r in doc["findings"] if r["status"] == "FAIL" and not r["waived"]
     )
@@ -113,7 +113,7 @@ def test_one_node_down_one_hanging(lab: LabClient, tmp_path: Path) -> None:
         cluster = "hci-lab-01" if node.startswith("lab01") else "hci-lab-02"
         assert results[f"node.attestation-expired/{cluster}/{node}/-"]["status"] == "ERROR"
     # Every other node and its guests were still assessed.
-    assert doc["run"]["targets"]["assessed"]["nodes"] == 4
+    assert doc["run"]["targets"]["assessed"]["nodes"] == 6
     assert results["node.attestation-expired/hci-lab-01/lab01-n3/-"]["status"] == "FAIL"
     assert results["guest.activated/hci-lab-01/lab01-n1/avd-ok-01"]["status"] == "PASS"
     assert results["guest.license-task/hci-lab-02/lab02-n3/w10ms-no-switch"]["status"] == "FAIL"
@@ -233,7 +233,7 @@ def test_progress_on_a_terminal_only(lab: LabClient, monkeypatch: pytest.MonkeyP
     if quiet:
         assert "sweep: nodes" not in shown
     else:
-        assert "\rsweep: nodes 6/6 · guests 16/16 · 2 guest(s) not asked" in shown
+        assert "\rsweep: nodes 8/8 · guests 22/22 · 2 guest(s) not asked" in shown
         assert shown.endswith("\r"), "the progress line is cleared before the report"
 
 

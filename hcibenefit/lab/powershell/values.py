@@ -9,7 +9,7 @@ Mapping (what the evaluator and the cmdlet emulations use):
 - everything else a cmdlet returns (a VirtualMachine, a CIM instance, a PSCustomObject) is a `PSObject`
   with named properties, optional methods and, for wrapped values, a base object.
 
-Sources: ../shared/reference/powershell51.md sections 2-4 (string conversion, member access) for
+Sources: powershell51.md sections 2-4 (string conversion, member access) for
 how these behave; the conversions themselves live in `convert`.
 """
 

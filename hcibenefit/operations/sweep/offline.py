@@ -166,12 +166,13 @@ $facts = & (Join-Path $here 'host-facts.ps1') -IncludeGuestOs $true
 Set-Content -Path (Join-Path $nodeDir 'host-facts.json') -Value $facts -Encoding UTF8
 
 if ($GuestCredential) {
-    $running = @(Get-VM | Where-Object { $_.State -eq 'Running' } | ForEach-Object { $_.Name })
+    # By id: guest-probe.ps1 takes VM ids (a name would be a Hyper-V wildcard pattern).
+    $running = @(Get-VM | Where-Object { $_.State -eq 'Running' } | ForEach-Object { $_.Id.ToString() })
     if ($running.Count -gt 0) {
         # A fresh 10-digit nonce: the attested documents must carry it back.
         $nonce = -join (1..10 | ForEach-Object { Get-Random -Minimum 0 -Maximum 10 })
         $body = Get-Content -Raw -Path (Join-Path $here 'guest-probe-body.ps1')
-        $probe = & (Join-Path $here 'guest-probe.ps1') -VMName $running -Credential $GuestCredential -ProbeScript $body -Nonce $nonce
+        $probe = & (Join-Path $here 'guest-probe.ps1') -VMId $running -Credential $GuestCredential -ProbeScript $body -Nonce $nonce
         Set-Content -Path (Join-Path $nodeDir 'guest-probe.json') -Value $probe -Encoding UTF8
     }
 }

@@ -1,6 +1,6 @@
 """Az.StackHCI's attestation functions (Gallery module, script functions), step by step.
 
-Source: ../shared/reference/cmdlets.md 9.7-9.12, read from Azure/azure-powershell
+Source: cmdlets.md 9.7-9.12, read from Azure/azure-powershell
 src/StackHCI/StackHCI.Autorest/custom/stackhci.ps1 (Az.StackHCI 2.6.0 era). What every function inherits
 (9.7.1), reproduced here:
 - the module runs with `$ErrorActionPreference = 'Stop'`; failures are logged through
@@ -46,7 +46,7 @@ from hcibenefit.lab.state import (
     stable_id,
 )
 
-SOURCE = "https://learn.microsoft.com/powershell/module/az.stackhci/{}; Azure/azure-powershell src/StackHCI/StackHCI.Autorest/custom/stackhci.ps1; ../shared/reference/cmdlets.md 9.{}"
+SOURCE = "https://learn.microsoft.com/powershell/module/az.stackhci/{}; Azure/azure-powershell src/StackHCI/StackHCI.Autorest/custom/stackhci.ps1"
 VM_STATUS = EnumType("VMAttestationStatus", {"Unknown": 0, "Connected": 1, "Disconnected": 2})
 VERSION = EnumType("AttestationVersion", {"Unknown": 0, "V1": 1, "V2": 2})
 NODES_OFFLINE = (

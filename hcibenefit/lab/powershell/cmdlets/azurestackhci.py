@@ -1,6 +1,6 @@
 """The in-box AzureStackHCI module (closed source; no Learn reference pages exist).
 
-Source: ../shared/reference/cmdlets.md 9.0-9.4, built from Learn articles (azure-verification,
+Source: cmdlets.md 9.0-9.4, built from Learn articles (azure-verification,
 azure-benefits, manage-azure-registration), Az.StackHCI's source and Windows Admin Center's module.
 Property names and enum names are documented there; enum numbers, output type names and error texts
 are not (each marked Assumption where used).
@@ -18,7 +18,7 @@ from hcibenefit.lab.powershell.values import EMPTY_GUID, EnumType, PSDateTime, P
 from hcibenefit.lab.state import ATTESTATION_VALIDITY, Node
 from hcibenefit.lab.state import EMPTY_GUID as EMPTY_ID
 
-SOURCE = "../shared/reference/cmdlets.md 9.{} (Learn articles azure-verification / azure-benefits; no reference page)"
+SOURCE = "cmdlets.md 9.{} (Learn articles azure-verification / azure-benefits; no reference page)"
 NS = "Microsoft.AzureStack.HCI"
 # Assumption: enum numbering (WAC reads RegistrationStatus.value__ 0 as Registered).
 REGISTRATION_STATUS = EnumType(f"{NS}.RegistrationStatus", {"Registered": 0, "NotYet": 1, "OutOfPolicy": 2})

@@ -2,7 +2,7 @@
 
 A `Cmdlet` names its module, its source, the parameter sets and parameters it emulates, and a `run`
 function that acts on the fleet model through a `Call`. Binding follows the cmdlet binder
-(powershell51.md section 5 and ../shared/reference/cmdlets.md G1-G2): names and aliases, unique
+(powershell51.md section 5 and cmdlets.md G1-G2): names and aliases, unique
 prefixes, positions per parameter set, the common parameters, -WhatIf/-Confirm on commands that
 support ShouldProcess. A parameter the cmdlet documents but the lab does not emulate is a
 `NotEmulated` error, never ignored; one it does not document is PowerShell's NamedParameterNotFound.

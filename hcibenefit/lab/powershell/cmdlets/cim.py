@@ -1,6 +1,6 @@
 """Get-CimInstance and the CIM classes our scripts read.
 
-Source: ../shared/reference/cmdlets.md 5.1 and 5.1a (Learn 5.1 CimCmdlets; class properties from the
+Source: cmdlets.md 5.1 and 5.1a (Learn 5.1 CimCmdlets; class properties from the
 Win32/SPP/Hyper-V WMI provider pages). -Filter is a WQL where-clause without WHERE; the lab evaluates
 the subset `Prop = 'x'`, `Prop IS [NOT] NULL`, `Prop LIKE 'x%'`, joined by AND/OR.
 """
@@ -285,7 +285,7 @@ def compile_filter(text: str) -> Callable[[dict[str, Any]], bool]:
 @cmdlet(
     "Get-CimInstance",
     module="CimCmdlets",
-    source="https://learn.microsoft.com/powershell/module/cimcmdlets/get-ciminstance?view=powershell-5.1; ../shared/reference/cmdlets.md 5.1",
+    source="https://learn.microsoft.com/powershell/module/cimcmdlets/get-ciminstance?view=powershell-5.1",
     type_name=CIM_COMMAND,
     sets=("ClassNameComputerSet",),
     params=[

@@ -1,6 +1,6 @@
 """FailoverClusters: Get-ClusterNode.
 
-Source: ../shared/reference/cmdlets.md 3.1 (Learn, Windows Server 2022; property types from
+Source: cmdlets.md 3.1 (Learn, Windows Server 2022; property types from
 dsccommunity/FailoverClusterDsc's generated stubs).
 """
 
@@ -20,7 +20,7 @@ NODE_STATE = EnumType(
 @cmdlet(
     "Get-ClusterNode",
     module="FailoverClusters",
-    source="https://learn.microsoft.com/powershell/module/failoverclusters/get-clusternode?view=windowsserver2022-ps; ../shared/reference/cmdlets.md 3.1",
+    source="https://learn.microsoft.com/powershell/module/failoverclusters/get-clusternode?view=windowsserver2022-ps",
     type_name="Microsoft.FailoverClusters.PowerShell.GetNodeCommand",
     available=is_node,
     params=[P("Name", "string[]", 0)],

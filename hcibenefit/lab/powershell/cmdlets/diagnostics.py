@@ -1,6 +1,6 @@
 """Microsoft.PowerShell.Diagnostics: Get-WinEvent over a guest's event logs.
 
-Source: ../shared/reference/cmdlets.md 6.1 (Learn 5.1; GetEventCommand.cs): -FilterHashtable keys
+Source: cmdlets.md 6.1 (Learn 5.1; GetEventCommand.cs): -FilterHashtable keys
 LogName/ProviderName/Id/StartTime..., newest first unless -Oldest; no matching event is the
 non-terminating `NoMatchingEventsFound`, a log that does not exist `NoMatchingLogsFound` (TargetObject =
 the log name), an unknown provider `NoMatchingProvidersFound`. The Message note property is the
@@ -72,7 +72,7 @@ def _values(table: PSDict, key: str) -> list[Any] | None:
 @cmdlet(
     "Get-WinEvent",
     module="Microsoft.PowerShell.Diagnostics",
-    source="https://learn.microsoft.com/powershell/module/microsoft.powershell.diagnostics/get-winevent?view=powershell-5.1; ../shared/reference/cmdlets.md 6.1",
+    source="https://learn.microsoft.com/powershell/module/microsoft.powershell.diagnostics/get-winevent?view=powershell-5.1",
     type_name=COMMAND,
     sets=("GetLogSet", "HashQuerySet"),
     params=[

@@ -1,6 +1,6 @@
 """Hyper-V module cmdlets, acting on the node's VMs and switches in the fleet model.
 
-Source for every cmdlet here: ../shared/reference/cmdlets.md section 1 (Microsoft Learn, Windows Server
+Source for every cmdlet here: cmdlets.md section 1 (Microsoft Learn, Windows Server
 2022 pages, module Hyper-V 2.0.0.0; property types from dsccommunity/HyperVDsc's generated stubs) and
 G6: names match case-insensitively and take wildcards even where Learn says they do not; a wildcard
 that matches nothing returns nothing; a plain name that matches nothing is a non-terminating error.
@@ -19,7 +19,7 @@ from hcibenefit.lab.powershell.values import EnumType, PSGuid, PSObject
 from hcibenefit.lab.state import COMPUTE_SWITCH, GUEST_NIC, HOST_SWITCH, VM, Nic, Switch
 
 HV = "Microsoft.HyperV.PowerShell"
-LEARN = "https://learn.microsoft.com/powershell/module/hyper-v/{}?view=windowsserver2022-ps; ../shared/reference/cmdlets.md 1.{}"
+LEARN = "https://learn.microsoft.com/powershell/module/hyper-v/{}?view=windowsserver2022-ps"
 
 VM_STATE = EnumType(
     f"{HV}.VMState",

@@ -1,6 +1,6 @@
 """NetAdapter, NetTCPIP and NetSecurity cmdlets (CDXML script-module functions over CIM).
 
-Source: ../shared/reference/cmdlets.md section 2 and G5: a filter value without wildcards that
+Source: cmdlets.md section 2 and G5: a filter value without wildcards that
 matches nothing writes a non-terminating ObjectNotFound error, id
 `CmdletizationQuery_NotFound_<Property>,<Cmdlet>` for one filtering property (the complex-case id
 `CmdletizationQuery_NotFound,<Cmdlet>` with the WQL query when several filters are combined);
@@ -29,7 +29,7 @@ PREFIX_ORIGIN = EnumType(
 ENABLED = EnumType("Enabled", {"True": 1, "False": 2})
 DIRECTION = EnumType("Direction", {"Inbound": 1, "Outbound": 2})
 ACTION = EnumType("Action", {"NotConfigured": 0, "Allow": 2, "Block": 4})
-NETADAPTER = "https://learn.microsoft.com/powershell/module/{}/{}?view=windowsserver2022-ps; ../shared/reference/cmdlets.md 2.{} and G5"
+NETADAPTER = "https://learn.microsoft.com/powershell/module/{}/{}?view=windowsserver2022-ps"
 
 
 @dataclass(frozen=True)

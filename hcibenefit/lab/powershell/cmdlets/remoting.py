@@ -1,6 +1,6 @@
 """Invoke-Command: in process, to other computers over WinRM (the second hop), and into VMs (PowerShell Direct).
 
-Sources: ../shared/reference/cmdlets.md 8.1 (Learn 5.1; PSRemotingCmdlet.cs, VMConnectionInfo,
+Sources: cmdlets.md 8.1 (Learn 5.1; PSRemotingCmdlet.cs, VMConnectionInfo,
 RemotingErrorIdStrings) and powershell51.md section 8 (output tagging, the error records that reach
 -ErrorVariable, the Get-VM trap), section 10.1 (the remote text runs dot-sourced in a fresh runspace).
 
@@ -265,7 +265,7 @@ def _computers(call: Call) -> None:
 @cmdlet(
     "Invoke-Command",
     module="Microsoft.PowerShell.Core",
-    source="https://learn.microsoft.com/powershell/module/microsoft.powershell.core/invoke-command?view=powershell-5.1; ../shared/reference/cmdlets.md 8.1; powershell51.md 8",
+    source="https://learn.microsoft.com/powershell/module/microsoft.powershell.core/invoke-command?view=powershell-5.1",
     type_name="Microsoft.PowerShell.Commands.InvokeCommandCommand",
     sets=("InProcess", "ComputerName", "VMName", "VMId"),
     params=[

@@ -1,6 +1,6 @@
 """ScheduledTasks (CDXML functions over MSFT_ScheduledTask), inside a guest.
 
-Sources: ../shared/reference/cmdlets.md 4.1-4.4 (Learn, GH transcripts) and powershell51.md 6.6:
+Sources: cmdlets.md 4.1-4.4 (Learn, GH transcripts) and powershell51.md 6.6:
 Get-ScheduledTask with one filter that matches nothing gives `CmdletizationQuery_NotFound_TaskName`,
 with both -TaskPath and -TaskName the complex-case `CmdletizationQuery_NotFound` and the WQL query;
 Get-ScheduledTaskInfo / Start- / Enable-ScheduledTask give `HRESULT 0x80070002` ("The system cannot find
@@ -27,7 +27,7 @@ IMDS_TASK = "LicenseImdsIntegration"
 NEVER_RAN = dt.datetime(1999, 11, 30)
 SCHED_S_TASK_RUNNING = 267009  # 0x41301
 CIM = "Microsoft.Management.Infrastructure.CimException"
-SOURCE = "https://learn.microsoft.com/powershell/module/scheduledtasks/{}?view=windowsserver2022-ps; ../shared/reference/cmdlets.md 4.{}"
+SOURCE = "https://learn.microsoft.com/powershell/module/scheduledtasks/{}?view=windowsserver2022-ps"
 NAMESPACE = "Root/Microsoft/Windows/TaskScheduler"
 
 

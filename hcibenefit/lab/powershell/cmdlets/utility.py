@@ -1,6 +1,6 @@
 """Microsoft.PowerShell.Core / Utility / Management cmdlets (Windows PowerShell 5.1).
 
-Sources: ../shared/reference/cmdlets.md sections 7-8 (Learn 5.1 pages) and powershell51.md sections 1, 3
+Sources: cmdlets.md sections 7-8 (Learn 5.1 pages) and powershell51.md sections 1, 3
 (ConvertTo-Json, pipeline behaviour of ForEach-Object, Where-Object, Select-Object).
 """
 
@@ -25,8 +25,8 @@ from hcibenefit.lab.powershell.values import (
     ScriptBlock,
 )
 
-CORE = "https://learn.microsoft.com/powershell/module/microsoft.powershell.core/{}?view=powershell-5.1; ../shared/reference/cmdlets.md 8.{}"
-UTILITY = "https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/{}?view=powershell-5.1; ../shared/reference/cmdlets.md 7.{}"
+CORE = "https://learn.microsoft.com/powershell/module/microsoft.powershell.core/{}?view=powershell-5.1"
+UTILITY = "https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/{}?view=powershell-5.1"
 CMD = "Microsoft.PowerShell.Commands."
 
 
@@ -382,7 +382,7 @@ def _registry(machine: Any) -> dict[str, dict[str, Any]]:
 @cmdlet(
     "Get-ItemProperty",
     module="Microsoft.PowerShell.Management",
-    source="https://learn.microsoft.com/powershell/module/microsoft.powershell.management/get-itemproperty?view=powershell-5.1; ../shared/reference/cmdlets.md 8.6",
+    source="https://learn.microsoft.com/powershell/module/microsoft.powershell.management/get-itemproperty?view=powershell-5.1",
     type_name=f"{CMD}GetItemPropertyCommand",
     sets=("Path",),
     params=[P("Path", "string[]", 0, mandatory=("*",), pipeline=True), P("Name", "string[]", 1)],

@@ -1,6 +1,6 @@
 """Invoke-RestMethod in Windows PowerShell 5.1, inside a guest, against the IMDS addresses.
 
-Sources: powershell51.md section 9 and ../shared/reference/cmdlets.md 7.1: HttpWebRequest underneath;
+Sources: powershell51.md section 9 and cmdlets.md 7.1: HttpWebRequest underneath;
 every failure (HTTP 4xx/5xx, timeout, refused connection) is the statement-terminating
 `WebCmdletWebResponseException,Microsoft.PowerShell.Commands.InvokeRestMethodCommand`, category
 InvalidOperation, Exception a System.Net.WebException whose Response is the HttpWebResponse (or $null
@@ -103,7 +103,7 @@ def _http_error(call: Call, code: int, body: str) -> PSError:
 @cmdlet(
     "Invoke-RestMethod",
     module="Microsoft.PowerShell.Utility",
-    source="https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/invoke-restmethod?view=powershell-5.1; ../shared/reference/cmdlets.md 7.1; powershell51.md 9",
+    source="https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/invoke-restmethod?view=powershell-5.1",
     type_name=COMMAND,
     params=[
         P("Uri", "string", 0, mandatory=("*",)),
