@@ -430,7 +430,8 @@ def describe_script_call(
     lines = [f"-{name} {powershell_literal(value)}" for name, value in parameters.items()]
     if show_script:
         lines += ["", f"script {script.key}:", *script.text().splitlines()]
-    title = f"{script.key} on {target}" + (f" for {', '.join(vms)}" if vms else "")
+    # The VMs the ids stand for, each quoted (a name may hold a comma).
+    title = f"{script.key} on {target}" + (f" for {', '.join(map(powershell_literal, vms))}" if vms else "")
     return DetailItem(title, lines, verbatim=True)
 
 

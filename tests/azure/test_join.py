@@ -7,7 +7,7 @@ from typing import Any
 
 from hcibenefit.azure.join import HostSide, build_view, join_vms, map_vms, match_cluster
 from hcibenefit.azure.parse import inventory_from_rows
-from hcibenefit.facts.host import parse_host_facts
+from hcibenefit.facts.host import HOST_FACTS_SCHEMA, parse_host_facts
 from hcibenefit.inventory.model import Cluster, ClusterAzure, Node, WinRMSettings
 
 SUB = "7c1b3d2e-0000-4000-8000-00000000a001"
@@ -80,7 +80,7 @@ def node(name: str, cluster: str) -> Node:
 
 def host(node_name: str, cluster: str, vms: list[tuple[str, str]], resource_uri: str = "") -> Any:
     document = {
-        "schema": "host-facts/1",
+        "schema": HOST_FACTS_SCHEMA,
         "computer_name": node_name.upper(),
         "os": {"build": "25398"},
         "registration": {"registration_status": "Registered", "azure_resource_uri": resource_uri},

@@ -53,10 +53,14 @@ def test_control_characters_in_names_are_escaped_in_tables_and_exact_in_json(hos
 def test_what_if_shows_each_target_separately_and_quoted(hostile: LabClient) -> None:
     result = hostile.cli("enable", "--vm", COMMA, "--vm", "avd-a", "--what-if")
     assert result.code == ExitCode.OK, result.err
-    assert "-NicVMName @('avd-x,sql-target', 'avd-a')" in result.out
+    ids = [hostile.vm(COMMA)["id"], hostile.vm("avd-a")["id"]]
+    # The VMs travel by id (a name is a Hyper-V wildcard pattern); the call names them, each quoted.
+    assert "vm-benefits-enable/2 on n1 for 'avd-x,sql-target', 'avd-a'\n" in result.out
+    assert f"-NicVMId @('{ids[0]}', '{ids[1]}')" in result.out
     assert hostile.invocations("vm-benefits-enable") == 0
     data = hostile.cli("enable", "--vm", COMMA, "--vm", "avd-a", "--what-if", "-o", "json").json()
-    assert data["calls"][0]["parameters"] == {"NicVMName": [COMMA, "avd-a"]}
+    assert data["calls"][0]["parameters"] == {"NicVMId": ids}
+    assert data["calls"][0]["vms"] == [COMMA, "avd-a"]
     assert "sql-target" not in [v["vm"] for v in data["vms"]]
 
 

@@ -268,7 +268,7 @@ def test_kick_what_if_sends_nothing_mutating(lab: LabClient) -> None:
     assert lab.invocations("guest-kick") == 0 and lab.state()["vms"] == before
     ids = ", ".join(repr(lab.vm(name)["id"]) for name in ("avd-twice", "avd-imds-blocked"))
     assert (
-        "- guest-kick/2 on lab01-n1 (powershell-direct) for avd-twice, avd-imds-blocked\n"
+        "- guest-kick/2 on lab01-n1 (powershell-direct) for 'avd-twice', 'avd-imds-blocked'\n"
         f"    -VMId @({ids})\n"
     ) in result.out
     assert (

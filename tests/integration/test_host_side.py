@@ -86,10 +86,11 @@ def test_what_if_sends_nothing_and_prints_the_exact_call(lab: LabClient) -> None
     # VMs travel by id (a name would be a Hyper-V wildcard pattern); the call names them too.
     missing, gsi_off = lab.vm("avd-missing-nic")["id"], lab.vm("w11ms-gsi-off")["id"]
     assert (
-        f"- vm-benefits-enable/2 on lab01-n1 for avd-missing-nic\n    -NicVMId @('{missing}')\n" in result.out
+        f"- vm-benefits-enable/2 on lab01-n1 for 'avd-missing-nic'\n    -NicVMId @('{missing}')\n"
+        in result.out
     )
     assert (
-        f"- vm-benefits-enable/2 on lab02-n1 for w11ms-gsi-off\n    -GsiVMId @('{gsi_off}')\n" in result.out
+        f"- vm-benefits-enable/2 on lab02-n1 for 'w11ms-gsi-off'\n    -GsiVMId @('{gsi_off}')\n" in result.out
     )
 
 
