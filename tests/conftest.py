@@ -73,7 +73,9 @@ class EngineDriver:
     def call(self, node: str, script: Script, params: dict[str, Any] | None = None) -> CollectingOutput:
         out = CollectingOutput()
         command = CommandSpec(script.text(), True, tuple((k, v) for k, v in (params or {}).items()))
-        self.engine.execute(PipelineCall(node, "labadmin", "Microsoft.PowerShell", (command,), ()), out)
+        out.output += self.engine.execute(
+            PipelineCall(node, "labadmin", "Microsoft.PowerShell", (command,), ()), out
+        )
         return out
 
     def id_of(self, vm: str) -> str:

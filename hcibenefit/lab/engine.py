@@ -148,15 +148,17 @@ class LabEngine:
         with self._lock:
             self.invocations[node.lower()][script_id] += 1
 
-    def execute(self, call: PipelineCall, out: PipelineOutput) -> None:
+    def execute(self, call: PipelineCall, out: PipelineOutput) -> list[Any]:
         header = parse_header(call.commands[0].text) if call.commands and call.commands[0].is_script else None
         self._count(call.node, header[0] if header else "unknown")
         machine = NodeMachine(self.state, self.state.node(call.node), self)
-        run_pipeline(machine, call, out)
+        return run_pipeline(machine, call, out)
 
 
-def run_pipeline(machine: NodeMachine | GuestMachine, call: PipelineCall, out: PipelineOutput) -> None:
-    """Evaluate one PSRP pipeline on `machine`, in the pool's runspace; a terminating error fails it."""
+def run_pipeline(machine: NodeMachine | GuestMachine, call: PipelineCall, out: PipelineOutput) -> list[Any]:
+    """Evaluate one PSRP pipeline on `machine`, in the pool's runspace; a terminating error fails it.
+
+    Returns the pipeline's output (wire values), for the server to send with the pipeline's completion."""
     runspace: Runspace | None = call.runspace.get("runspace")
     if runspace is None:
         runspace = Runspace(machine, host_ui=call.host_ui, computer_name=machine.name)
@@ -182,8 +184,7 @@ def run_pipeline(machine: NodeMachine | GuestMachine, call: PipelineCall, out: P
             log.warning("%s: %s", call.node, exc)
             kind = "LabUnsupportedConstruct" if isinstance(exc, Unsupported) else "LabNotEmulated"
             raise TerminatingError(str(exc), error_id=kind, category="NotImplemented") from None
-    for value in outputs:
-        out.write_output(to_wire(value))
+    return [to_wire(value) for value in outputs]
 
 
 def _run_commands(interpreter: Interpreter, call: PipelineCall) -> list[Any]:
@@ -213,7 +214,7 @@ class GuestEndpointExecutor:
         self.secrets = secrets
         self.invocations: Counter[str] = Counter()
 
-    def execute(self, call: PipelineCall, out: PipelineOutput) -> None:
+    def execute(self, call: PipelineCall, out: PipelineOutput) -> list[Any]:
         vm = self.state.vm(call.node)
         if vm is None:
             raise TerminatingError(
@@ -225,4 +226,4 @@ class GuestEndpointExecutor:
         if vm.state != "Running":
             # A stopped guest has no WinRM; the test server stays up, so say it the way a dead session would.
             raise TerminatingError(DIRECT_BROKEN, error_id="PSSessionStateBroken", category="OpenError")
-        run_pipeline(GuestMachine(self.state, vm, self.secrets), call, out)
+        return run_pipeline(GuestMachine(self.state, vm, self.secrets), call, out)

@@ -214,10 +214,14 @@ def test_guest_endpoint_executor_answers_the_bodies_for_its_vm(guest_driver: Any
     executor = GuestEndpointExecutor(driver.state, driver.engine)
     out = CollectingOutput()
     probe = CommandSpec(GUEST_PROBE_BODY.text(), True, (("Nonce", "9999999999"),))
-    executor.execute(PipelineCall("avd-twice", "Administrator", "Microsoft.PowerShell", (probe,), ()), out)
+    out.output += executor.execute(
+        PipelineCall("avd-twice", "Administrator", "Microsoft.PowerShell", (probe,), ()), out
+    )
     body = json.loads(out.output[0])
     assert body["schema"] == "guest-probe-body/1" and body["nonce"] == "9999999999"
     kick = CommandSpec(GUEST_KICK_BODY.text(), True, ())
-    executor.execute(PipelineCall("avd-twice", "Administrator", "Microsoft.PowerShell", (kick,), ()), out)
+    out.output += executor.execute(
+        PipelineCall("avd-twice", "Administrator", "Microsoft.PowerShell", (kick,), ()), out
+    )
     assert json.loads(out.output[1])["license_after"] == 1
     assert executor.invocations == {"avd-twice:guest-probe-body/1": 1, "avd-twice:guest-kick-body/1": 1}

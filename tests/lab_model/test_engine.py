@@ -24,7 +24,7 @@ def _run_text(
     driver: EngineDriver, node: str, text: str, params: tuple = (), is_script: bool = True, **call: object
 ) -> CollectingOutput:
     out = CollectingOutput()
-    driver.engine.execute(
+    out.output += driver.engine.execute(
         PipelineCall(node, "u", "Microsoft.PowerShell", (CommandSpec(text, is_script, params),), (), **call),  # type: ignore[arg-type]
         out,
     )

@@ -7,6 +7,7 @@ thread of its own; the executor answers through `PipelineOutput`. Nothing here k
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,4 +85,7 @@ class PipelineOutput(Protocol):
 
 
 class ScriptExecutor(Protocol):
-    def execute(self, call: PipelineCall, out: PipelineOutput) -> None: ...
+    def execute(self, call: PipelineCall, out: PipelineOutput) -> Sequence[Any] | None:
+        """Run the pipeline, writing to `out` as it goes. What it returns is written as the pipeline's last
+        output together with its completion (one Receive sees both, however threads are scheduled)."""
+        ...

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,8 +286,9 @@ class Pipeline:
     def _run(self, call: PipelineCall) -> None:
         shell = self.shell
         error: TerminatingError | None = None
+        last: Sequence[Any] = ()
         try:
-            shell.executor.execute(call, self)
+            last = shell.executor.execute(call, self) or ()
         except TerminatingError as exc:
             error = exc
         except Exception as exc:
@@ -297,6 +298,8 @@ class Pipeline:
         with shell.cond:
             if self.ps.state == PSInvocationState.Running:
                 if error is None:
+                    for value in last:
+                        self.ps.write_output(value)
                     self.ps.complete()
                 else:
                     record = ErrorRecord(
