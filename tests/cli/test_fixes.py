@@ -58,9 +58,11 @@ def test_a_fix_that_cannot_work_yet_says_what_to_do_first(lab: LabClient) -> Non
         "then hcibenefit host enable --cluster hci-lab-02 --node lab02-n3"
     )
     gen1 = next(f for f in findings if f["target"] == "avd-gen1-running")
+    # The VM by id: Stop-VM -Name takes a wildcard pattern.
+    vm_id = lab.vm("avd-gen1-running")["id"]
     assert gen1["remediation"] == (
-        "on lab01-n2: Stop-VM -Name 'avd-gen1-running'; then hcibenefit enable --vm avd-gen1-running; "
-        "then on lab01-n2: Start-VM -Name 'avd-gen1-running'"
+        f"on lab01-n2: Get-VM -Id {vm_id} | Stop-VM; then hcibenefit enable --vm avd-gen1-running; "
+        f"then on lab01-n2: Get-VM -Id {vm_id} | Start-VM"
     )
 
 

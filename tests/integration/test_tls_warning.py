@@ -49,7 +49,7 @@ def test_every_connecting_command_names_the_unvalidated_nodes_once(
     warnings = WARNING.findall(result.err)
     assert len(warnings) == 1, result.err
     count, names = warnings[0]
-    assert count == "3" and names == "lab01-n1, lab01-n2, lab01-n3", result.err
+    assert count == "5" and names == "lab01-n1, lab01-n2, lab01-n3, lab04-n1, lab04-n2", result.err
 
 
 def test_quiet_commands_that_do_not_connect_stay_quiet(unvalidated: LabClient) -> None:
