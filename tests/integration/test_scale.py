@@ -47,7 +47,7 @@ def test_sessions_opened_from_many_threads_at_once_lose_no_node(
         def open_and_close_repeatedly(index: int) -> None:
             endpoint = endpoints[index]
             start.wait()
-            for _ in range(12):
+            for _ in range(10):
                 try:
                     with HostSession(endpoint):
                         pass
