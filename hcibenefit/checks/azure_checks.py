@@ -74,6 +74,7 @@ UNMANAGED = _meta(
     Severity.LOW,
     "Add {cluster} to the inventory (clusters: - name: {cluster}, with azure: {{subscription_id: "
     "{subscription}, resource_group: {resource_group}}}) so that its hosts are checked too",
+    DOC_FAQ,
 )
 IMDS_DISABLED = _meta(
     "azure.imds-disabled",
@@ -151,6 +152,7 @@ NODE_ARC_DISCONNECTED = _meta(
     "Node's Arc machine is not connected",
     Severity.MEDIUM,
     "On {node}: azcmagent show, then azcmagent check (the Connected Machine agent and its endpoints)",
+    "https://learn.microsoft.com/azure/azure-arc/servers/troubleshoot-agent-onboard",
 )
 ORPHANED = _meta(
     "azure.arc-vm-orphaned",
@@ -168,6 +170,7 @@ NOT_PROJECTED = _meta(
     Severity.LOW,
     "Created outside Azure (Hyper-V Manager, WAC) or left behind when Azure deleted it: manage it from Azure "
     "by re-creating it through Azure Local VM management, or accept {vm} as unmanaged",
+    DOC_BRIDGE,
 )
 POWER_DIFFERS = _meta(
     "azure.vm-power-state-differs",
@@ -175,12 +178,14 @@ POWER_DIFFERS = _meta(
     Severity.INFO,
     "Get-VM -Name {vm} on {node} is the truth; Azure catches up when the resource bridge syncs (a lasting "
     "difference: check the bridge and the VM's guest agent)",
+    DOC_FAQ,
 )
 HOST_DIFFERS = _meta(
     "azure.vm-host-node-differs",
     "Azure's host node disagrees with the VM's owner node",
     Severity.INFO,
     "Get-ClusterGroup -Name {vm} shows the owner ({node}); Azure catches up when the resource bridge syncs",
+    DOC_FAQ,
 )
 LICENSE_DIFFERS = _meta(
     "azure.vm-license-differs",
@@ -188,6 +193,7 @@ LICENSE_DIFFERS = _meta(
     Severity.MEDIUM,
     "hcibenefit guest check --vm {vm}  (the guest's own answer is the truth; the Arc agent refreshes licenseProfile "
     "on its next report); if the guest is not activated: hcibenefit guest kick --vm {vm}",
+    DOC_VM_ACTIVATION,
 )
 BRIDGE_DOWN = _meta(
     "azure.resource-bridge-not-running",

@@ -18,6 +18,7 @@ UNREACHABLE = CheckMeta(
     Severity.HIGH,
     "cluster",
     "{fix}",
+    doc_url="https://learn.microsoft.com/windows/win32/winrm/installation-and-configuration-for-windows-remote-management",
 )
 NOT_REGISTERED = CheckMeta(
     "node.not-registered",
@@ -25,6 +26,7 @@ NOT_REGISTERED = CheckMeta(
     Severity.CRITICAL,
     "node",
     "register {cluster} with Azure: Register-AzStackHCI on one of its nodes (repair an OutOfPolicy registration in the Azure portal)",
+    doc_url="https://learn.microsoft.com/azure/azure-local/faq",
 )
 EXPIRED = CheckMeta(
     "node.attestation-expired",
@@ -32,6 +34,7 @@ EXPIRED = CheckMeta(
     Severity.HIGH,
     "node",
     "hcibenefit host sync --cluster {cluster_arg} --node {node_arg}",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 INACTIVE = CheckMeta(
     "node.attestation-inactive",
@@ -39,6 +42,7 @@ INACTIVE = CheckMeta(
     Severity.HIGH,
     "node",
     "{first}hcibenefit host enable --cluster {cluster_arg} --node {node_arg}",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 ERROR = CheckMeta(
     "node.attestation-error",
@@ -46,6 +50,7 @@ ERROR = CheckMeta(
     Severity.HIGH,
     "node",
     "on {node}: Get-WinEvent -LogName 'Microsoft-AzureStack-HCI/Admin' -MaxEvents 20 says why; then hcibenefit host sync --cluster {cluster_arg} --node {node_arg}",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 EXPIRING = CheckMeta(
     "node.attestation-expiring",
@@ -53,6 +58,7 @@ EXPIRING = CheckMeta(
     Severity.MEDIUM,
     "node",
     "hcibenefit host sync --cluster {cluster_arg} --node {node_arg}",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 SWITCH_MISSING = CheckMeta(
     "node.switch-missing",
@@ -60,6 +66,7 @@ SWITCH_MISSING = CheckMeta(
     Severity.HIGH,
     "node",
     "{first}hcibenefit host enable --cluster {cluster_arg} --node {node_arg}",
+    doc_url="https://learn.microsoft.com/azure-stack/hci/manage/azure-benefits",
 )
 SWITCH_ALTERED = CheckMeta(
     "node.switch-altered",
@@ -67,6 +74,7 @@ SWITCH_ALTERED = CheckMeta(
     Severity.HIGH,
     "node",
     "{first}on {node}: Disable-AzStackHCIAttestation -RemoveVM -Force; then on {node}: Enable-AzStackHCIAttestation -AddVM -Force",
+    doc_url="https://learn.microsoft.com/azure-stack/hci/manage/azure-benefits",
 )
 VNIC_ADDRESS = CheckMeta(
     "node.host-vnic-address",
@@ -74,6 +82,7 @@ VNIC_ADDRESS = CheckMeta(
     Severity.HIGH,
     "node",
     "{first}on {node}: Disable-AzStackHCIAttestation -RemoveVM -Force; then on {node}: Enable-AzStackHCIAttestation -AddVM -Force",
+    doc_url="https://learn.microsoft.com/azure-stack/hci/manage/azure-benefits",
 )
 FIREWALL = CheckMeta(
     "node.firewall-rule",
@@ -81,6 +90,7 @@ FIREWALL = CheckMeta(
     Severity.MEDIUM,
     "node",
     "on {node}: Enable-NetFirewallRule -Name '{rule}'",
+    doc_url="https://learn.microsoft.com/azure-stack/hci/manage/azure-benefits",
 )
 MODULE_MISSING = CheckMeta(
     "node.module-missing",
@@ -88,6 +98,7 @@ MODULE_MISSING = CheckMeta(
     Severity.MEDIUM,
     "node",
     "on {node}: Install-Module -Name Az.StackHCI -MinimumVersion 2.3.0 -Force",
+    doc_url="https://www.powershellgallery.com/packages/Az.StackHCI",
 )
 MODULE_OLD = CheckMeta(
     "node.module-old",
@@ -95,6 +106,7 @@ MODULE_OLD = CheckMeta(
     Severity.LOW,
     "node",
     "on {node}: Update-Module -Name Az.StackHCI -Force",
+    doc_url="https://www.powershellgallery.com/packages/Az.StackHCI",
 )
 CLUSTER_NODE_DOWN = CheckMeta(
     "node.cluster-node-down",
@@ -102,6 +114,7 @@ CLUSTER_NODE_DOWN = CheckMeta(
     Severity.HIGH,
     "node",
     "{fix}  (attestation changes need every node Up)",
+    doc_url="https://learn.microsoft.com/powershell/module/failoverclusters/get-clusternode",
 )
 SCRIPT_PROBLEM = CheckMeta(
     "node.facts-incomplete",
@@ -109,6 +122,7 @@ SCRIPT_PROBLEM = CheckMeta(
     Severity.LOW,
     "node",
     "on {node}: run {source} to see its error; hcibenefit -vv status --node {node_arg} shows what came back",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 
 

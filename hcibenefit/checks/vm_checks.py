@@ -19,6 +19,7 @@ BENEFITS_MISSING = CheckMeta(
     "vm",
     "{fix}",
     verdict="missing",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 NIC_DISCONNECTED = CheckMeta(
     "vm.guest-nic-disconnected",
@@ -27,6 +28,7 @@ NIC_DISCONNECTED = CheckMeta(
     "vm",
     "{fix}",
     verdict="broken",
+    doc_url="https://learn.microsoft.com/azure-stack/hci/manage/azure-benefits",
 )
 NODE_NOT_SERVING = CheckMeta(
     "vm.owner-node-not-active",
@@ -35,6 +37,7 @@ NODE_NOT_SERVING = CheckMeta(
     "vm",
     "{fix}  (the VM's own configuration is in place)",
     verdict="broken",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 LEGACY_OFF = CheckMeta(
     "vm.legacy-os-support-off",
@@ -43,6 +46,7 @@ LEGACY_OFF = CheckMeta(
     "vm",
     "{fix}",
     verdict="broken",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 SWITCH_BROKEN = CheckMeta(
     "vm.owner-node-switch-broken",
@@ -51,6 +55,7 @@ SWITCH_BROKEN = CheckMeta(
     "vm",
     "{fix}",
     verdict="broken",
+    doc_url="https://learn.microsoft.com/azure-stack/hci/manage/azure-benefits",
 )
 KVP_OFF = CheckMeta(
     "vm.data-exchange-off",
@@ -60,6 +65,7 @@ KVP_OFF = CheckMeta(
     # By id: -VMName takes a wildcard pattern (a VM named "avd-[ab]" would match others).
     "on {node}: Get-VM -Id {vm_id} | Enable-VMIntegrationService -Name 'Key-Value Pair Exchange'",
     verdict="unknown",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 OS_UNKNOWN = CheckMeta(
     "vm.guest-os-unknown",
@@ -68,6 +74,7 @@ OS_UNKNOWN = CheckMeta(
     "vm",
     "{fix} (so its guest OS can be read); or list it in policy.require_benefits.name_globs",
     verdict="unknown",
+    doc_url="https://learn.microsoft.com/azure/azure-local/deploy/azure-verification",
 )
 ATTESTATION_DISCONNECTED = CheckMeta(
     # Get-AzStackHCIVMAttestation never reports Disconnected (its Status means "configured"), so this id
@@ -79,6 +86,7 @@ ATTESTATION_DISCONNECTED = CheckMeta(
     "inside {vm}: enable the AZSHCI_GUEST-IMDS_DO_NOT_MODIFY adapter and leave it on DHCP (it takes a "
     "169.254.x.x address); hcibenefit guest check --vm {vm_sh} shows what the guest sees",
     verdict="broken",
+    doc_url="https://learn.microsoft.com/azure-stack/hci/manage/azure-benefits",
 )
 
 

@@ -31,3 +31,10 @@ def test_check_ids_are_unique_and_well_formed() -> None:
     ids = [m.id for m in all_checks()]
     assert len(ids) == len(set(ids))
     assert all(i == i.lower() and i.count(".") == 1 and "/" not in i for i in ids)
+
+
+def test_every_check_has_a_title_scope_severity_remediation_and_documentation_link() -> None:
+    for meta in all_checks():
+        assert meta.title and meta.remediation, meta.id
+        assert meta.scope in ("cluster", "node", "vm", "guest", "azure"), meta.id
+        assert meta.doc_url.startswith("https://"), f"{meta.id} has no documentation link"
