@@ -12,12 +12,14 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections.abc import Collection
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
 from hcibenefit.lab import pki
+from hcibenefit.lab.arm.blobs import ACCOUNT as BLOB_ACCOUNT
 from hcibenefit.lab.arm.server import ArmServer
 from hcibenefit.lab.engine import LabEngine
 from hcibenefit.lab.signing import LAB_SAN_PATTERN, LabSigningChain
@@ -109,7 +111,9 @@ class Lab:
                 self.faults[node.name.lower()] = faults
                 self.endpoints[node.name.lower()] = self.server.add_node(node.name, faults)
         self.server.start()
-        self.arm = ArmServer(self.state, token=self.azure_token, workdir=self._workdir, ca=ca)
+        self.arm = ArmServer(
+            self.state, token=self.azure_token, workdir=self._workdir, ca=ca, executor=self.engine
+        )
         self.arm.start()
         self._start_control()
 
@@ -247,7 +251,7 @@ class Lab:
 
     # --- inventory ---------------------------------------------------------------------------------
 
-    def inventory_text(self) -> str:
+    def inventory_text(self, *, arc_clusters: Collection[str] = ()) -> str:
         """An inventory every command accepts, pointing at this lab (passwords through environment variables)."""
         https = self.auth == "basic"
         lines = [
@@ -273,7 +277,14 @@ class Lab:
             "clusters:",
         ]
         for cluster in self.spec.clusters:
-            lines += [f"  - name: {cluster.name}", "    site: lab", "    nodes:"]
+            lines += [f"  - name: {cluster.name}", "    site: lab"]
+            if cluster.name in arc_clusters and self.arm is not None:
+                # Reached through the lab's ARM: Arc run commands, outputs in the lab's blob storage.
+                lines += [
+                    "    transport: arc",
+                    f"    arc: {{output_container: {self.arm.url}/{BLOB_ACCOUNT}/hcibenefit-output, poll_interval: 0.05}}",
+                ]
+            lines.append("    nodes:")
             for node in cluster.nodes:
                 endpoint = self.endpoints[node.name.lower()]
                 lines.append(
@@ -306,8 +317,8 @@ class Lab:
         ]
         return "\n".join(lines) + "\n"
 
-    def write_inventory(self, path: Path) -> Path:
-        path.write_text(self.inventory_text(), encoding="utf-8")
+    def write_inventory(self, path: Path, *, arc_clusters: Collection[str] = ()) -> Path:
+        path.write_text(self.inventory_text(arc_clusters=arc_clusters), encoding="utf-8")
         return path
 
     def environment(self) -> dict[str, str]:

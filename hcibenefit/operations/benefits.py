@@ -244,7 +244,7 @@ def apply_plans(
     by_node: dict[str, list[VMPlan]] = {}
     for plan in changes:
         by_node.setdefault(plan.node, []).append(plan)
-    conns = connections([inventory.node(name) for name in by_node], resolver)
+    conns = connections([inventory.node(name) for name in by_node], resolver, azure=inventory.azure)
     results = run_per_host(
         conns,
         lambda c, ev: _apply_on_node(action, c, by_node[c.node.name], ev, audit),

@@ -17,6 +17,7 @@ from typing import Any
 
 from hcibenefit.errors import CredentialError
 from hcibenefit.inventory import CredentialResolver, Inventory, Node
+from hcibenefit.operations.gather import arc_endpoint
 from hcibenefit.operations.tlswarn import warn_unvalidated
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
@@ -26,7 +27,8 @@ from hcibenefit.remoting.errors import (
     UnreachableError,
 )
 from hcibenefit.remoting.runner import run_per_host
-from hcibenefit.remoting.session import Endpoint, HostSession
+from hcibenefit.remoting.session import Endpoint
+from hcibenefit.remoting.transport import open_session
 from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns
 
 OK, FAILED, SKIPPED, UNKNOWN, NOT_USED = "ok", "failed", "skipped", "?", "n/a"
@@ -50,11 +52,15 @@ class NodeTest:
 
     def to_dict(self) -> dict[str, Any]:
         winrm = self.node.winrm
+        arc = self.node.transport == "arc"
         return {
             "node": self.node.name,
             "cluster": self.node.cluster,
-            "address": f"{winrm.transport}://{self.node.address}:{winrm.port}/{winrm.path}",
-            "auth": winrm.auth,
+            # Over Arc: the node's Arc machine through Azure (its status and agent are what is tested).
+            "address": f"arc:{self.node.arc.machine_id or self.node.name}"
+            if arc
+            else f"{winrm.transport}://{self.node.address}:{winrm.port}/{winrm.path}",
+            "auth": "azure" if arc else winrm.auth,
             "cert_validation": winrm.cert_validation
             if isinstance(winrm.cert_validation, bool)
             else str(winrm.cert_validation),
@@ -72,7 +78,7 @@ class NodeTest:
 
 
 def _judge(node: Node, error: RemotingError | None, seconds: float | None) -> NodeTest:
-    tls = OK if node.winrm.transport == "https" else NOT_USED
+    tls = OK if node.winrm.transport == "https" or node.transport == "arc" else NOT_USED
     if error is None:
         return NodeTest(node, OK, tls, OK, OK, seconds)
     detail = f"{error.kind}: {error.detail}"
@@ -101,6 +107,9 @@ def test_nodes(
     by_name = {n.name: n for n in nodes}
     warn_unvalidated((n.name, n.winrm) for n in nodes)
     for node in nodes:
+        if node.transport == "arc":
+            endpoints.append(arc_endpoint(node, inventory.azure))
+            continue
         try:
             needs_secret = node.credentials is not None and node.winrm.auth != "certificate"
             credential = resolver.resolve(node.credentials) if needs_secret else None
@@ -121,7 +130,7 @@ def test_nodes(
 
     def probe(endpoint: Endpoint, ev: threading.Event) -> float:
         started = time.monotonic()
-        session = HostSession(endpoint, cancel=ev)
+        session = open_session(endpoint, cancel=ev)
         try:
             session.open()
         finally:

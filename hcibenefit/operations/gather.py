@@ -9,13 +9,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hcibenefit.checks.assess import ClusterFacts
+from hcibenefit.errors import UsageError
 from hcibenefit.facts.host import FactsError, HostFacts, parse_host_facts
 from hcibenefit.inventory import Cluster, CredentialResolver, Inventory, Node
+from hcibenefit.inventory.model import AzureSettings
 from hcibenefit.operations.tlswarn import warn_unvalidated
 from hcibenefit.remoting.catalog import HOST_FACTS
 from hcibenefit.remoting.errors import MalformedOutputError, RemotingError
 from hcibenefit.remoting.runner import DEFAULT_WORKERS, Outcome, SessionHolder, run_per_host
-from hcibenefit.remoting.session import Endpoint, HostSession
+from hcibenefit.remoting.session import Endpoint
+from hcibenefit.remoting.transport import open_session
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +33,34 @@ class Connection:
     endpoint: Endpoint
 
 
-def connections(nodes: Sequence[Node], resolver: CredentialResolver) -> list[Connection]:
-    """Resolve every credential before the first connection, so a bad secret source changes nothing."""
-    warn_unvalidated((node.name, node.winrm) for node in nodes)
+def connections(
+    nodes: Sequence[Node], resolver: CredentialResolver, *, azure: AzureSettings | None = None
+) -> list[Connection]:
+    """Resolve every credential before the first connection, so a bad secret source changes nothing.
+
+    A node with ``transport: arc`` is reached through Azure (`azure`, the inventory's azure: section)
+    and needs no host credential: run commands run as the node's local system account."""
+    warn_unvalidated((node.name, node.winrm) for node in nodes if node.transport != "arc")
     result = []
     for node in nodes:
+        if node.transport == "arc":
+            result.append(Connection(node, arc_endpoint(node, azure)))
+            continue
         # Certificate auth needs no password: resolving one would run a password command for nothing.
         needs_secret = node.credentials is not None and node.winrm.auth != "certificate"
         credential = resolver.resolve(node.credentials) if needs_secret else None
         result.append(Connection(node, Endpoint(node.name, node.address, node.winrm, credential)))
     return result
+
+
+def arc_endpoint(node: Node, azure: AzureSettings | None) -> Endpoint:
+    """The endpoint of a node with ``transport: arc``: Azure Arc run commands through `azure`'s login."""
+    from hcibenefit.remoting.arc import ArcTarget, context_for
+
+    if azure is None:
+        raise UsageError(f"{node.name}: transport: arc needs the inventory's azure: section to reach Azure")
+    target = ArcTarget(node.name, node.cluster, node.arc, None, context_for(azure))
+    return Endpoint(node.name, node.address, node.winrm, None, arc=target)
 
 
 def fetch_host_facts(
@@ -51,7 +72,7 @@ def fetch_host_facts(
 ) -> HostFacts:
     """Host facts of one node; the session is handed to `holder` when `hold(facts)` says a second pass
     will need it on this node, and closed otherwise."""
-    session = HostSession(connection.endpoint, cancel=cancel)
+    session = open_session(connection.endpoint, cancel=cancel)
     session.open()
     try:
         document = session.run(HOST_FACTS, {"IncludeGuestOs": True}, timeout_s=HOST_FACTS_TIMEOUT_S)
@@ -97,7 +118,7 @@ def gather_clusters(
 
     With `holder` and `hold`, the sessions of the nodes `hold` picks stay open for a second pass.
     """
-    conns = connections([n for c in clusters for n in c.nodes], resolver)
+    conns = connections([n for c in clusters for n in c.nodes], resolver, azure=inventory.azure)
     work: Callable[[Connection, threading.Event], HostFacts] = (
         fetch_host_facts if holder is None else functools.partial(fetch_host_facts, holder=holder, hold=hold)
     )

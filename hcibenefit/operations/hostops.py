@@ -276,7 +276,10 @@ def run_host_action(
         return [NodeOutcome(p, passive[p.decision]) for p in plans], True
     if audit is None:
         raise ValueError("changes are sent only with an audit log (AuditLog.open)")
-    conn_by_node = {c.node.name: c for c in connections([inventory.node(p.node) for p in changes], resolver)}
+    conn_by_node = {
+        c.node.name: c
+        for c in connections([inventory.node(p.node) for p in changes], resolver, azure=inventory.azure)
+    }
     outcomes = []
     # Enable acts on the whole cluster from one node: sent once, on the first node that needs it; the
     # cluster's other planned nodes are only re-read (with the first call's error, if any).

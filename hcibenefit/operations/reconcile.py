@@ -256,7 +256,7 @@ def run_reconcile(
     # Resolve secrets before any thread starts, so a bad password source changes nothing and says so.
     from hcibenefit.operations.gather import connections
 
-    connections([n for c in clusters for n in c.nodes], resolver)
+    connections([n for c in clusters for n in c.nodes], resolver, azure=inventory.azure)
     worker = threading.Thread(target=gather, name="hcibenefit-reconcile-hosts", daemon=True)
     worker.start()
     notes: list[str] = []

@@ -46,6 +46,10 @@ GUEST_PROBE = Script("guest-probe", 2, "guest-probe.ps1", mutating=False)
 GUEST_KICK_BODY = Script("guest-kick-body", 1, "guest-kick-body.ps1", mutating=True)
 GUEST_KICK = Script("guest-kick", 2, "guest-kick.ps1", mutating=True)
 
+# Runs one of the scripts above for an Azure Arc run command (transport: arc); it is the run command's
+# script, the real script's text and parameters are its (base64) parameters. Mutating: it may run any.
+ARC_RUN = Script("arc-run", 1, "arc-run.ps1", mutating=True)
+
 ALL_SCRIPTS: tuple[Script, ...] = (
     HOST_FACTS,
     VM_BENEFITS_ENABLE,
@@ -56,6 +60,7 @@ ALL_SCRIPTS: tuple[Script, ...] = (
     GUEST_PROBE,
     GUEST_KICK_BODY,
     GUEST_KICK,
+    ARC_RUN,
 )
 
 

@@ -25,7 +25,8 @@ from typing import Generic, TypeVar
 
 from hcibenefit.errors import Interrupted
 from hcibenefit.remoting.errors import RemotingError
-from hcibenefit.remoting.session import Cancellation, Cancelled, HostSession, map_exception
+from hcibenefit.remoting.session import Cancellation, Cancelled, map_exception
+from hcibenefit.remoting.transport import Session
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class SessionHolder:
 
     def __init__(self, *, workers: int = DEFAULT_WORKERS) -> None:
         self._lock = threading.Lock()
-        self._sessions: dict[str, HostSession] = {}
+        self._sessions: dict[str, Session] = {}
         self._workers = workers
 
     def __enter__(self) -> SessionHolder:
@@ -220,14 +221,14 @@ class SessionHolder:
     def __exit__(self, *exc_info: object) -> None:
         self.close_all()
 
-    def hold(self, key: str, session: HostSession) -> None:
+    def hold(self, key: str, session: Session) -> None:
         with self._lock:
             previous = self._sessions.pop(key.casefold(), None)
             self._sessions[key.casefold()] = session
         if previous is not None:
             previous.close()
 
-    def take(self, key: str) -> HostSession | None:
+    def take(self, key: str) -> Session | None:
         with self._lock:
             return self._sessions.pop(key.casefold(), None)
 
@@ -237,7 +238,7 @@ class SessionHolder:
         if not sessions:
             return
 
-        def close(session: HostSession, _: threading.Event) -> None:
+        def close(session: Session, _: threading.Event) -> None:
             session.close()
 
         run_per_host(

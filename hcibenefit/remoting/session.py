@@ -56,6 +56,7 @@ from hcibenefit.remoting.errors import (
 
 if TYPE_CHECKING:
     from hcibenefit.inventory import ResolvedCredential, Secret, WinRMSettings
+    from hcibenefit.remoting.arc import ArcTarget
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class Endpoint:
     address: str
     settings: WinRMSettings
     credential: ResolvedCredential | None
+    arc: ArcTarget | None = None
+    """Set for a node with ``transport: arc``: reached through Azure Arc run commands, not WinRM."""
 
 
 class Cancelled(RemotingError):
@@ -575,38 +578,45 @@ class HostSession:
             log.debug("%s: closing the pipeline failed: %s", self.endpoint.name, exc)
 
     def _script_error(self, script: Script, records: list[ErrorRecordInfo]) -> RemotingError:
-        host = self.endpoint.name
-        for record in records:
-            if record.error_id.startswith("CommandNotFoundException") and any(
-                name in record.message for name in AZ_STACKHCI_CMDLETS
-            ):
-                return ModuleMissingError(
-                    host,
-                    f"the Az.StackHCI module is not installed ({record.message.split('.')[0]})",
-                    hint="Install-Module -Name Az.StackHCI on every node (Windows Admin Center needs 2.3 or later)",
-                )
-        return ScriptError(host, script.key, records)
+        return script_error(self.endpoint.name, script, records)
 
     def _parse(self, script: Script, output: list[Any]) -> Any:
-        texts = [o for o in output if isinstance(o, str)]
-        if len(texts) != 1 or len(output) != 1:
-            raise MalformedOutputError(
-                self.endpoint.name,
-                f"{script.key} returned {len(output)} objects, expected one JSON document",
-                hint="a profile or module on the host may print to the output stream",
+        return parse_document(self.endpoint.name, script, output)
+
+
+def script_error(host: str, script: Script, records: list[ErrorRecordInfo]) -> RemotingError:
+    """The error for a script that reported error records, whichever transport ran it."""
+    for record in records:
+        if record.error_id.startswith("CommandNotFoundException") and any(
+            name in record.message for name in AZ_STACKHCI_CMDLETS
+        ):
+            return ModuleMissingError(
+                host,
+                f"the Az.StackHCI module is not installed ({record.message.split('.')[0]})",
+                hint="Install-Module -Name Az.StackHCI on every node (Windows Admin Center needs 2.3 or later)",
             )
-        try:
-            # jsonguard: a host's 5,000-digit number or deep nesting is malformed output, not a crash.
-            document = jsonguard.loads(texts[0], max_depth=None)
-        except jsonguard.UntrustedJSONError as exc:
-            raise MalformedOutputError(self.endpoint.name, f"{script.key} returned {exc}") from None
-        expected = f"{script.id}/{script.version}"
-        if not isinstance(document, dict) or document.get("schema") != expected:
-            found = document.get("schema") if isinstance(document, dict) else type(document).__name__
-            raise MalformedOutputError(
-                self.endpoint.name, f"{script.key} returned schema {found!r}, expected {expected!r}"
-            )
-        return document
+    return ScriptError(host, script.key, records)
+
+
+def parse_document(host: str, script: Script, output: list[Any]) -> Any:
+    """A script's one JSON document from its output objects, whichever transport ran it."""
+    texts = [o for o in output if isinstance(o, str)]
+    if len(texts) != 1 or len(output) != 1:
+        raise MalformedOutputError(
+            host,
+            f"{script.key} returned {len(output)} objects, expected one JSON document",
+            hint="a profile or module on the host may print to the output stream",
+        )
+    try:
+        # jsonguard: a host's 5,000-digit number or deep nesting is malformed output, not a crash.
+        document = jsonguard.loads(texts[0], max_depth=None)
+    except jsonguard.UntrustedJSONError as exc:
+        raise MalformedOutputError(host, f"{script.key} returned {exc}") from None
+    expected = f"{script.id}/{script.version}"
+    if not isinstance(document, dict) or document.get("schema") != expected:
+        found = document.get("schema") if isinstance(document, dict) else type(document).__name__
+        raise MalformedOutputError(host, f"{script.key} returned schema {found!r}, expected {expected!r}")
+    return document
 
 
 def _open_gate_on_first_answer(wsman: Any, gate: LogonGate, node: str) -> None:
@@ -647,5 +657,11 @@ def run_script(
     opened, or an HTTP error without a WS-Management fault, gets one more try on a fresh session; a
     mutating script is never repeated.
     """
+    if endpoint.arc is not None:
+        from hcibenefit.remoting.arc import ArcSession
+
+        # A run command is never repeated here: its own requests are retried where ARM says it is safe.
+        with ArcSession(endpoint, cancel=cancel) as arc:
+            return arc.run(script, parameters, timeout_s=timeout_s)
     with HostSession(endpoint, cancel=cancel) as session:
         return session.run(script, parameters, timeout_s=timeout_s)

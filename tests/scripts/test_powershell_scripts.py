@@ -43,6 +43,10 @@ DOCUMENTED_MEMBERS = {
     "INSTANCE", "PROPERTY", "NAME", "VALUE", "DefaultWebProxy", "Create", "TotalMilliseconds", "Elapsed",
     "StartNew", "Stop", "Trim", "Split", "Length", "Substring", "UtcNow", "GetString", "UTF8",
     "FromBase64String",
+    # arc-run.ps1: System.Management.Automation.PowerShell (AddScript, AddParameter, Invoke, Streams, Dispose),
+    # MethodInvocationException.InnerException.ErrorRecord, System.Convert, System.Text.Encoding, System.Math
+    "AddScript", "AddParameter", "Invoke", "Streams", "Error", "Warning", "Dispose", "InnerException",
+    "ErrorRecord", "Value", "GetBytes", "ToBase64String", "Min",
 }
 # fmt: on
 

@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from hcibenefit.azure.query import QUERY_ID
 from hcibenefit.lab import pki
+from hcibenefit.lab.arm.blobs import BlobStore
 from hcibenefit.lab.arm.ingestion import PATH_PREFIX, IngestionEndpoint, IngestionError, lab_rule_id
 from hcibenefit.lab.arm.model import (
     LOCATION,
@@ -53,7 +54,9 @@ from hcibenefit.lab.arm.model import (
     selected_by_query,
     subscriptions,
 )
+from hcibenefit.lab.arm.runcommands import RunCommandError, RunCommands, is_run_command_path, route
 from hcibenefit.lab.state import FleetState, now
+from hcibenefit.lab.wsman.executor import PipelineCall, PipelineOutput, ScriptExecutor, TerminatingError
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +142,15 @@ def _untoken(token: str) -> tuple[int, str]:
 class ArmServer:
     """ARM and Resource Graph for one lab. Thread-safe; every request builds on the live state."""
 
-    def __init__(self, state: FleetState, *, token: str, workdir: Path, ca: pki.Issued | None = None) -> None:
+    def __init__(
+        self,
+        state: FleetState,
+        *,
+        token: str,
+        workdir: Path,
+        ca: pki.Issued | None = None,
+        executor: ScriptExecutor | None = None,
+    ) -> None:
         self.state = state
         self.token = token
         self.workdir = workdir
@@ -156,6 +167,10 @@ class ArmServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.ingestion = IngestionEndpoint(lab_rule_id(token))
+        self.blobs = BlobStore(token)
+        self.run_commands = RunCommands(
+            executor or _NoAgent(), self._arc_machine, self.blobs.write_from_agent
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -189,6 +204,22 @@ class ArmServer:
             self._quota_window = (0.0, 0)
             self._world_key = None
         self.ingestion.reset()
+        self.run_commands.reset()
+        self.blobs.reset()
+
+    def _arc_machine(self, machine_id: str) -> tuple[str, str, str] | None:
+        """(lab node, location, status) of a node's Arc machine; None for any other id."""
+        resource = self.world().resources.get(machine_id.lower())
+        if resource is None or resource.body["type"].lower() != "microsoft.hybridcompute/machines":
+            return None
+        properties = resource.body.get("properties") or {}
+        if (properties.get("cloudMetadata") or {}).get("provider") != "AzSHCI":
+            return None  # an Arc VM: its guest is not a lab node
+        return (
+            resource.body["name"],
+            resource.body.get("location") or LOCATION,
+            properties.get("status") or "",
+        )
 
     @property
     def url(self) -> str:
@@ -241,6 +272,8 @@ class ArmServer:
                 "unauthorized": c.unauthorized,
                 "graph_log": list(c.graph_log[-200:]),
                 "ingestion": self.ingestion.snapshot(),
+                "run_commands": self.run_commands.snapshot(),
+                "blobs": self.blobs.snapshot(),
             }
 
     # --- the world ------------------------------------------------------------------------------
@@ -525,6 +558,13 @@ class ArmServer:
         }
 
 
+class _NoAgent:
+    """Run commands on an ARM endpoint started without the lab's executor: the script cannot run."""
+
+    def execute(self, call: PipelineCall, out: PipelineOutput) -> None:
+        raise TerminatingError("no executor: this ARM endpoint runs no scripts", error_id="LabNoExecutor")
+
+
 def _table(rows: list[dict[str, Any]]) -> dict[str, Any]:
     columns = list(rows[0]) if rows else []
     return {
@@ -611,6 +651,9 @@ def _handler(server: ArmServer) -> type[BaseHTTPRequestHandler]:
             if path.lower().startswith(PATH_PREFIX):
                 self._ingest(path, version, raw)
                 return
+            if server.blobs.handles(path):
+                self._blob("POST", raw)
+                return
 
             def act() -> tuple[Any, dict[str, str]]:
                 if path.rstrip("/").lower() != GRAPH_PATH:
@@ -642,8 +685,69 @@ def _handler(server: ArmServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("x-ms-request-id", str(uuid.uuid4()))
             self.end_headers()
 
+        def _arc(self, method: str, raw: bytes = b"") -> None:
+            path, version = self._split()
+            try:
+                server.authorize(self.headers.get("Authorization"))
+                server._throttled("arm")
+                status, body, headers = route(server.run_commands, method, path, version, raw, server.url)
+            except ArmError as exc:
+                self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
+                return
+            except RunCommandError as exc:
+                self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+                return
+            except Exception as exc:  # a bug in the lab must answer, not drop the connection
+                log.exception("arm: run command request failed")
+                self._send(
+                    500, {"error": {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}}
+                )
+                return
+            if body is None:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                return
+            self._send(status, body, headers)
+
+        def do_PUT(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if server.blobs.handles(self._split()[0]):
+                self._blob("PUT", raw)
+                return
+            self._arc("PUT", raw)
+
+        def do_DELETE(self) -> None:
+            if server.blobs.handles(self._split()[0]):
+                self._blob("DELETE")
+                return
+            self._arc("DELETE")
+
+        def _blob(self, method: str, raw: bytes = b"") -> None:
+            url = urlsplit(self.path)
+            status, body, headers = server.blobs.handle(method, url.path, url.query, dict(self.headers), raw)
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:
+            self._blob("HEAD")
+
         def do_GET(self) -> None:
             path, version = self._split()
+            if server.blobs.handles(path):
+                self._blob("GET")
+                return
+            if is_run_command_path(path):
+                self._arc("GET")
+                return
             self._answer(
                 lambda: (
                     server.read(path, version, self._skip()),

@@ -130,7 +130,7 @@ def probe_targets(
 
     With `holder` (from `locate`), an owner node's probe runs on the session its host facts came through.
     """
-    batches = plan_batches(targets, resolver)
+    batches = plan_batches(targets, resolver, azure=inventory.azure)
     trust = trust if trust is not None else trust_for(inventory)
     # One fresh nonce per call; a VM belongs to exactly one batch, so its nonce is its batch's.
     nonce_of = {t.name.casefold(): nonce for b in batches for nonce in [new_nonce()] for t in b.targets}

@@ -265,7 +265,7 @@ def run_kick(
         raise ValueError("changes are sent only with an audit log (AuditLog.open)")
     # One EnableTask for all VMs of a batch: the body enables only a task that is disabled.
     plan_of = {p.record.target.name.casefold(): p for p in kicks}
-    batches = plan_batches([p.record.target for p in kicks], resolver)
+    batches = plan_batches([p.record.target for p in kicks], resolver, azure=inventory.azure)
 
     def work(batch: Batch, ev: threading.Event) -> list[KickOutcome]:
         mine = [plan_of[t.name.casefold()] for t in batch.targets]

@@ -26,6 +26,7 @@ from hcibenefit.facts.guest import (
 )
 from hcibenefit.facts.host import FactsError, HostFacts, VMFacts
 from hcibenefit.inventory import Cluster, CredentialResolver, GuestVM, Inventory, Node, ResolvedCredential
+from hcibenefit.inventory.model import AzureSettings
 from hcibenefit.operations.gather import connections, gather_clusters
 from hcibenefit.operations.selection import Selection
 from hcibenefit.operations.tlswarn import warn_unvalidated
@@ -38,7 +39,8 @@ from hcibenefit.remoting.errors import (
     ScriptError,
 )
 from hcibenefit.remoting.runner import DEFAULT_WORKERS, SessionHolder, run_per_host
-from hcibenefit.remoting.session import CredentialParameter, Endpoint, HostSession, run_script
+from hcibenefit.remoting.session import CredentialParameter, Endpoint, run_script
+from hcibenefit.remoting.transport import Session
 
 if TYPE_CHECKING:
     pass
@@ -202,7 +204,9 @@ def _guest_credential(target: GuestTarget, resolver: CredentialResolver) -> Reso
     return resolved
 
 
-def plan_batches(targets: Sequence[GuestTarget], resolver: CredentialResolver) -> list[Batch]:
+def plan_batches(
+    targets: Sequence[GuestTarget], resolver: CredentialResolver, *, azure: AzureSettings | None = None
+) -> list[Batch]:
     """Group the sendable targets; every credential is resolved before the first connection."""
     sendable = [
         t
@@ -230,7 +234,7 @@ def plan_batches(targets: Sequence[GuestTarget], resolver: CredentialResolver) -
         assert node is not None
         cred = guest_creds[mine[0].name.casefold()]
         assert cred.username is not None and cred.password is not None
-        endpoint = connections([node], resolver)[0].endpoint
+        endpoint = connections([node], resolver, azure=azure)[0].endpoint
         batches.append(
             Batch(node_name, endpoint, tuple(mine), True, CredentialParameter(cred.username, cred.password))
         )
@@ -277,7 +281,7 @@ def run_batch(
     body_text_parameter: str,
     parse: Callable[[Mapping[str, Any]], GuestAnswer],
     timeout_s: float,
-    session: HostSession | None = None,
+    session: Session | None = None,
     holder: SessionHolder | None = None,
 ) -> dict[str, Answer]:
     """`session`: an open session on the batch's node to run a PowerShell Direct fan-out in (the sweep's

@@ -49,7 +49,8 @@ from hcibenefit.remoting.errors import (
     UnreachableError,
 )
 from hcibenefit.remoting.runner import run_per_host
-from hcibenefit.remoting.session import Cancelled, HostSession
+from hcibenefit.remoting.session import Cancelled
+from hcibenefit.remoting.transport import Session, open_session
 
 if TYPE_CHECKING:
     from hcibenefit.attestation import TrustStore
@@ -159,8 +160,9 @@ def collect(
         trust = trust_for(inventory)
         nodes = [n for c in scope.clusters for n in scope.nodes_of(c)]
         progress.update(nodes_total=len(nodes))
-        warn_unvalidated((n.name, n.winrm) for n in nodes)  # one line for the fleet, before connecting
-        conns, unusable = _connections(nodes, resolver)
+        # one line for the fleet, before connecting
+        warn_unvalidated((n.name, n.winrm) for n in nodes if n.transport != "arc")
+        conns, unusable = _connections(nodes, resolver, inventory)
         cluster_of = {c.name: c for c in scope.clusters}
 
         def work(conn: Connection, ev: threading.Event) -> NodeOutcome:
@@ -169,7 +171,7 @@ def collect(
                 raise Cancelled(node.name, DEADLINE_TEXT if deadline.reached else "cancelled")
             # One session per node: host facts, then the guest probe in the same runspace pool.
             for attempt in (1, 2):
-                session = HostSession(conn.endpoint, cancel=ev)
+                session = open_session(conn.endpoint, cancel=ev)
                 opened = False
                 try:
                     session.open()
@@ -229,7 +231,7 @@ def collect(
     return Collected(tuple(evidence), deadline.reached)
 
 
-def _host_facts(session: HostSession, conn: Connection) -> HostFacts:
+def _host_facts(session: Session, conn: Connection) -> HostFacts:
     document = session.run(HOST_FACTS, {"IncludeGuestOs": True}, timeout_s=HOST_FACTS_TIMEOUT_S)
     try:
         return parse_host_facts(document, node=conn.node.name, cluster=conn.node.cluster)
@@ -244,13 +246,13 @@ def _why(error: RemotingError, deadline_reached: bool) -> str:
 
 
 def _connections(
-    nodes: Sequence[Node], resolver: CredentialResolver
+    nodes: Sequence[Node], resolver: CredentialResolver, inventory: Inventory
 ) -> tuple[list[Connection], dict[str, str]]:
     """One connection per node whose credential resolves; the others with why (never the secret)."""
     conns, unusable = [], {}
     for node in nodes:
         try:
-            conns += connections([node], resolver)
+            conns += connections([node], resolver, azure=inventory.azure)
         except HcibenefitError as exc:
             unusable[node.name] = f"credential: {exc.message}"
     return conns, unusable
@@ -275,7 +277,7 @@ def _probe_node_guests(
     cancel: threading.Event,
     progress: Progress,
     clock: Callable[[], dt.datetime],
-    session: HostSession,
+    session: Session,
 ) -> dict[str, GuestEvidence]:
     vms = _wanted_guests(facts, inventory, scope)
     if not vms:
@@ -296,7 +298,7 @@ def _probe_node_guests(
     answers: dict[str, Answer] = {}
     nonces: dict[str, str] = {}
     try:
-        batches = plan_batches(targets, resolver)
+        batches = plan_batches(targets, resolver, azure=inventory.azure)
     except HcibenefitError as exc:
         failed = NotProbed("credential-unavailable", exc.message)
         answers = {t.name.casefold(): failed for t in targets}
@@ -318,7 +320,7 @@ def _probe_node_guests(
 
 
 def _run_probe_batch(
-    batch: Batch, nonce: str, cancel: threading.Event, session: HostSession | None
+    batch: Batch, nonce: str, cancel: threading.Event, session: Session | None
 ) -> Mapping[str, Answer]:
     if cancel.is_set():
         return {t.name.casefold(): NotProbed("deadline", DEADLINE_TEXT) for t in batch.targets}
