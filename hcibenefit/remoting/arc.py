@@ -371,6 +371,8 @@ class ArcSession:
         """Run one of our scripts as a run command and return its JSON document (parsed)."""
         if self.machine is None:
             raise RemotingError(self.host, "session is not open")
+        if self.cancel.is_set():
+            raise Cancelled(self.host, f"{script.key} not sent: cancelled")
         machine = self.machine
         client = self.target.context.client()
         settings = self.target.settings

@@ -161,3 +161,21 @@ def test_a_node_whose_arc_machine_is_disconnected_is_not_sent_anything(
     assert "lab02-n2: unreachable: its Arc machine is Disconnected" in result.err
     assert arc.lab.snapshot()["azure"]["run_commands"]["by_machine"].get("lab02-n2") is None
     assert _left(arc_lab) == ([], [])
+
+
+def test_a_run_command_stopped_by_the_deadline_is_deleted(clients: tuple[LabClient, LabClient]) -> None:
+    _, arc = clients
+    assert arc.lab.arm is not None
+    commands = arc.lab.arm.run_commands
+    commands.agent_delay_s = 3.0  # a real agent takes seconds to pick a command up
+    try:
+        started = time.monotonic()
+        result = arc.cli("sweep", "--cluster", "hci-lab-01", "--deadline", "1s", "--no-history", "-o", "json")
+        assert time.monotonic() - started < 2.9, "the deadline stopped the waiting, not the agent"
+    finally:
+        commands.agent_delay_s = 0.05
+    assert result.code & ExitCode.INCOMPLETE
+    assert result.json()["run"]["deadline_reached"] is True
+    snapshot = arc.lab.snapshot()["azure"]["run_commands"]
+    assert snapshot["created"] == 3 and snapshot["requests"]["delete"] == 3
+    assert snapshot["scripts_run"] == 0, "deleted before the agent ran them"

@@ -26,6 +26,7 @@ from hcibenefit.inventory import (
     parse_inventory,
     schema,
 )
+from hcibenefit.inventory.model import ArcSettings, AzureMonitorSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -303,8 +304,13 @@ def test_public_dict_shows_sources_not_secrets() -> None:
 
 def test_example_inventory_loads() -> None:
     inv = load_inventory(REPO / "inventory.example.yaml")
-    assert len(inv.clusters) == 3
-    assert {c.site for c in inv.clusters} == {"seattle", "frankfurt"}
+    assert len(inv.clusters) == 4
+    assert {c.site for c in inv.clusters} == {"seattle", "frankfurt", "store-0421"}
+    arc = [n for n in inv.all_nodes() if n.transport == "arc"]
+    assert [n.name for n in arc] == ["store-0421-n1", "store-0421-n2"]
+    assert all(n.arc.output_container and n.arc.timeout == 900 for n in arc)
+    assert arc[1].arc.machine_id and arc[1].arc.machine_id.endswith("/machines/store-0421-n2")
+    assert inv.azure_monitor is not None and inv.azure_monitor.stream == "Custom-HcibenefitSweep"
     assert {n.winrm.auth for n in inv.all_nodes()} >= {"kerberos", "ntlm"}
     assert any(n.winrm.configuration_name != "Microsoft.PowerShell" for n in inv.all_nodes())
     sources = {type(n.credentials.source) for n in inv.all_nodes() if n.credentials}
@@ -321,6 +327,8 @@ def test_example_inventory_loads() -> None:
         (schema.CLUSTER_AZURE, ClusterAzure),
         (schema.REQUIRE_BENEFITS, RequireBenefits),
         (schema.ATTESTATION, AttestationSettings),
+        (schema.ARC_NODE, ArcSettings),
+        (schema.AZURE_MONITOR, AzureMonitorSettings),
     ],
 )
 def test_schema_keys_match_model_fields(spec: schema.MapSpec, cls: type) -> None:
