@@ -105,7 +105,7 @@ def test_nodes(
     results: dict[str, NodeTest] = {}
     endpoints: list[Endpoint] = []
     by_name = {n.name: n for n in nodes}
-    warn_unvalidated((n.name, n.winrm) for n in nodes)
+    warn_unvalidated((n.name, n.winrm) for n in nodes if n.transport != "arc")
     for node in nodes:
         if node.transport == "arc":
             endpoints.append(arc_endpoint(node, inventory.azure))
