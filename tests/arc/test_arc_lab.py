@@ -76,6 +76,7 @@ def test_a_sweep_over_arc_finds_what_a_sweep_over_winrm_finds(clients: tuple[Lab
     shells = {n["name"]: n["shells_created"] for n in arc.lab.snapshot()["nodes"]}
     over_arc = _sweep(arc)
     assert _results(over_arc) == _results(over_winrm)
+    assert (over_winrm["run"]["source"], over_arc["run"]["source"]) == ("winrm", "arc+winrm")
     assert over_arc["run"]["targets"] == over_winrm["run"]["targets"]
     # hci-lab-01's nodes were not touched over WinRM: their scripts went through run commands.
     arc_nodes = [n for n in arc.lab.snapshot()["nodes"] if n["cluster"] == "hci-lab-01"]

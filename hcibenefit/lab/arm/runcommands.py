@@ -417,7 +417,8 @@ class RunCommands:
     def _finish(self, command: RunCommand, state: str, code: int | None, message: str = "") -> None:
         stdout, stderr = command.console.text()
         blob = command.properties.get("outputBlobUri")
-        if blob and self.write_blob is not None:
+        # The agent streams a running script's output to the blob: a command that never started writes none.
+        if blob and self.write_blob is not None and command.started is not None:
             try:
                 self.write_blob(str(blob), stdout)
             except Exception as exc:  # the agent reports a blob it could not write, and goes on

@@ -225,7 +225,7 @@ def _conclude(
             "nodes": [n.name for n in request.scope.nodes],
             "vms": list(request.scope.selection.vms),
         },
-        "source": f"from-dir:{request.from_dir}" if request.from_dir else "winrm",
+        "source": f"from-dir:{request.from_dir}" if request.from_dir else _transports(request.scope),
         "deadline": request.deadline_text,
         "deadline_reached": collected.deadline_reached,
         "fail_on": threshold.label if threshold is not None else "none",
@@ -261,6 +261,12 @@ def _conclude(
         document.trend = [p.to_dict() for p in history.trend(inventory_hash=fleet, scope=scope)]
     outcome.document = document.to_dict()
     return outcome
+
+
+def _transports(scope: Scope) -> str:
+    """How the nodes were reached: winrm, arc, or arc+winrm for a run over both."""
+    used = {n.transport for c in scope.clusters for n in scope.nodes_of(c)}
+    return "+".join(sorted(used)) or "winrm"
 
 
 def _destinations(inventory: Inventory, request: SweepRequest) -> list[str]:
