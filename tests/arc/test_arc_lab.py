@@ -13,19 +13,17 @@ import pytest
 from hcibenefit.cli.sweep_cmd import lab_waivers
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.lab.fleet import Lab
-from hcibenefit.lab.spec import default_fleet
-from tests.integration.conftest import LabClient, client_for, start_lab
+from tests.integration.conftest import LabClient, client_for, default_lab
+
+__all__ = ["default_lab"]
 
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="module")
-def arc_lab() -> Iterator[Lab]:
-    lab = start_lab(default_fleet())
-    try:
-        yield lab
-    finally:
-        lab.stop()
+@pytest.fixture
+def arc_lab(default_lab: Lab) -> Lab:
+    """The session's default fleet (tests/integration/conftest.py), reset by each test."""
+    return default_lab
 
 
 @pytest.fixture
@@ -71,8 +69,8 @@ def _sweep(client: LabClient) -> dict[str, Any]:
 def test_a_sweep_over_arc_finds_what_a_sweep_over_winrm_finds(clients: tuple[LabClient, LabClient]) -> None:
     winrm, arc = clients
     over_winrm = _sweep(winrm)
+    # No reset in between: the lab's clock-relative dates (last sync, expiries) stay as they were.
     sent_over_winrm = winrm.invocations("host-facts")
-    winrm.lab.reset()
     shells = {n["name"]: n["shells_created"] for n in arc.lab.snapshot()["nodes"]}
     over_arc = _sweep(arc)
     assert _results(over_arc) == _results(over_winrm)
@@ -81,7 +79,7 @@ def test_a_sweep_over_arc_finds_what_a_sweep_over_winrm_finds(clients: tuple[Lab
     # hci-lab-01's nodes were not touched over WinRM: their scripts went through run commands.
     arc_nodes = [n for n in arc.lab.snapshot()["nodes"] if n["cluster"] == "hci-lab-01"]
     assert arc_nodes and all(n["shells_created"] == shells[n["name"]] for n in arc_nodes)
-    assert arc.invocations("host-facts") == sent_over_winrm
+    assert arc.invocations("host-facts") == 2 * sent_over_winrm
     commands = arc.lab.snapshot()["azure"]["run_commands"]
     nodes = len(arc_nodes)
     assert commands["requests"]["put"] == commands["scripts_run"] == commands["requests"]["delete"]

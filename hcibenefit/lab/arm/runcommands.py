@@ -54,6 +54,7 @@ class RunCommandError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers: dict[str, str] = {}
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -674,16 +674,10 @@ def _handler(server: ArmServer) -> type[BaseHTTPRequestHandler]:
             try:
                 server.authorize(self.headers.get("Authorization"))
                 server.ingestion.handle(path, version, self.headers, raw)
-            except ArmError as exc:
-                self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
+            except (ArmError, IngestionError) as exc:
+                self._fail(exc)
                 return
-            except IngestionError as exc:
-                self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
-                return
-            self.send_response(204)
-            self.send_header("Content-Length", "0")
-            self.send_header("x-ms-request-id", str(uuid.uuid4()))
-            self.end_headers()
+            self._empty(204, {})
 
         def _arc(self, method: str, raw: bytes = b"") -> None:
             path, version = self._split()
@@ -691,26 +685,29 @@ def _handler(server: ArmServer) -> type[BaseHTTPRequestHandler]:
                 server.authorize(self.headers.get("Authorization"))
                 server._throttled("arm")
                 status, body, headers = route(server.run_commands, method, path, version, raw, server.url)
-            except ArmError as exc:
-                self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
-                return
-            except RunCommandError as exc:
-                self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+            except (ArmError, RunCommandError) as exc:
+                self._fail(exc)
                 return
             except Exception as exc:  # a bug in the lab must answer, not drop the connection
                 log.exception("arm: run command request failed")
-                self._send(
-                    500, {"error": {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}}
-                )
+                self._fail(ArmError(500, "InternalServerError", f"{type(exc).__name__}: {exc}"))
                 return
             if body is None:
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
+                self._empty(status, headers)
                 return
             self._send(status, body, headers)
+
+        def _fail(self, exc: ArmError | IngestionError | RunCommandError) -> None:
+            """ARM's error shape: {"error": {"code", "message"}}, with the error's headers (Retry-After)."""
+            self._send(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
+
+        def _empty(self, status: int, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.send_header("x-ms-request-id", str(uuid.uuid4()))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
 
         def do_PUT(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
