@@ -142,7 +142,9 @@ def run_arc_run(executor: ScriptExecutor, call: PipelineCall, console: Any) -> N
         input=(),
     )
     try:
-        executor.execute(inner, streams)
+        # The executor returns the pipeline's output, to be sent with its completion (executor.py).
+        for value in executor.execute(inner, streams) or ():
+            streams.write_output(value)
     except TerminatingError as exc:
         streams.errors.insert(
             0,

@@ -377,7 +377,8 @@ class RunCommands:
                 if self._stand_in(call):
                     run_arc_run(self.executor, call, command.console)
                 else:
-                    self.executor.execute(call, command.console)
+                    for value in self.executor.execute(call, command.console) or ():
+                        command.console.write_output(value)
                 outcome["exit"] = 0
             except TerminatingError as exc:
                 command.console.write_error(

@@ -561,7 +561,7 @@ class ArmServer:
 class _NoAgent:
     """Run commands on an ARM endpoint started without the lab's executor: the script cannot run."""
 
-    def execute(self, call: PipelineCall, out: PipelineOutput) -> None:
+    def execute(self, call: PipelineCall, out: PipelineOutput) -> list[Any]:
         raise TerminatingError("no executor: this ARM endpoint runs no scripts", error_id="LabNoExecutor")
 
 
