@@ -3,13 +3,17 @@
 arc-run.ps1 is the script of every Arc run command hcibenefit creates: it decodes the real script and its
 parameters (base64, JSON) and runs the script in a runspace of its own, binding the parameters as
 parameters, then answers with one framed, base64-encoded JSON document (see the script). The lab's
-script engine recognises scripts it emulates by their header and does not evaluate arbitrary PowerShell,
-so this module does what arc-run.ps1 does, in Python, and hands the *real* script to the same executor
-the WinRM server uses: host-facts, vm-benefits-enable and the others run exactly as over WinRM.
+PowerShell evaluator does not cover what arc-run.ps1 uses (``[PowerShell]::Create()`` with
+AddScript/AddParameter/Invoke/Streams, ConvertTo-SecureString, Write-Output, ConvertFrom-Json as a cmdlet,
+the base64 and encoding statics), so this module does what arc-run.ps1 does, in Python, and hands the
+*real* script to the same executor the WinRM server uses: host-facts, vm-benefits-enable and the others
+are evaluated exactly as over WinRM. An executor that evaluates arc-run.ps1 itself says so with
+``runs_arc_run = True`` and this stand-in steps aside.
 
 Said plainly: this emulates one of our own scripts, which the lab otherwise never does. A mistake in
-arc-run.ps1 would not show here; tests/arc/test_arc_run_script.py checks the script's text against this
-contract (parameter names, frame, answer keys) instead.
+arc-run.ps1 would not show here; tests/arc/test_arc_pieces.py checks the script's text against this
+contract (parameter names, frame, answer keys) and tests/scripts parses it and checks its commands and
+members, which is less than running it.
 """
 
 from __future__ import annotations
