@@ -241,6 +241,8 @@ def _tidy(command: Any) -> None:
     for param in [*getattr(command, "params", ()), *([help_option] if help_option else [])]:
         if getattr(param, "is_flag", False) or getattr(param, "count", False):
             param.metavar = ""
+        elif param.metavar is None and param.param_type_name == "option":
+            param.metavar = _metavar(param)
 
 
 @functools.lru_cache(maxsize=1)
@@ -286,6 +288,20 @@ def cli_command() -> Any:
 
 def _text_or_empty(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _metavar(param: Any) -> str:
+    """A word for an option's value where none was given: PATH, N, or the option's last word (--nonce NONCE)."""
+    try:
+        shown = str(param.display_type(None))
+    except Exception:  # typer's internals differ between versions: fall back to the name
+        shown = ""
+    if "path" in shown:
+        return "PATH"
+    if "int" in shown or "float" in shown:
+        return "N"
+    longest = max(param.opts, key=len)
+    return str(longest.lstrip("-").rsplit("-", 1)[-1].upper())
 
 
 def _examples_verbatim(text: str | None) -> str | None:

@@ -103,24 +103,38 @@ VERIFY_EXAMPLES = """Examples:
 def verify(
     ctx: typer.Context,
     file: Annotated[
-        str, typer.Argument(help="The document: IMDS JSON, or the bare base64 PKCS#7 ('-' = stdin).")
+        str,
+        typer.Argument(
+            metavar="FILE", help="The document: IMDS JSON, or the bare base64 PKCS#7 ('-' = stdin)."
+        ),
     ],
     nonce: Annotated[
-        str | None, typer.Option("--nonce", help="The nonce the document must carry (the one sent to IMDS).")
+        str | None,
+        typer.Option(
+            "--nonce", metavar="NONCE", help="The nonce the document must carry (the one sent to IMDS)."
+        ),
     ] = None,
     at: Annotated[
         str | None,
-        typer.Option("--at", help="Judge validity at this time instead of now (ISO 8601 or IMDS form)."),
+        typer.Option(
+            "--at", metavar="TIME", help="Judge validity at this time instead of now (ISO 8601 or IMDS form)."
+        ),
     ] = None,
     ca: Annotated[
         list[Path] | None,
         typer.Option(
-            "--ca", help="Extra CA file (PEM bundle or DER) with roots or intermediates (repeatable)."
+            "--ca",
+            metavar="FILE",
+            help="Extra CA file (PEM bundle or DER) with roots or intermediates (repeatable).",
         ),
     ] = None,
     san_pattern: Annotated[
         str | None,
-        typer.Option("--san-pattern", help="Regular expression the signer's DNS SAN must match in full."),
+        typer.Option(
+            "--san-pattern",
+            metavar="REGEX",
+            help="Regular expression the signer's DNS SAN must match in full.",
+        ),
     ] = None,
 ) -> int:
     """Verify signature, chain, signer name, nonce and validity; exit 1 when the document does not hold."""

@@ -21,12 +21,15 @@ app = typer.Typer(
 
 DEFAULT_CONTROL_PORT = 48650
 FleetOption = Annotated[
-    Path | None, typer.Option("--fleet", help="Fleet spec YAML (default: built-in fleet).")
+    Path | None, typer.Option("--fleet", metavar="FILE", help="Fleet spec YAML (default: built-in fleet).")
 ]
 ScaleOption = Annotated[
-    str | None, typer.Option("--scale", help="Generate a fleet: CLUSTERS,NODES,VMS_PER_NODE, e.g. 10,4,25.")
+    str | None,
+    typer.Option(
+        "--scale", metavar="C,N,V", help="Generate a fleet: CLUSTERS,NODES,VMS_PER_NODE, e.g. 10,4,25."
+    ),
 ]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed for --scale.")]
+SeedOption = Annotated[int, typer.Option("--seed", metavar="N", help="Seed for --scale.")]
 AuthOption = Annotated[
     str,
     typer.Option("--auth", metavar="basic|ntlm", help="basic (over HTTPS) or ntlm (over HTTP, encrypted)."),
@@ -78,10 +81,12 @@ def serve(
     seed: SeedOption = 1,
     auth: AuthOption = "basic",
     write_inventory: Annotated[
-        Path, typer.Option("--write-inventory", help="Where to write the inventory for this lab.")
+        Path,
+        typer.Option("--write-inventory", metavar="FILE", help="Where to write the inventory for this lab."),
     ] = Path("lab-inventory.yaml"),
     control_port: Annotated[
-        int, typer.Option("--control-port", help="Port of the control endpoint (GET /lab/state).")
+        int,
+        typer.Option("--control-port", metavar="PORT", help="Port of the control endpoint (GET /lab/state)."),
     ] = DEFAULT_CONTROL_PORT,
 ) -> int:
     """Start the fleet and serve until Ctrl-C / SIGTERM."""
@@ -158,7 +163,7 @@ def _serve(appctx: Any, lab: Any, spec: Any, auth: str, write_inventory: Path) -
 def state(
     ctx: typer.Context,
     control_port: Annotated[
-        int, typer.Option("--control-port", help="The lab's control port.")
+        int, typer.Option("--control-port", metavar="PORT", help="The lab's control port.")
     ] = DEFAULT_CONTROL_PORT,
 ) -> int:
     """Print the running lab's state (GET /lab/state) as JSON."""

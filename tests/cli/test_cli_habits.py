@@ -94,6 +94,25 @@ def test_habits_from_other_tools_get_a_hint(lab: LabClient) -> None:
     assert lab.invocations("vm-benefits-enable") == 0
 
 
+def test_no_help_page_shows_a_python_type(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from hcibenefit.cli.app import cli_command
+
+    def leaves(command, path):  # type: ignore[no-untyped-def]
+        names = command.list_commands(None) if hasattr(command, "list_commands") else []
+        if not names:
+            return [path]
+        return [p for n in names for p in leaves(command.get_command(None, n), [*path, n])]
+
+    pages = leaves(cli_command(), [])
+    assert len(pages) > 15
+    for page in pages:
+        assert run([*page, "--help"]) == ExitCode.OK
+        text = capsys.readouterr().out
+        assert not re.search(r"<(bool|str|int|path|float|list\[|int range)", text), (page, text)
+
+
 def test_help_reads_naturally_and_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["--help"], ["status", "--help"], ["enable", "--help"], ["guest", "check", "--help"]):
         assert run(argv) == ExitCode.OK
