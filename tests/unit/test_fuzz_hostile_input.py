@@ -338,3 +338,15 @@ def test_any_inventory_is_loaded_or_refused_with_file_and_line(text: str) -> Non
 @given(text=st.text(max_size=400))
 def test_any_text_is_loaded_or_refused_with_file_and_line(text: str) -> None:
     _assert_located(text)
+
+
+@pytest.mark.parametrize(
+    "name", ["merge-key-bomb", "480-levels-of-lists", "lone-surrogate", "python-tag", "recursive-alias"]
+)
+def test_the_lab_fleet_spec_shares_the_limits(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hcibenefit.lab.spec import FleetSpecError, parse_fleet
+
+    monkeypatch.setattr(yamlschema, "MAX_EXPANDED", 20_000)
+    with pytest.raises(FleetSpecError) as caught:
+        parse_fleet(ADVERSARIAL_INVENTORIES[name], "fleet.yaml")
+    assert caught.value.issues and all(i.line is not None for i in caught.value.issues), str(caught.value)
