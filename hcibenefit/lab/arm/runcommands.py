@@ -38,9 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hcibenefit.lab.arm.arcrun import run_arc_run
 from hcibenefit.lab.wsman.executor import CommandSpec, PipelineCall, ScriptExecutor, TerminatingError
-from hcibenefit.remoting.catalog import parse_header
 
 TAIL_BYTES = 4096
 TERMINAL = ("Succeeded", "Failed", "TimedOut", "Canceled")
@@ -374,11 +372,8 @@ class RunCommands:
 
         def run() -> None:
             try:
-                if self._stand_in(call):
-                    run_arc_run(self.executor, call, command.console)
-                else:
-                    for value in self.executor.execute(call, command.console) or ():
-                        command.console.write_output(value)
+                for value in self.executor.execute(call, command.console) or ():
+                    command.console.write_output(value)
                 outcome["exit"] = 0
             except TerminatingError as exc:
                 command.console.write_error(
@@ -409,12 +404,6 @@ class RunCommands:
                 return
         code = int(outcome.get("exit", 1))
         self._finish(command, "Succeeded" if code == 0 else "Failed", code)
-
-    def _stand_in(self, call: PipelineCall) -> bool:
-        """Whether to run hcibenefit's arc-run.ps1 with the lab's stand-in (arcrun.py): until the lab's
-        executor says it evaluates that script itself (``runs_arc_run``)."""
-        header = parse_header(call.commands[0].text)
-        return header == ("arc-run", 1) and not getattr(self.executor, "runs_arc_run", False)
 
     def _finish(self, command: RunCommand, state: str, code: int | None, message: str = "") -> None:
         stdout, stderr = command.console.text()

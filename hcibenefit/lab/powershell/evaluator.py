@@ -71,6 +71,9 @@ def enumerate_value(value: Any) -> list[Any]:
         return []
     if isinstance(value, list):
         return list(value)
+    enumerate_items = getattr(value, "ps_enumerate", None)
+    if callable(enumerate_items):
+        return list(enumerate_items())
     return [value]
 
 

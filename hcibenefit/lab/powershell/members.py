@@ -83,6 +83,10 @@ class PropertyCollection:
             return [p.name for p in self.items]
         return MISSING
 
+    def ps_enumerate(self) -> list[PropertyInfo]:
+        """What `foreach` and the pipeline see: each property (the collection is IEnumerable)."""
+        return list(self.items)
+
 
 class PSObjectView:
     """`$x.PSObject`: the adapter's view of any value."""
@@ -504,6 +508,17 @@ def static_member(runspace: Any, type_name: str, name: str) -> Any:
         return runspace.computer_name
     if type_key in ("int", "int32") and key == "maxvalue":
         return INT32[1]
+    if type_key == "text.encoding" and key == "utf8":
+        # System.Text.Encoding.UTF8 (arc-run.ps1): byte arrays are Python bytes here.
+        return PSObject(
+            "System.Text.UTF8Encoding",
+            {},
+            methods={
+                "GetString": lambda data: bytes(data).decode("utf-8", errors="replace"),
+                "GetBytes": lambda text: to_string(text).encode("utf-8"),
+            },
+            string="System.Text.UTF8Encoding",
+        )
     raise NotEmulated(f"[{type_name}]::{name}")
 
 
@@ -542,6 +557,25 @@ def static_call(interpreter: Any, type_name: str, name: str, args: list[Any]) ->
     if type_key == "string" and key == "join":
         items = args[1] if isinstance(args[1], list) else args[1:]
         return to_string(args[0]).join(to_string(i) for i in items)
+    if type_key == "convert" and key == "frombase64string":
+        import base64
+        import binascii
+
+        try:
+            return base64.b64decode(to_string(args[0]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            inner = ErrorRecord(str(exc), "FormatException", exception_type="System.FormatException")
+            raise method_exception(name, len(args), inner) from None
+    if type_key == "convert" and key == "tobase64string":
+        import base64
+
+        return base64.b64encode(bytes(args[0])).decode("ascii")
+    if type_key == "math" and key in ("min", "max") and len(args) == 2:
+        return (min if key == "min" else max)(args[0], args[1])
+    if type_key == "management.automation.powershell" and key == "create":
+        from hcibenefit.lab.powershell.cmdlets.hosting import powershell_instance
+
+        return powershell_instance(interpreter)
     if type_key == "guid" and key == "parse":
         from hcibenefit.lab.powershell.convert import cast
 

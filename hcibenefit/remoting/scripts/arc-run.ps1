@@ -47,13 +47,13 @@ $ps = [System.Management.Automation.PowerShell]::Create()
 try {
     [void]$ps.AddScript((ConvertFrom-Base64Text $Script))
     if ($Parameters) {
-        $values = ConvertFrom-Base64Text $Parameters | ConvertFrom-Json
+        $values = ConvertFrom-Json -InputObject (ConvertFrom-Base64Text $Parameters)
         foreach ($property in $values.PSObject.Properties) {
             [void]$ps.AddParameter($property.Name, $property.Value)
         }
     }
     if ($Credentials) {
-        $secrets = ConvertFrom-Base64Text $Credentials | ConvertFrom-Json
+        $secrets = ConvertFrom-Json -InputObject (ConvertFrom-Base64Text $Credentials)
         foreach ($property in $secrets.PSObject.Properties) {
             $password = ConvertTo-SecureString -String ([string]$property.Value.password) -AsPlainText -Force
             $credential = New-Object -TypeName System.Management.Automation.PSCredential -ArgumentList ([string]$property.Value.username), $password

@@ -17,6 +17,7 @@ from hcibenefit.lab.powershell.cmdlets import (  # noqa: F401  (each module regi
     cim,
     cluster,
     diagnostics,
+    hosting,
     hyperv,
     net,
     remoting,

@@ -12,6 +12,7 @@ from typing import Any
 from hcibenefit.lab.machines import GuestMachine, NodeMachine
 from hcibenefit.lab.powershell import convert as cv
 from hcibenefit.lab.powershell.cmdlets.base import Call, P, cmdlet
+from hcibenefit.lab.powershell.convert import to_string
 from hcibenefit.lab.powershell.evaluator import enumerate_value
 from hcibenefit.lab.powershell.json51 import convert_to_json
 from hcibenefit.lab.powershell.members import get_member
@@ -23,6 +24,8 @@ from hcibenefit.lab.powershell.values import (
     PSObject,
     PSVersion,
     ScriptBlock,
+    SecureString,
+    credential,
 )
 
 CORE = "https://learn.microsoft.com/powershell/module/microsoft.powershell.core/{}?view=powershell-5.1"
@@ -265,6 +268,17 @@ def new_object(call: Call) -> None:
         call.emit(ArrayList())
     elif type_name == "collections.hashtable":
         call.emit(PSDict())
+    elif type_name == "management.automation.pscredential":
+        # New-Object PSCredential -ArgumentList user, [securestring] (arc-run.ps1, guest credentials).
+        args = call.params["ArgumentList"] or []
+        if len(args) != 2 or not isinstance(args[1], SecureString):
+            call.fail(
+                f'Cannot find an overload for "PSCredential" and the argument count: "{len(args)}".',
+                "ConstructorInvokedThrowException",
+                "InvalidOperation",
+                exception_type="System.Management.Automation.MethodException",
+            )
+        call.emit(credential(to_string(args[0]), args[1].reveal()))
     else:
         from hcibenefit.lab.powershell.errors import NotEmulated
 
