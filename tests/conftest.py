@@ -78,6 +78,15 @@ class EngineDriver:
         )
         return out
 
+    def call_text(self, node: str, text: str) -> CollectingOutput:
+        """Any script text, as a hostless WinRM pool would run it."""
+        out = CollectingOutput()
+        command = CommandSpec(text, True, ())
+        out.output += self.engine.execute(
+            PipelineCall(node, "labadmin", "Microsoft.PowerShell", (command,), ()), out
+        )
+        return out
+
     def id_of(self, vm: str) -> str:
         found = self.state.vm(vm)
         assert found is not None, vm

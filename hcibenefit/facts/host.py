@@ -29,10 +29,19 @@ class FactsError(ValueError):
     """The script output does not have the shape we expect."""
 
 
+def _mapping(obj: Any, where: str) -> Mapping[str, Any]:
+    """An object of the document; anything else is a FactsError (a .NET type name in its place is what
+    Windows PowerShell 5.1's ConvertTo-Json writes below its -Depth)."""
+    if not isinstance(obj, Mapping):
+        shown = repr(obj)[:80]
+        raise FactsError(f"{where}: expected an object, got {type(obj).__name__} {shown}")
+    return obj
+
+
 def _get(
     obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *, optional: bool = True
 ) -> Any:
-    value = obj.get(key)
+    value = _mapping(obj, where).get(key)
     if value is None:
         if optional:
             return None
@@ -48,7 +57,7 @@ def _text(obj: Mapping[str, Any], key: str, where: str) -> str:
 
 
 def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:
-    value = obj.get(key)
+    value = _mapping(obj, where).get(key)
     if value is None:
         return []
     if isinstance(value, dict):

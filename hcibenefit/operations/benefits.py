@@ -213,7 +213,10 @@ def _verified(
     script_error = None
     if reported is not None and not reported.get("ok", False):
         err = reported.get("error") or {}
-        script_error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
+        if isinstance(err, dict):
+            script_error = f"{err.get('message', 'failed')} [{err.get('error_id', '')}]"
+        else:  # not an object (a script whose ConvertTo-Json -Depth is too shallow writes a type name)
+            script_error = f"failed: {str(err)[:200]}"
         if reported.get("leftover_nic"):
             script_error += f"; a half-configured {GUEST_NIC} is left on the VM"
     if after is None:

@@ -14,7 +14,16 @@ from hcibenefit.cli.app import run
 from hcibenefit.exitcodes import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("pypsrp", "psrpcore", "azure", "spnego", "cryptography", "requests")
+HEAVY = (
+    "pypsrp",
+    "psrpcore",
+    "azure",
+    "spnego",
+    "cryptography",
+    "requests",
+    "tree_sitter",
+    "tree_sitter_powershell",
+)
 
 
 MINIMAL = ROOT / "tests" / "cli" / "minimal-inventory.yaml"

@@ -198,3 +198,58 @@ def test_invocations_are_counted_per_node_and_script(default_driver: EngineDrive
     default_driver.call("lab01-n1", HOST_FACTS)
     _run_text(default_driver, "lab01-n1", "whoami")
     assert default_driver.engine.counts("lab01-n1") == {"host-facts": 2, "unknown": 1}
+
+
+# --- a pool without a host (what pypsrp opens) ---------------------------------------------------------
+
+HOSTLESS_22H2 = """
+clusters:
+  - name: old
+    version: 22H2
+    nodes: [{name: o1}, {name: o2, attestation: Inactive, switch: missing}]
+"""
+
+
+def test_a_hostless_pool_drops_host_writes_and_throws_on_prompts(default_driver: EngineDriver) -> None:
+    text = (
+        "$Host.UI.WriteLine('to nobody'); $Host.UI.WriteWarningLine('nor this'); 'still here'\n"
+        "try { $Host.UI.PromptForChoice('t', 'm', $null, 0) } "
+        "catch { $_.FullyQualifiedErrorId; $_.Exception.GetType().FullName; $_.Exception.InnerException.GetType().FullName }"
+    )
+    out = _run_text(default_driver, "lab01-n1", text)
+    # A method call that throws arrives wrapped (MethodInvocationException), the HostException inside.
+    assert out.output == [
+        "still here",
+        "HostException",
+        "System.Management.Automation.MethodInvocationException",
+        "System.Management.Automation.Host.HostException",
+    ]
+    assert not out.errors and not out.warnings and not out.information
+
+
+def test_the_modules_22h2_prompt_throws_without_a_host(make_driver) -> None:  # type: ignore[no-untyped-def]
+    """On build 20349 each Az.StackHCI attestation function asks before it acts unless $ConfirmPreference
+    is None (Get-AzStackHCIVMAttestation has no -Force to say so); with no host to ask, the question throws.
+    The shipped scripts avoid it: host facts read Hyper-V, host enable passes -Force."""
+    driver = make_driver(HOSTLESS_22H2)
+    text = (
+        "try { Get-AzStackHCIVMAttestation -Local | Out-Null; 'listed' } catch { $_.FullyQualifiedErrorId }"
+    )
+    asked = _run_text(driver, "o1", text, auth="credssp", can_delegate=True)
+    assert asked.output and asked.output[0] != "listed", asked.output
+    assert "Host" in asked.output[0] or "Aborting" in asked.output[0], asked.output
+    quiet = _run_text(driver, "o1", "$ConfirmPreference = 'None'\n" + text, auth="credssp", can_delegate=True)
+    assert quiet.output == ["listed"], quiet.output + [e["message"] for e in quiet.errors]
+    out = _run_text(driver, "o2", HOST_ATTESTATION_ENABLE.text(), auth="credssp", can_delegate=True)
+    document = json.loads(out.output[0])
+    assert document["ok"] is True, document
+    assert driver.state.node("o2").attestation == "Active"
+
+
+def test_host_facts_on_22h2_need_no_host_to_answer_a_prompt(default_driver: EngineDriver) -> None:
+    """Even where the module's loopback session works (CredSSP), its 22H2 prompt finds no host in a WinRM
+    pool: host facts must not go through it (they read Hyper-V and the in-box cmdlets)."""
+    out = _run_text(default_driver, "lab01-n1", HOST_FACTS.text(), auth="credssp", can_delegate=True)
+    document = json.loads(out.output[0])
+    assert document["problems"] == [], document["problems"]
+    assert document["os"]["build"] == "20349" and document["attestation"]["status"] == "Active"

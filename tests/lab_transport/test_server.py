@@ -116,6 +116,11 @@ def test_max_concurrent_commands_per_shell(own_lab: TransportLab) -> None:
         with pytest.raises(WSManFaultError) as caught:
             PowerShell(pool).add_script("echo").invoke()
         assert caught.value.code == 2150859241
+        # A plugin quota: Windows nests the text in a ProviderFault, as pypsrp reads it.
+        assert caught.value.provider == "microsoft.powershell"
+        assert caught.value.provider_path == "C:\\Windows\\system32\\pwrshplugin.dll"
+        assert caught.value.provider_fault and "concurrent commands per shell" in caught.value.provider_fault
+        assert caught.value.reason and "concurrent commands per shell" in caught.value.reason
         for ps in unclosed:
             ps.close()
         with PowerShell(pool) as ps:

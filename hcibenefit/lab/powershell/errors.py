@@ -209,11 +209,15 @@ class ScriptExit(FlowControl):
 def method_exception(method: str, argc: int, inner: ErrorRecord) -> PSError:
     """A .NET method that throws: MethodInvocationException whose id is the inner exception's type name."""
     inner_type = inner.exception_type.rsplit(".", 1)[-1]
+    message = f'Exception calling "{method}" with "{argc}" argument(s): "{inner.message}"'
+    outer = exception("System.Management.Automation.MethodInvocationException", message)
+    outer.set("InnerException", inner.exception)
     record = ErrorRecord(
-        f'Exception calling "{method}" with "{argc}" argument(s): "{inner.message}"',
+        message,
         inner_type,
         "NotSpecified",
         exception_type="System.Management.Automation.MethodInvocationException",
+        exception_object=outer,
     )
     return PSError(record)
 

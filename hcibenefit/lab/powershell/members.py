@@ -177,7 +177,8 @@ def get_member(value: Any, name: str) -> Any:
     """`$value.Name`; MISSING when the member does not exist."""
     key = name.casefold()
     if value is None:
-        return MISSING
+        # PowerShell 3+ gives every object, $null included, a Count and Length (0 for $null).
+        return 0 if key in ("count", "length") else MISSING
     if key == "psobject":
         return PSObjectView(value)
     if isinstance(value, PSObject):

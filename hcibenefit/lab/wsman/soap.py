@@ -65,7 +65,14 @@ class Fault(Exception):
     """A WS-Management fault; `code` is the WSManFault Code (an HRESULT as unsigned int)."""
 
     def __init__(
-        self, subcode: str, code: int, reason: str, *, receiver: bool = False, detail: str = ""
+        self,
+        subcode: str,
+        code: int,
+        reason: str,
+        *,
+        receiver: bool = False,
+        detail: str = "",
+        provider: bool = False,
     ) -> None:
         super().__init__(reason)
         self.subcode = subcode
@@ -73,6 +80,14 @@ class Fault(Exception):
         self.reason = reason
         self.receiver = receiver
         self.detail = detail
+        self.provider = provider
+        """Raised by the PowerShell plugin rather than by WinRM itself: Windows then nests the text in a
+        ProviderFault inside the WSManFault's Message (f:Message has no text of its own)."""
+
+
+# The plugin that serves the Microsoft.PowerShell configuration (WSMan:\localhost\Plugin\microsoft.powershell).
+PLUGIN = "microsoft.powershell"
+PLUGIN_PATH = "C:\\Windows\\system32\\pwrshplugin.dll"
 
 
 # Texts and codes are Windows': pypsrp's recorded responses (tests/tests_pypsrp/responses/*.yml),
@@ -127,6 +142,7 @@ def quota_commands() -> Fault:
         "The WS-Management service cannot process the request. The maximum number of concurrent commands per "
         "shell has been exceeded. Retry the request later or raise the Maximum Commands per Shell quota.",
         receiver=True,
+        provider=True,
     )
 
 
@@ -193,13 +209,16 @@ def envelope(action: str, relates_to: str, body: str) -> str:
 
 def fault_envelope(fault: Fault, relates_to: str, machine: str) -> str:
     detail = f"<w:FaultDetail>{escape(fault.detail)}</w:FaultDetail>" if fault.detail else ""
+    message = escape(fault.reason)
+    if fault.provider:
+        message = f"<f:ProviderFault provider={quoteattr(PLUGIN)} path={quoteattr(PLUGIN_PATH)}>{message}</f:ProviderFault>"
     body = (
         f"<s:Fault><s:Code><s:Value>{'s:Receiver' if fault.receiver else 's:Sender'}</s:Value>"
         f"<s:Subcode><s:Value>{escape(fault.subcode)}</s:Value></s:Subcode></s:Code>"
         f'<s:Reason><s:Text xml:lang="en-US">{escape(fault.reason)}</s:Text></s:Reason>'
         f'<s:Detail>{detail}<f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" '
         f"Code={quoteattr(str(fault.code))} Machine={quoteattr(machine)}>"
-        f"<f:Message>{escape(fault.reason)}</f:Message></f:WSManFault></s:Detail></s:Fault>"
+        f"<f:Message>{message}</f:Message></f:WSManFault></s:Detail></s:Fault>"
     )
     return envelope(_FAULT_ACTION, relates_to, body)
 

@@ -9,6 +9,7 @@ Only VMs owned by this node are visible (Get-VM is node-local).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hcibenefit.lab import guestos
@@ -70,7 +71,7 @@ def match(patterns: list[str] | None, items: list[Any], name_of: Any) -> tuple[l
             found = [i for i in items if cv.wildcard_match(pattern, name_of(i))]
         else:
             # A plain name still goes through WildcardPattern: backtick escapes are removed, then compared.
-            literal = pattern.replace("`", "") if "`" in pattern else pattern
+            literal = re.sub(r"`(.)", r"\1", pattern) if "`" in pattern else pattern
             found = [i for i in items if name_of(i).casefold() == literal.casefold()]
             if not found:
                 missing.append(pattern)
