@@ -149,7 +149,9 @@ def _status_requests(
     vms_per_node: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, int]:
     tmp_path.mkdir()
-    lab = start_lab(generate_fleet(1, 4, vms_per_node, seed=3))
+    # A long OperationTimeout: a Receive that waits for a slow host-facts (100 VMs on a loaded machine)
+    # must not time out and be re-sent, or the count would measure the machine rather than the client.
+    lab = start_lab(generate_fleet(1, 4, vms_per_node, seed=3), read_timeout=40.0)
     try:
         client = client_for(lab, tmp_path, monkeypatch, capsys)
         result = client.cli("status", "--format", "json", "--fail-on", "none")
