@@ -422,9 +422,11 @@ def _baseline(key: str) -> Any:
 
 
 def test_every_script_has_a_scenario_and_the_baselines_are_clean() -> None:
-    from hcibenefit.remoting.catalog import ALL_SCRIPTS
+    from hcibenefit.remoting.catalog import ALL_SCRIPTS, ARC_RUN
 
-    assert {s.key for s in ALL_SCRIPTS} == set(SCENARIOS)
+    # arc-run.ps1 (the Arc run-command wrapper) is run in the lab by a Python stand-in
+    # (hcibenefit/lab/arm/arcrun.py), not by the evaluator: there is nothing here to mutate it against yet.
+    assert {s.key for s in ALL_SCRIPTS} - {ARC_RUN.key} == set(SCENARIOS)
     for key in SCENARIOS:
         text = json.dumps(_baseline(key))
         for failure in ('"terminating"', '"errors"', '"FactsError"', '"not JSON"'):
