@@ -34,7 +34,9 @@ from hcibenefit.facts.host import parse_host_facts
 from hcibenefit.lab.spec import default_fleet, parse_fleet
 from hcibenefit.lab.state import LabClock
 from hcibenefit.lab.wsman.executor import CommandSpec, PipelineCall, TerminatingError
+from hcibenefit.remoting.arc import read_frame, run_command_parameters
 from hcibenefit.remoting.catalog import (
+    ARC_RUN,
     GUEST_KICK,
     GUEST_KICK_BODY,
     GUEST_PROBE,
@@ -184,6 +186,24 @@ MUTATIONS = [
     Mutation(
         "kick-body-task-name", GUEST_KICK_BODY, "$TaskName = 'LicenseImdsIntegration'",
         "$TaskName = 'LicenseIMDSIntegrationTask'", "no such task: nothing is started",
+    ),
+    # --- the Arc run-command wrapper ---
+    Mutation(
+        "arc-run-no-decode", ARC_RUN, "[void]$ps.AddScript((ConvertFrom-Base64Text $Script))",
+        "[void]$ps.AddScript($Script)", "the script's base64 text is run as PowerShell",
+    ),
+    Mutation(
+        "arc-run-no-parameters", ARC_RUN, "            [void]$ps.AddParameter($property.Name, $property.Value)\n",
+        "", "the script's parameters are dropped: the VMs to change never arrive",
+    ),
+    Mutation(
+        "arc-run-no-credential", ARC_RUN, "[void]$ps.AddParameter($property.Name, $credential)",
+        "[void]$ps.AddParameter($property.Name, [string]$property.Value.username)",
+        "a user name where a PSCredential is expected: PowerShell Direct cannot log on",
+    ),
+    Mutation(
+        "arc-run-frame-length", ARC_RUN, "'hcibenefit-arc-run/1 begin ' + $encoded.Length",
+        "'hcibenefit-arc-run/1 begin ' + $json.Length", "the frame's length is wrong: every answer reads as truncated",
     ),
     Mutation(
         "kick-body-start-cmdlet", GUEST_KICK_BODY, "        Start-ScheduledTask -TaskPath",
@@ -401,7 +421,57 @@ def guest_kick_scenario(texts: Texts) -> Any:
     return views
 
 
+def arc_run_scenario(texts: Texts) -> Any:
+    """Host facts and a VM change through the Arc run-command wrapper, read back as the Arc transport does."""
+    from hcibenefit.inventory.credentials import Secret
+    from hcibenefit.remoting.session import CredentialParameter
+
+    driver = GuestDriver(default_fleet())
+    views = {}
+    calls: list[tuple[str, Script, dict[str, Any]]] = [
+        ("lab02-n1", HOST_FACTS, {"IncludeGuestOs": True}),
+        ("lab01-n1", VM_BENEFITS_ENABLE, {"NicVMId": driver.ids(["avd-missing-nic"])}),
+        ("lab01-n1", GUEST_PROBE, {
+            "VMId": driver.ids(["avd-ok-01"]),
+            "Credential": CredentialParameter("Administrator", Secret(GUEST_PASSWORD)),
+            "ProbeScript": GUEST_PROBE_BODY.text(),
+            "Nonce": "4711471147",
+        }),
+    ]  # fmt: skip
+    for node, script, parameters in calls:
+        public, protected = run_command_parameters(script, parameters)
+        params = {p["name"]: p["value"] for p in public + protected}
+        out = CollectingOutput()
+        command = CommandSpec(_text(texts, ARC_RUN), True, tuple(params.items()))
+        try:
+            out.output += driver.engine.execute(
+                PipelineCall(node, "SYSTEM", "Microsoft.PowerShell", (command,), ()), out
+            )
+        except TerminatingError as exc:
+            views[script.key] = ("terminating", exc.error_id)
+            continue
+        answer = read_frame("\n".join(str(line) for line in out.output))
+        if answer is None:
+            views[script.key] = ("no frame", out.output[:3], [e["error_id"] for e in out.errors])
+            continue
+        if answer.get("errors"):
+            views[script.key] = ("errors", [e.get("error_id") for e in answer["errors"]])
+            continue
+        document = json.loads(answer["output"][0])
+        if script is HOST_FACTS:
+            views[script.key] = _plain(parse_host_facts(document, node=node, cluster="hci-lab-02"))
+        elif script is GUEST_PROBE:
+            views[script.key] = _fan_out_view(
+                driver, document, ["avd-ok-01"], parse_probe_body, GUEST_PROBE_BODY.key
+            )
+        else:
+            views[script.key] = document
+    views["after"] = _host_view(driver, "lab01-n1")
+    return views
+
+
 SCENARIOS: dict[str, Callable[[Texts], Any]] = {
+    ARC_RUN.key: arc_run_scenario,
     HOST_FACTS.key: host_facts_scenario,
     VM_BENEFITS_ENABLE.key: vm_enable_scenario,
     VM_BENEFITS_DISABLE.key: vm_disable_scenario,
@@ -422,11 +492,9 @@ def _baseline(key: str) -> Any:
 
 
 def test_every_script_has_a_scenario_and_the_baselines_are_clean() -> None:
-    from hcibenefit.remoting.catalog import ALL_SCRIPTS, ARC_RUN
+    from hcibenefit.remoting.catalog import ALL_SCRIPTS
 
-    # arc-run.ps1 (the Arc run-command wrapper) is run in the lab by a Python stand-in
-    # (hcibenefit/lab/arm/arcrun.py), not by the evaluator: there is nothing here to mutate it against yet.
-    assert {s.key for s in ALL_SCRIPTS} - {ARC_RUN.key} == set(SCENARIOS)
+    assert {s.key for s in ALL_SCRIPTS} == set(SCENARIOS)
     for key in SCENARIOS:
         text = json.dumps(_baseline(key))
         for failure in ('"terminating"', '"errors"', '"FactsError"', '"not JSON"'):
