@@ -39,7 +39,7 @@ INITIAL_WIDTH = 8
 WIDEN_EVERY_S = 0.05
 BUSY = 0.75
 """Widen only while this process used less than this share of one core over the last interval."""
-GRACE_S = 1.2
+GRACE_S = 1.0
 """After Ctrl-C, how long sessions get to close before the run says what it left behind."""
 NAMES_SHOWN = 8
 
