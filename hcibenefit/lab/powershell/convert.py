@@ -483,7 +483,18 @@ def wildcard_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(ch))
         i += 1
-    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+    try:
+        return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+    except re.error:
+        # WildcardPattern rejects what it cannot read (a range such as [d-5]).
+        raise PSError(
+            ErrorRecord(
+                f"The specified wildcard character pattern is not valid: {pattern}",
+                "RuntimeException",
+                "InvalidArgument",
+                exception_type="System.Management.Automation.WildcardPatternException",
+            )
+        ) from None
 
 
 def has_wildcards(text: str) -> bool:

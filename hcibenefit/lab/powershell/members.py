@@ -580,7 +580,16 @@ def static_call(interpreter: Any, type_name: str, name: str, args: list[Any]) ->
     if type_key == "guid" and key == "parse":
         from hcibenefit.lab.powershell.convert import cast
 
-        return cast(args[0], "guid")
+        try:
+            return cast(args[0], "guid")
+        except PSError:
+            # Guid.Parse throws FormatException; from script it arrives as MethodInvocationException.
+            raise _argument_exception(
+                "Parse",
+                len(args),
+                "Guid should contain 32 digits with 4 dashes (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).",
+                "System.FormatException",
+            ) from None
     raise NotEmulated(f"[{type_name}]::{name}()")
 
 

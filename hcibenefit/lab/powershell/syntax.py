@@ -82,15 +82,13 @@ def parse(text: str) -> n.Block:
         source = text.encode("utf-8")
         tree = _get_parser().parse(source)
     root = tree.root_node
-    if root.has_error:
-        bad = _first_error(root)
-        line = bad.start_point[0] + 1 if bad is not None else 1
-        snippet = (
-            source[bad.start_byte : bad.end_byte].decode(errors="replace")[:40] if bad is not None else ""
-        )
+    bad = _first_error(root) if root.has_error else None
+    if bad is not None:
+        line = bad.start_point[0] + 1
+        snippet = source[bad.start_byte : bad.end_byte].decode(errors="replace")[:40]
         raise PSError(
             ErrorRecord(
-                f"At line:{line} char:{(bad.start_point[1] + 1) if bad is not None else 1}\n"
+                f"At line:{line} char:{bad.start_point[1] + 1}\n"
                 f"Unexpected token '{snippet}' in expression or statement.",
                 "UnexpectedToken",
                 "ParserError",
@@ -105,7 +103,24 @@ def parse(text: str) -> n.Block:
     return block
 
 
+def _param_block_quirk(node: Any) -> bool:
+    """tree-sitter-powershell's grammar wants a line break after a function's param() block: on one line
+    (`function f { param($x) $x }`, valid PowerShell) the block comes back wrapped in an ERROR node."""
+    parent = node.parent
+    kids = [c for c in node.children if c.type not in _SKIP]
+    return (
+        node.type == "ERROR"
+        and parent is not None
+        and parent.type == "function_statement"
+        and len(kids) == 1
+        and kids[0].type == "param_block"
+        and not kids[0].has_error
+    )
+
+
 def _first_error(node: Any) -> Any:
+    if _param_block_quirk(node):
+        return None
     if node.type == "ERROR" or node.is_missing:
         return node
     for child in node.children:
@@ -360,6 +375,10 @@ class _Converter:
                 raise self.unsupported(node, "function parameters declared after the name")
             body = next((c for c in kids if c.type == "script_block"), None)
             block = self.script_block(body) if body is not None else n.Block(line, None, ())
+            quirk = next((c for c in kids if c.type == "ERROR" and _param_block_quirk(c)), None)
+            if quirk is not None and block.params is None:
+                params, advanced, attributes = self.param_block(self.kids(quirk)[0])
+                block = n.Block(block.line, params, block.body, advanced, attributes)
             return n.FunctionDef(line, name, block)
         raise self.unsupported(node)
 
@@ -456,6 +475,10 @@ class _Converter:
         if kids[0].type != "command_name":
             raise self.unsupported(node, f"the invocation operator in {self.text(node)[:30]!r}")
         name = self.text(kids[0])
+        if name[:1].isdigit() or name[:2] in ("-.", "+."):
+            # PowerShell reads a leading number as an expression (a range such as 1..3); the grammar
+            # makes it a command name. Say so rather than look for a command of that name.
+            raise self.unsupported(kids[0], f"a range or number where a command is expected ({name[:30]!r})")
         elements: list[n.CommandParameter | n.Expr] = []
         if len(kids) > 1:
             parts = [c for c in self.kids(kids[1])]

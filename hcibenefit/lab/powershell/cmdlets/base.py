@@ -118,10 +118,14 @@ class Cmdlet:
     ) -> list[Any]:
         call = Call(self, interp, scope)
         call.bind(args, has_input=input_items is not None)
-        pipeline_param = call.pipeline_parameter() if input_items is not None else None
+        pipeline_param = (
+            call.pipeline_parameter(input_items[0] if input_items else None)
+            if input_items is not None
+            else None
+        )
         if input_items is None or self.collects_input:
             call.input = input_items
-            call.check_mandatory(pipeline_bound=False)
+            call.check_mandatory(pipeline_bound=input_items is not None)
             self.run(call)
             return call.output
         if pipeline_param is None:
@@ -164,6 +168,8 @@ class Call:
         self.given: set[str] = set()
         self.common: dict[str, Any] = {}
         self.set_name = cmdlet.sets[0]
+        self.candidates: list[str] = [self.set_name]
+        """The parameter sets the named and positional arguments left possible."""
         self.input: list[Any] | None = None
         self.output: list[Any] = []
         self.error_variable: ArrayList | None = None
@@ -293,6 +299,7 @@ class Call:
                 "PositionalParameterNotFound",
                 command,
             )
+        self.candidates = [chosen] if positional else list(candidates)
         if len(candidates) > 1 and not positional:
             # Ambiguous by names alone: the default set when it fits, else the first that has a mandatory
             # parameter satisfied, else the first candidate (PowerShell's own tie-break is similar).
@@ -333,11 +340,24 @@ class Call:
                 self.cmdlet.command_part,
             )
 
-    def pipeline_parameter(self) -> P | None:
-        for param in self.cmdlet.params:
-            if param.pipeline and param.in_set(self.set_name) and param.name not in self.given:
-                return param
-        return None
+    def pipeline_parameter(self, item: Any = None) -> P | None:
+        """The parameter pipeline input binds to. While names alone left several sets possible, the input
+        decides, as PowerShell binds by value first: an object (a VM) to an object parameter (-VM), text
+        to a string one (-VMName); the set follows the parameter."""
+        sets = self.candidates if len(self.candidates) > 1 else [self.set_name]
+        options = [
+            (set_name, param)
+            for set_name in sets
+            for param in self.cmdlet.params
+            if param.pipeline and param.in_set(set_name) and param.name not in self.given
+        ]
+        if not options:
+            return None
+        is_object = isinstance(item, PSObject) and item.base is None
+        preferred = [o for o in options if o[1].type.startswith("object") == is_object]
+        set_name, param = (preferred or options)[0]
+        self.set_name = set_name
+        return param
 
     def _bind_common(self, command: str) -> None:
         if "ErrorAction" in self.common:
