@@ -186,6 +186,7 @@ def _register_commands() -> None:
         arm_cmd,
         attest_cmd,
         benefits_cmd,
+        checklist_cmd,
         checks_cmd,
         guest_cmd,
         history_cmd,
@@ -209,6 +210,7 @@ def _register_commands() -> None:
     app.add_typer(attest_cmd.app, name="attest")
     app.add_typer(history_cmd.app, name="history")
     app.add_typer(checks_cmd.app, name="checks")
+    app.add_typer(checklist_cmd.app, name="checklist")
     app.add_typer(scripts_cmd.app, name="scripts")
     app.add_typer(arm_cmd.app, name="arm")
     app.command("reconcile", epilog=reconcile_cmd.EXAMPLES)(reconcile_cmd.reconcile)

@@ -115,7 +115,7 @@ def lab_waivers() -> Path:
 
 
 @contextlib.contextmanager
-def _lab_fleet(app: AppContext) -> Iterator[tuple[Inventory, CredentialResolver]]:
+def lab_fleet(app: AppContext) -> Iterator[tuple[Inventory, CredentialResolver]]:
     """The built-in lab fleet, started in-process on loopback, with its inventory and credentials."""
     from hcibenefit.inventory import CredentialResolver, load_inventory
     from hcibenefit.lab.fleet import Lab
@@ -230,7 +230,7 @@ def sweep(
         raise UsageError("--lab and --from-dir exclude each other")
     with contextlib.ExitStack() as stack:
         if lab:
-            inventory, resolver = stack.enter_context(_lab_fleet(app))
+            inventory, resolver = stack.enter_context(lab_fleet(app))
         elif from_dir is not None and app.inventory_path is None:
             from hcibenefit.inventory import parse_inventory
             from hcibenefit.operations.sweep.offline import inventory_from_dir

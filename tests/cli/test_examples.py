@@ -16,6 +16,7 @@ import pytest
 
 from hcibenefit.cli.app import _walk, cli_command, run
 from hcibenefit.exitcodes import ExitCode
+from hcibenefit.lab.arm.spec import LAB_SUBSCRIPTION
 from hcibenefit.lab.signing import LAB_SAN_PATTERN, LabSigningChain
 from tests.integration.conftest import LabClient
 
@@ -33,8 +34,20 @@ NAMES = {
     "avd-sh01": "avd-twice",
     "old-avd-01": "avd-ok-01",
     "10,4,25": "2,2,5",  # the same code path at a scale a unit test can afford
+    "/subscriptions/SUB/resourceGroups/rg-avd/providers/Microsoft.DesktopVirtualization/hostPools/pool01": (
+        f"/subscriptions/{LAB_SUBSCRIPTION}/resourceGroups/rg-avd/providers/Microsoft.DesktopVirtualization"
+        "/hostPools/avd-pool-01"
+    ),
 }
-OUTPUT_FILES = ("status.json", "guests.json", "sweep.xml", "checks.md", "arm.json.out")
+OUTPUT_FILES = (
+    "status.json",
+    "guests.json",
+    "sweep.xml",
+    "checks.md",
+    "arm.json.out",
+    "CHG0012345.md",
+    "go-nogo.html",
+)
 
 
 def _example_lines(text: str) -> Iterator[str]:
@@ -100,7 +113,14 @@ def example_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     intermediates.write_bytes(chain.ca_bundle_pem())
     snapshot = tmp_path / "arm.json"
     snapshot.write_text('{"count": 0, "data": [], "skip_token": null, "total_records": 0}')
-    return {"doc.json": document, "intermediates.pem": intermediates, "arm.json": snapshot}
+    hosts = tmp_path / "session-hosts.txt"
+    hosts.write_text("# the pool's session hosts\nw11ms-*\n")
+    return {
+        "doc.json": document,
+        "intermediates.pem": intermediates,
+        "arm.json": snapshot,
+        "session-hosts.txt": hosts,
+    }
 
 
 def _unique(examples: list[tuple[str, str]]) -> list[tuple[str, str]]:

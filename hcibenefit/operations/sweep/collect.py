@@ -90,6 +90,9 @@ class Scope:
     selection: Selection = field(default_factory=Selection)
     exclusion: Callable[[str], str | None] = lambda _name: None
     """policy.exclude_globs: an excluded VM is left out unless named exactly."""
+    probe_every_guest: bool = False
+    """Ask every selected running guest, also those that need no Azure Benefits (the AVD checklist reads
+    its agent and clock); the sweep asks only the guests that need them."""
 
     def nodes_of(self, cluster: Cluster) -> tuple[Node, ...]:
         if not self.nodes:
@@ -259,6 +262,8 @@ def _connections(
 
 
 def _wanted_guests(facts: HostFacts, inventory: Inventory, scope: Scope) -> list[VMFacts]:
+    if scope.probe_every_guest:
+        return [vm for vm in scope.vms(facts.vms) if vm.running]
     return [
         vm
         for vm in scope.vms(facts.vms)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -172,3 +173,28 @@ def change_lines(changes: Mapping[str, Any] | None, limit: int = 12) -> list[str
     if len(items) > limit:
         lines.append(f"  … and {len(items) - limit} more (hcibenefit history diff)")
     return lines
+
+
+def wrap(text: str, width: int | None, indent: int, *, hang: int | None = None) -> list[str]:
+    """`text` at `indent`, wrapped to `width` (None: one line). Commands are never broken inside a word:
+    a fix must stay copyable, so hyphenated names and long paths overflow rather than split."""
+    pad = " " * indent
+    if width is None or width - indent < 30:
+        return [pad + text]
+    rest = " " * (hang if hang is not None else indent + 2)
+    return textwrap.wrap(
+        text,
+        width=width,
+        initial_indent=pad,
+        subsequent_indent=rest,
+        break_on_hyphens=False,
+        break_long_words=False,
+    ) or [pad]
+
+
+def md_cell(text: Any) -> str:
+    """A table cell: no line breaks, pipes escaped, nothing Markdown would turn into markup by surprise."""
+    value = "" if text is None else str(text)
+    for char in ("\\", "|", "*", "_", "`", "<", ">", "[", "]"):
+        value = value.replace(char, "\\" + char)
+    return " ".join(value.split())
