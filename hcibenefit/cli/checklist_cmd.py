@@ -177,16 +177,9 @@ def exit_code(checklist: Checklist) -> int:
 
 def emit_checklist(app: AppContext, document: dict[str, object], fmt: str) -> None:
     """Render whole, then write (a failure while rendering leaves no half report)."""
-    import io
-
-    from hcibenefit.cli.context import write_text
     from hcibenefit.report.checklist import render
 
-    buffer = io.StringIO()
-    with app.open_output() as stream:
-        options = app.render_options(stream)
-        render(document, fmt, buffer, None if options.wide else options.width)
-        write_text(stream, buffer.getvalue())
+    app.emit_document(document, fmt, render)
 
 
 def _is_terminal(stream: object) -> bool:

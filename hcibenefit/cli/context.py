@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -105,6 +105,18 @@ class AppContext:
         buffer = io.StringIO()
         with self.open_output() as stream:
             render(report, fmt, buffer, self.render_options(stream))
+            write_text(stream, buffer.getvalue())
+
+    def emit_document(
+        self, document: Any, fmt: str, render: Callable[[Any, str, TextIO, int | None], None]
+    ) -> None:
+        """A document with its own renderers (sweep, checklist): rendered whole, then written."""
+        import io
+
+        buffer = io.StringIO()
+        with self.open_output() as stream:
+            options = self.render_options(stream)
+            render(document, fmt, buffer, None if options.wide else options.width)
             write_text(stream, buffer.getvalue())
 
     @contextlib.contextmanager

@@ -324,16 +324,9 @@ def _run(
 
 def emit_document(app: AppContext, document: dict[str, Any], fmt: str) -> None:
     """Render a sweep document whole, then write it (a failure while rendering leaves no half report)."""
-    import io
-
-    from hcibenefit.cli.context import write_text
     from hcibenefit.report.sweep import render
 
-    buffer = io.StringIO()
-    with app.open_output() as stream:
-        options = app.render_options(stream)
-        render(document, fmt, buffer, None if options.wide else options.width)
-        write_text(stream, buffer.getvalue())
+    app.emit_document(document, fmt, render)
 
 
 def _is_terminal(stream: Any) -> bool:

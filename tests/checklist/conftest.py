@@ -56,7 +56,9 @@ def settle(lab: Lab) -> None:
     """Every guest's LicenseImdsIntegration task ran last night and succeeded, as on a settled host."""
     with lab.state.lock:
         for vm in lab.state.vms.values():
-            vm.guest.last_run = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=6)
+            vm.guest.last_run = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(
+                hours=6
+            )
             vm.guest.last_result = 0
 
 

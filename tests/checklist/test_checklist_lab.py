@@ -181,7 +181,13 @@ AZURE_PLANTS: dict[str, tuple[Callable[[LabClient], Any], dict[str, Any], str, s
         "verification-enabled",
         "FAIL",
     ),
-    "resource-bridge-offline": (_cluster_azure, {"resource_bridge": "Offline"}, "*", "resource-bridge", "FAIL"),
+    "resource-bridge-offline": (
+        _cluster_azure,
+        {"resource_bridge": "Offline"},
+        "*",
+        "resource-bridge",
+        "FAIL",
+    ),
 }
 
 

@@ -7,8 +7,6 @@ import contextlib
 import csv
 import io
 import json
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from hcibenefit.cli.sweep_cmd import lab_waivers
 from hcibenefit.lab.fleet import Lab
 from hcibenefit.report.sweep import render
 from hcibenefit.sweep.model import RECORD_FIELDS
+from tests.chromium import dump_dom
 from tests.sweep.conftest import validate
 
 pytestmark = pytest.mark.lab
@@ -135,41 +134,13 @@ def test_html_escapes_hostile_text(reports: tuple[Path, dict[str, Any]]) -> None
     assert "<script>" not in out.getvalue() and "&lt;script&gt;" in out.getvalue()
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 def test_html_opens_in_headless_chromium_without_console_errors(
     reports: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    browser = _chromium()
-    if browser is None:
-        pytest.skip("no chromium on this machine (.ci/run installs Debian's chromium)")
     directory, document = reports
     page = directory / "hcibenefit-sweep-latest.html"
-    profile = tmp_path / "profile"
-    proc = subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    dom, console = dump_dom(page, tmp_path)
     assert console == [], console
-    dom = proc.stdout
     assert "Azure Benefits sweep" in dom
     assert "hci-lab-01" in dom and "hci-lab-02" in dom
     assert "<svg" in dom and "polyline" in dom, "the trend chart is drawn"
