@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hcibenefit.cli.common import ParallelOption, app_context, global_options, selection_options
+from hcibenefit.cli.common import (
+    AuditOption,
+    ParallelOption,
+    WhatIfOption,
+    YesOption,
+    app_context,
+    global_options,
+    selection_options,
+)
 from hcibenefit.errors import UsageError
 from hcibenefit.operations.selection import Selection
 
 if TYPE_CHECKING:
     from hcibenefit.checklist.model import Checklist
     from hcibenefit.cli.context import AppContext
-    from hcibenefit.inventory import Cluster, Inventory
+    from hcibenefit.inventory import Cluster, CredentialResolver, Inventory
 
 app = typer.Typer(help="Go/no-go checklists a change board can sign.", no_args_is_help=True)
 
@@ -33,6 +42,10 @@ AVD_EXAMPLES = """Examples:
   hcibenefit -i fleet.yaml checklist avd --host-pool /subscriptions/SUB/resourceGroups/rg-avd/providers/Microsoft.DesktopVirtualization/hostPools/pool01 -o html --output-file go-nogo.html
 
   hcibenefit -i fleet.yaml checklist avd --vm avd-sh01 --window 30 --strict -o json | jq .go
+
+  hcibenefit -i fleet.yaml checklist avd --vm 'avd-*' --fix --what-if      # what hcibenefit would fix, in order
+
+  hcibenefit -i fleet.yaml checklist avd --vm 'avd-*' --fix --yes          # fix it, then check again: before and after
 """
 
 
@@ -104,6 +117,16 @@ def avd(
         ),
     ] = 14,
     strict: Annotated[bool, typer.Option("--strict", help="A WARN is a no-go too.")] = False,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Fix what hcibenefit can (host sync/enable, enable, guest kick), then check again.",
+        ),
+    ] = False,
+    what_if: WhatIfOption = False,
+    yes: YesOption = False,
+    audit_log: AuditOption = None,
     parallel: ParallelOption = 16,
     lab: Annotated[
         bool, typer.Option("--lab", help="Start the built-in lab fleet in-process and check it.")
@@ -113,13 +136,20 @@ def avd(
 
     Per VM, in order: cluster release, registration and sync, Azure VM verification on the cluster and on
     every node, the IMDS switch, the VM's benefits for its guest OS, Generation and power state, data
-    exchange, activation, the LicenseImdsIntegration task, IMDS and its attested document, then (with
-    azure: in the inventory) the Arc resource and its guest management, the resource bridge, the AVD
-    session host and its health checks, and the host pool. Each item is PASS, WARN, FAIL or N/A with its
+    exchange, the guest's cumulative update, activation, the LicenseImdsIntegration task, IMDS and its
+    attested document, the guest's clock, then (with azure: in the inventory) the Arc resource and its
+    guest management, the resource bridge, the AVD agent's registration, the session host and its health
+    checks, and the host pool. Each item is PASS, WARN, FAIL or N/A with its
     evidence and its fix. Formats (-o): table, markdown, html, json.
 
+    --fix --what-if prints the plan for every failing item hcibenefit can fix, in order (host sync or enable,
+    then enable, then guest kick, each with what it would send), and the items it cannot fix with who must
+    act. --fix carries it out through those commands (same confirmation, audit log and verification; --yes
+    skips the question), then runs the checklist again and shows each item before and after.
+
     Exit codes: 0 go (every item PASS or N/A; WARN too unless --strict), 1 no-go, 4 something could not be
-    assessed, 5 both, 2 usage or configuration error (nothing checked).
+    assessed (or a fix could not be made or verified), 5 both, 2 usage or configuration error (nothing
+    checked or changed).
     """
     from hcibenefit.cli.sweep_cmd import ProgressLine, lab_fleet
     from hcibenefit.operations.checklist.run import ChecklistRequest, run_checklist
@@ -127,6 +157,11 @@ def avd(
 
     app_ = app_context(ctx)
     fmt = app_.choose_format(CHECKLIST_FORMATS)
+    if (what_if or yes) and not fix:
+        raise UsageError(
+            "--what-if and --yes go with --fix; nothing was checked",
+            hint="checklist avd ... --fix --what-if shows what would be fixed",
+        )
     app_.check_output()
     names = list(selection.vms)
     if vm_file is not None:
@@ -149,13 +184,68 @@ def avd(
             vm_file=str(vm_file) if vm_file else None,
         )
         line = ProgressLine(app_.stderr) if (not app_.quiet and _is_terminal(app_.stderr)) else None
-        try:
-            checklist = run_checklist(inventory, resolver, request, progress=Progress(line))
-        finally:
-            if line is not None:
-                line.clear()
-    emit_checklist(app_, checklist.to_dict(), fmt)
-    return exit_code(checklist)
+
+        def check() -> Checklist:
+            try:
+                return run_checklist(inventory, resolver, request, progress=Progress(line))
+            finally:
+                if line is not None:
+                    line.clear()
+
+        checklist = check()
+        if not fix:
+            emit_checklist(app_, checklist.to_dict(), fmt)
+            return exit_code(checklist)
+        return _fix(app_, inventory, resolver, checklist, check, fmt, what_if, yes, audit_log, parallel)
+
+
+def _fix(
+    app: AppContext,
+    inventory: Inventory,
+    resolver: CredentialResolver,
+    before: Checklist,
+    check: Callable[[], Checklist],
+    fmt: str,
+    what_if: bool,
+    yes: bool,
+    audit_log: Path | None,
+    parallel: int,
+) -> int:
+    """Plan the fixes; --what-if shows the plan, otherwise run it step by step, then check again."""
+    from hcibenefit.cli.benefits_cmd import confirm_changes, finish_audit, open_audit
+    from hcibenefit.exitcodes import ExitCode
+    from hcibenefit.operations.checklist.fix import fix_document, plan_fixes, run_fixes
+
+    plan = plan_fixes(before)
+    if what_if or plan.empty:
+        records = run_fixes(inventory, resolver, plan, what_if=True, confirm=lambda *_: False, audit=None)
+        document = before.to_dict()
+        document["fix"] = fix_document(plan, records, what_if=True, after=None)
+        emit_checklist(app, document, fmt)
+        return exit_code(before)
+    audit = open_audit(app, audit_log, "checklist avd --fix")
+    try:
+        records = run_fixes(
+            inventory,
+            resolver,
+            plan,
+            what_if=False,
+            # Targets the checklist picked, not ones the user named: asked like --verdict's, unless --yes.
+            confirm=lambda _step, what: confirm_changes(app, yes, list(what), ask=True),
+            audit=audit,
+            workers=parallel,
+        )
+    finally:
+        unaudited = finish_audit(app, audit)
+    after = check()
+    document = after.to_dict()
+    document["before"] = before.to_dict()
+    document["fix"] = fix_document(plan, records, what_if=False, after=after)
+    emit_checklist(app, document, fmt)
+    code = exit_code(after)
+    if unaudited or any(r.incomplete for r in records):
+        code |= int(ExitCode.INCOMPLETE)
+    return code
 
 
 def _clusters(selection: Selection, inventory: Inventory) -> list[Cluster]:

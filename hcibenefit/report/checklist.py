@@ -75,17 +75,26 @@ def _status(item: Mapping[str, Any], before: Mapping[tuple[str, str], str], vm: 
 
 
 def _fix_lines(document: Document) -> list[tuple[str, str]]:
-    """The --fix part: (heading, line) pairs for what was planned or done and what is left to people."""
+    """The --fix part: (heading, line) pairs: each step with its command and what it did (or would do) per
+    target, then what is left to people."""
     fix = document.get("fix")
     if not fix:
         return []
-    lines = [("summary", fix.get("summary", ""))]
-    for step in fix.get("steps") or []:
+    lines = [("plan" if fix.get("what_if") else "fixed", fix.get("summary", ""))]
+    for number, step in enumerate(fix.get("steps") or [], 1):
+        declined = " (not confirmed: nothing was sent)" if step.get("declined") else ""
+        lines.append((f"step {number}", f"{step['command']}{declined}"))
         for outcome in step.get("outcomes") or []:
-            lines.append((step["kind"], f"{outcome['target']}: {outcome['result']}: {outcome['why']}"))
+            fixed = (
+                f"; fix: {outcome['fix']}" if outcome.get("fix") and outcome["result"] != "changed" else ""
+            )
+            lines.append((f"  {outcome['target']}", f"{outcome['result']}: {outcome['why']}{fixed}"))
     for left in fix.get("cannot_fix") or []:
         lines.append(
-            ("left", f"{left['vm']}: {left['title']}: {left['owner']} must act: {left['fix'] or '-'}")
+            (
+                f"left to {left['owner']}",
+                f"{left['vm']}: {left['title']} ({left['status']}): {left['fix'] or '-'}",
+            )
         )
     return lines
 
