@@ -19,6 +19,69 @@ END_OF_22H2 = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
 REQUIRED_HEALTH_CHECKS = ("DomainJoinedCheck", "MetaDataServiceCheck")
 """Session host health checks a go needs: joined to the domain, and the metadata service (IMDS) in reach."""
 
+# The first cumulative update with which each guest release activates through Azure VM verification: the
+# April 9, 2024 updates the Azure Local documentation names (Windows 11 22H2/23H2 KB5036893, 21H2 KB5036894,
+# Windows 10 21H2/22H2 KB5036892, Windows Server 2022 KB5036909), with the OS build each one brings. Releases
+# from 26100 on (Windows 11 24H2, Windows Server 2025) shipped after them. Build → (UBR, KB).
+MINIMUM_UPDATE: dict[int, tuple[int, str]] = {
+    19044: (4291, "KB5036892"),
+    19045: (4291, "KB5036892"),
+    20348: (2402, "KB5036909"),
+    22000: (2899, "KB5036894"),
+    22621: (3447, "KB5036893"),
+    22631: (3447, "KB5036893"),
+}
+LATER_RELEASES = 26100
+
+KERBEROS_SKEW_S = 300
+"""Kerberos' default MaxClockSkew: a session host further off its domain controllers cannot sign users in."""
+CLOCK_WARN_S = 60
+
+
+@dataclass(frozen=True)
+class UpdateLevel:
+    verdict: str
+    """ok, fail, or unknown (no minimum is known for the build)."""
+    why: str
+
+
+def update_level(build: str, ubr: int | None) -> UpdateLevel:
+    """Whether a guest's cumulative update is at or above the first that supports Azure VM verification."""
+    number = int(build) if build.isdigit() else None
+    if number is None:
+        return UpdateLevel("unknown", f"the guest reported no OS build ({build or 'none'})")
+    if number >= LATER_RELEASES:
+        return UpdateLevel(
+            "ok", f"build {number}.{ubr if ubr is not None else '?'}: a release newer than April 2024"
+        )
+    minimum = MINIMUM_UPDATE.get(number)
+    if minimum is None:
+        return UpdateLevel(
+            "unknown",
+            f"build {number}: no cumulative update of this release is known to support Azure VM verification",
+        )
+    least, kb = minimum
+    if ubr is None:
+        return UpdateLevel("unknown", f"build {number}: the guest did not report its update revision (UBR)")
+    if ubr < least:
+        return UpdateLevel("fail", f"build {number}.{ubr} is older than {number}.{least} ({kb}, April 2024)")
+    return UpdateLevel("ok", f"build {number}.{ubr}, at or above {number}.{least} ({kb})")
+
+
+def clock_skew(guest_at: dt.datetime, node_window: tuple[dt.datetime, dt.datetime]) -> tuple[float, float]:
+    """How far the guest's clock is off its node's, as an interval (least, most) in seconds, positive when it
+    is ahead: the guest read its clock while the node's went from the window's start to its end."""
+    low, high = node_window
+    return (guest_at - high).total_seconds(), (guest_at - low).total_seconds()
+
+
+def nearest_zero(interval: tuple[float, float]) -> float:
+    """The smallest skew the measurement allows (0 when the interval holds it): what a verdict may rely on."""
+    least, most = interval
+    if least <= 0 <= most:
+        return 0.0
+    return least if least > 0 else most
+
 
 @dataclass(frozen=True)
 class Release:

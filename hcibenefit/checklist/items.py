@@ -522,6 +522,181 @@ def _imds_evidence(ctx: VMEvidence) -> str:
     return text
 
 
+def _guest_unasked(ctx: VMEvidence) -> list[Part] | None:
+    """Why the guest's own facts are missing (a FAIL not assessed), or None when the probe answered."""
+    if ctx.probe is not None:
+        return None
+    from hcibenefit.checks.guest_checks import REASONS, NotProbed, classify_failure
+
+    answer = ctx.guest.answer if ctx.guest is not None else None
+    if answer is None:
+        code, detail = "no-answer", "the guest was not asked"
+    elif isinstance(answer, NotProbed):
+        code, detail = answer.reason, answer.detail
+    elif isinstance(answer, tuple) and answer:
+        _, code = classify_failure(answer[0])
+        detail = "; ".join(e.message for e in answer)
+    else:
+        code, detail = "no-answer", "the guest sent no answer"
+    reason = REASONS.get(code)
+    title = reason.title if reason is not None else code
+    fix = (
+        reason.fix.format(vm=ctx.vm.name, cluster=ctx.cluster, node=ctx.host.node)
+        if reason and reason.fix
+        else None
+    )
+    return [Part(FAIL, f"not assessed: {title}: {detail}", fix, HCI_ADMIN, assessed=False)]
+
+
+def _running(ctx: VMEvidence) -> str | None:
+    if not ctx.vm.running:
+        return f"the VM is {ctx.vm.state}; only a running guest can be asked (see vm-generation-power)"
+    return None
+
+
+def _update_applies(ctx: VMEvidence) -> str | None:
+    if ctx.requirement.needed is False:
+        return f"needs no Azure Benefits: {ctx.requirement.reason}"
+    return _running(ctx)
+
+
+def _update(ctx: VMEvidence) -> list[Part]:
+    unasked = _guest_unasked(ctx)
+    if unasked is not None:
+        return unasked
+    probe = ctx.probe
+    assert probe is not None
+    if probe.os is None:
+        problem = probe.problem("os")
+        why = f": {problem.message}" if problem else ""
+        return [
+            Part(FAIL, f"not assessed: the guest could not read its OS build{why}", None, GUEST_ADMIN, False)
+        ]
+    level = avd.update_level(probe.os.build, probe.os.ubr)
+    fix = f"inside {ctx.vm.name}: install the latest cumulative update (Windows Update), then restart it"
+    if level.verdict == "fail":
+        return [
+            Part(
+                FAIL,
+                f"{level.why}: this guest cannot activate through Azure VM verification",
+                fix,
+                GUEST_ADMIN,
+            )
+        ]
+    if level.verdict == "unknown":
+        return [Part(WARN, level.why, fix, GUEST_ADMIN)]
+    return [Part(PASS)]
+
+
+def _update_evidence(ctx: VMEvidence) -> str:
+    probe = ctx.probe
+    if probe is None or probe.os is None:
+        return "the cumulative update supports Azure VM verification"
+    return f"{probe.os.caption}: {avd.update_level(probe.os.build, probe.os.ubr).why}"
+
+
+def _time(ctx: VMEvidence) -> list[Part]:
+    unasked = _guest_unasked(ctx)
+    if unasked is not None:
+        return unasked
+    probe = ctx.probe
+    assert probe is not None
+    window = probe.node_clock
+    if probe.started_at is None:
+        return [
+            Part(FAIL, "not assessed: the guest did not report its clock", None, GUEST_ADMIN, assessed=False)
+        ]
+    if window is None:
+        return [
+            Part(NA, "the guest was reached over WinRM, not through its node: no node clock to judge it by")
+        ]
+    interval = avd.clock_skew(probe.started_at, window)
+    skew = avd.nearest_zero(interval)
+    parts = [Part(PASS)]
+    fix = (
+        f"inside {ctx.vm.name}: w32tm /resync /rediscover (a domain member follows the domain hierarchy: "
+        "w32tm /config /syncfromflags:domhier /update); check the domain controllers' time source"
+    )
+    if abs(skew) > avd.KERBEROS_SKEW_S:
+        parts.append(
+            Part(
+                FAIL,
+                f"{_skew_text(interval, ctx.host.node)}: beyond Kerberos' 5-minute tolerance, users cannot sign in",
+                fix,
+                GUEST_ADMIN,
+            )
+        )
+    elif abs(skew) > avd.CLOCK_WARN_S:
+        parts.append(Part(WARN, f"{_skew_text(interval, ctx.host.node)}: drifting", fix, GUEST_ADMIN))
+    w32time = probe.time.w32time_type if probe.time else None
+    service = ctx.vm.service("Time Synchronization")
+    if (w32time or "").casefold() == "nosync" and (service is None or not service.enabled):
+        parts.append(
+            Part(
+                WARN,
+                "nothing keeps the clock in sync: W32Time Type NoSync and Hyper-V Time Synchronization off",
+                fix,
+                GUEST_ADMIN,
+            )
+        )
+    return parts
+
+
+def _skew_text(interval: tuple[float, float], node: str) -> str:
+    least, most = sorted(abs(v) for v in interval)
+    ahead = "ahead of" if avd.nearest_zero(interval) > 0 else "behind"
+    return f"the guest's clock is {least:.0f} to {most:.0f} s {ahead} {node}'s"
+
+
+def _time_evidence(ctx: VMEvidence) -> str:
+    probe = ctx.probe
+    window = probe.node_clock if probe is not None else None
+    if probe is None or probe.started_at is None or window is None:
+        return "the clock is in sync"
+    interval = avd.clock_skew(probe.started_at, window)
+    service = ctx.vm.service("Time Synchronization")
+    sync = "on" if service is not None and service.enabled else "off"
+    w32time = probe.time.w32time_type if probe.time and probe.time.w32time_type else "unknown"
+    if avd.nearest_zero(interval) == 0:
+        close = f"within {max(abs(v) for v in interval):.0f} s of"
+    else:
+        close = _skew_text(interval, ctx.host.node).removeprefix("the guest's clock is ").rsplit(" ", 1)[0]
+    return f"the guest's clock is {close} {ctx.host.node}'s; W32Time {w32time}, Hyper-V Time Synchronization {sync}"
+
+
+def _agent(ctx: VMEvidence) -> list[Part]:
+    unasked = _guest_unasked(ctx)
+    if unasked is not None:
+        return unasked
+    probe = ctx.probe
+    assert probe is not None
+    agent = probe.avd_agent
+    fix = (
+        f"register {ctx.vm.name} with its host pool: a registration token (az desktopvirtualization hostpool "
+        "retrieve-registration-token --name POOL --resource-group RG), then reinstall the Azure Virtual Desktop "
+        f"Agent with it inside {ctx.vm.name}"
+    )
+    problem = probe.problem("avd_agent")
+    if agent is None or problem is not None:
+        why = problem.message if problem else "the guest did not report it"
+        return [
+            Part(FAIL, f"not assessed: the AVD agent's registry key: {why}", None, AVD_ADMIN, assessed=False)
+        ]
+    if not agent.installed:
+        return [
+            Part(
+                FAIL,
+                "the AVD agent is not installed (no HKLM\\SOFTWARE\\Microsoft\\RDInfraAgent)",
+                fix,
+                AVD_ADMIN,
+            )
+        ]
+    if agent.is_registered != 1:
+        shown = "missing" if agent.is_registered is None else str(agent.is_registered)
+        return [Part(FAIL, f"the AVD agent is not registered (IsRegistered {shown})", fix, AVD_ADMIN)]
+    return [Part(PASS)]
+
+
 def _imds_applies(ctx: VMEvidence) -> str | None:
     vm = ctx.vm
     if vm.imds_nic is None and not (ctx.host.supports_v2 and vm.gsi_enabled):
@@ -850,6 +1025,16 @@ ITEMS: tuple[ItemDef, ...] = (
         evidence=_kvp_evidence,
     ),
     ItemDef(
+        "guest-update",
+        "Guest cumulative update at or above the first that supports Azure VM verification",
+        "C4",
+        GUEST_ADMIN,
+        {},
+        judge=_update,
+        evidence=_update_evidence,
+        applies=_update_applies,
+    ),
+    ItemDef(
         "guest-activated",
         "Windows activated in the guest",
         "C4",
@@ -875,6 +1060,16 @@ ITEMS: tuple[ItemDef, ...] = (
         applies=_imds_applies,
     ),
     ItemDef(
+        "time-sync",
+        "Guest clock in sync (within Kerberos' 5 minutes of its node's)",
+        "C13",
+        GUEST_ADMIN,
+        {},
+        judge=_time,
+        evidence=_time_evidence,
+        applies=_running,
+    ),
+    ItemDef(
         "arc-guest-management",
         "Arc resource present with guest management installed",
         "C9",
@@ -893,6 +1088,16 @@ ITEMS: tuple[ItemDef, ...] = (
         judge=_bridge,
         evidence=_bridge_evidence,
         needs_azure=True,
+    ),
+    ItemDef(
+        "avd-agent",
+        "AVD agent registered in the guest (RDInfraAgent IsRegistered 1)",
+        "C14",
+        AVD_ADMIN,
+        {},
+        judge=_agent,
+        evidence=lambda ctx: "HKLM\\SOFTWARE\\Microsoft\\RDInfraAgent IsRegistered 1",
+        applies=_running,
     ),
     ItemDef(
         "session-host",

@@ -83,6 +83,25 @@ class OSFacts:
     edition_id: str
     build: str
     version: str
+    ubr: int | None = None
+    """The update build revision (CurrentVersion UBR): 22631.3447 is build 22631, UBR 3447 (guest-probe-body/2)."""
+    display_version: str = ""
+
+
+@dataclass(frozen=True)
+class AgentFacts:
+    """The Azure Virtual Desktop agent's registry key, HKLM\\SOFTWARE\\Microsoft\\RDInfraAgent."""
+
+    installed: bool
+    is_registered: int | None
+    """IsRegistered: 1 when the agent registered with a host pool."""
+
+
+@dataclass(frozen=True)
+class TimeFacts:
+    """How the guest keeps its clock: W32Time's Parameters Type (NT5DS, NTP, NoSync, AllSync)."""
+
+    w32time_type: str | None
 
 
 @dataclass(frozen=True)
@@ -153,7 +172,7 @@ class EventFacts:
 
 @dataclass(frozen=True)
 class GuestProbe:
-    """What guest-probe-body/1 found inside one guest."""
+    """What guest-probe-body/1 or /2 found inside one guest."""
 
     computer_name: str
     collected_at: dt.datetime | None
@@ -168,6 +187,13 @@ class GuestProbe:
     spp_events: tuple[EventFacts, ...]
     clip_events: tuple[EventFacts, ...]
     problems: tuple[ScriptProblem, ...]
+    started_at: dt.datetime | None = None
+    """The guest's clock when the probe started (guest-probe-body/2), to compare with its node's."""
+    node_clock: tuple[dt.datetime, dt.datetime] | None = None
+    """The owner node's clock before and after the PowerShell Direct fan-out that asked this guest (None: the
+    guest was reached straight over WinRM, or by an older fan-out)."""
+    avd_agent: AgentFacts | None = None
+    time: TimeFacts | None = None
 
     def problem(self, source: str) -> ScriptProblem | None:
         return next((p for p in self.problems if p.source == source), None)
@@ -225,11 +251,26 @@ def _task(raw: Mapping[str, Any] | None) -> TaskFacts:
     )
 
 
+PROBE_BODY_SCHEMAS = ("guest-probe-body/1", "guest-probe-body/2")
+"""/2 adds started_at, os.ubr and os.display_version, avd_agent and time; /1 (saved by an older collect.ps1)
+still parses, without them."""
+
+
+def _agent(raw: Mapping[str, Any] | None) -> AgentFacts | None:
+    if raw is None:
+        return None
+    return AgentFacts(
+        installed=_bool(raw, "installed", "probe.avd_agent"),
+        is_registered=_int(raw, "is_registered", "probe.avd_agent"),
+    )
+
+
 def parse_probe_body(document: Mapping[str, Any]) -> GuestProbe:
-    """GuestProbe from the guest-probe-body/1 document. Raises FactsError on a wrong shape."""
-    if document.get("schema") != "guest-probe-body/1":
-        raise FactsError(f"schema: expected 'guest-probe-body/1', got {document.get('schema')!r}")
+    """GuestProbe from a guest-probe-body/1 or /2 document. Raises FactsError on a wrong shape."""
+    if document.get("schema") not in PROBE_BODY_SCHEMAS:
+        raise FactsError(f"schema: expected 'guest-probe-body/2', got {document.get('schema')!r}")
     os_raw = _object(document, "os", "probe")
+    time_raw = _object(document, "time", "probe")
     doc_raw = _object(document, "document", "probe") or {}
     events = _object(document, "events", "probe") or {}
     licenses = []
@@ -275,6 +316,8 @@ def parse_probe_body(document: Mapping[str, Any]) -> GuestProbe:
             edition_id=_text(os_raw, "edition_id", "probe.os"),
             build=_text(os_raw, "build", "probe.os"),
             version=_text(os_raw, "version", "probe.os"),
+            ubr=_int(os_raw, "ubr", "probe.os"),
+            display_version=_text(os_raw, "display_version", "probe.os"),
         ),
         licenses=tuple(licenses),
         task=_task(_object(document, "task", "probe")),
@@ -296,6 +339,11 @@ def parse_probe_body(document: Mapping[str, Any]) -> GuestProbe:
             _event(e, f"probe.events.clip[{i}]") for i, e in enumerate(_list(events, "clip", "probe.events"))
         ),
         problems=_problems(document, "probe"),
+        started_at=parse_time(document.get("started_at")),
+        avd_agent=_agent(_object(document, "avd_agent", "probe")),
+        time=None
+        if time_raw is None
+        else TimeFacts(w32time_type=_get(time_raw, "w32time_type", str, "probe.time") or None),
     )
 
 
@@ -394,6 +442,8 @@ class FanOut:
     failures: tuple[GuestError, ...]
     outputs_by_id: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """VM id (lower case) → its output strings, where the fan-out could tell (guest-probe/2 and later)."""
+    node_clock: tuple[dt.datetime, dt.datetime] | None = None
+    """The node's clock before and after the fan-out (guest-probe/3): its guests' clocks are judged by it."""
 
     def output_of(self, vm: str, vm_id: str | None = None) -> tuple[str, ...]:
         if vm_id is not None and vm_id.lower() in self.outputs_by_id:
@@ -419,9 +469,10 @@ class FanOut:
         return tuple(f for f in self.failures if not f.vm)
 
 
-def parse_fan_out(document: Mapping[str, Any], *, schema: str) -> FanOut:
-    if document.get("schema") != schema:
-        raise FactsError(f"schema: expected {schema!r}, got {document.get('schema')!r}")
+def parse_fan_out(document: Mapping[str, Any], *, schema: str | tuple[str, ...]) -> FanOut:
+    schemas = (schema,) if isinstance(schema, str) else schema
+    if document.get("schema") not in schemas:
+        raise FactsError(f"schema: expected {schemas[-1]!r}, got {document.get('schema')!r}")
     outputs: dict[str, list[str]] = {}
     by_id: dict[str, list[str]] = {}
     for i, raw in enumerate(_list(document, "results", "fan-out")):
@@ -448,20 +499,26 @@ def parse_fan_out(document: Mapping[str, Any], *, schema: str) -> FanOut:
                 skipped=bool(_get(raw, "skipped", bool, where)),
             )
         )
+    started, finished = (
+        parse_time(document.get("node_started_at")),
+        parse_time(document.get("node_finished_at")),
+    )
     return FanOut(
         computer_name=_text(document, "computer_name", "fan-out"),
         outputs_by_id={k: tuple(v) for k, v in by_id.items()},
         outputs={k: tuple(v) for k, v in outputs.items()},
         failures=tuple(failures),
+        node_clock=(started, finished) if started is not None and finished is not None else None,
     )
 
 
-def body_document(outputs: tuple[str, ...], *, schema: str) -> dict[str, Any]:
-    """The one JSON document with `schema` among a guest's output strings.
+def body_document(outputs: tuple[str, ...], *, schema: str | tuple[str, ...]) -> dict[str, Any]:
+    """The one JSON document with `schema` (or one of several versions) among a guest's output strings.
 
     Anything else a guest printed (a profile, a stray Write-Output) is ignored, but a guest that sent
     no such document, or two, is a FactsError.
     """
+    schemas = (schema,) if isinstance(schema, str) else schema
     found: list[dict[str, Any]] = []
     refused: list[str] = []
     for text in outputs:
@@ -472,10 +529,12 @@ def body_document(outputs: tuple[str, ...], *, schema: str) -> dict[str, Any]:
             if not str(exc).startswith("not valid JSON"):  # plain text output is ignored, abuse is not
                 refused.append(str(exc))
             continue
-        if isinstance(value, dict) and value.get("schema") == schema:
+        if isinstance(value, dict) and value.get("schema") in schemas:
             found.append(value)
     if len(found) != 1:
         what = "no" if not found else f"{len(found)}"
         why = f" (an output is {refused[0]})" if refused and not found else ""
-        raise FactsError(f"the guest returned {what} {schema} documents among {len(outputs)} outputs{why}")
+        raise FactsError(
+            f"the guest returned {what} {schemas[-1]} documents among {len(outputs)} outputs{why}"
+        )
     return found[0]

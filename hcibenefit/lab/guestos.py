@@ -50,6 +50,19 @@ def build_of(os_name: str) -> str:
     return "20348"
 
 
+# Assumption: what a guest patched in 2025 reports as its update build revision (any UBR after the April 2024
+# cumulative updates activates through Azure VM verification; these are plausible 2025 levels).
+CURRENT_UBR = {"22631": 5039, "19045": 5737, "20348": 3328}
+
+
+def ubr_of(vm: VM) -> int | None:
+    return vm.guest.ubr if vm.guest.ubr is not None else CURRENT_UBR.get(build_of(vm.os))
+
+
+def display_version_of(os_name: str) -> str:
+    return "23H2" if "Windows 11" in os_name else "22H2" if "Windows 10" in os_name else "21H2"
+
+
 def guest_addresses(vm: VM, nic: Nic) -> list[str]:
     """What the guest holds on one NIC (Hyper-V reports these through data exchange)."""
     from hcibenefit.lab.state import GUEST_NIC

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hcibenefit.lab.state import VM, Cluster, FleetState, LabClock, Node
+from hcibenefit.lab.state import VM, Cluster, FleetState, LabClock, Node, SkewedClock
 
 
 @dataclass
@@ -48,7 +48,8 @@ class GuestMachine:
 
     @property
     def clock(self) -> LabClock:
-        return self.state.clock
+        skew = self.vm.guest.clock_skew_s
+        return SkewedClock(self.state.clock, skew) if skew else self.state.clock
 
 
 def is_node(machine: object) -> bool:

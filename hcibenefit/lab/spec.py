@@ -51,6 +51,8 @@ ImdsState = Literal["reachable", "unreachable"]
 DocumentState = Literal["valid", "expired", "tampered", "missing-intermediate", "wrong-nonce"]
 DirectState = Literal["ok", "fail", "bad-credentials"]
 VnicAlias = Literal["renamed", "default"]
+AgentState = Literal["auto", "registered", "unregistered", "missing"]
+TimeSource = Literal["NT5DS", "NTP", "NoSync", "AllSync"]
 
 
 @dataclass
@@ -96,6 +98,14 @@ class GuestSpec:
     """How long one run of the task takes on the lab clock (longer than a kick waits: not finished)."""
     system_proxy: bool = False
     """A machine-wide proxy that Windows PowerShell 5.1 applies even to 169.254.x.x unless bypassed."""
+    ubr: int | None = None
+    """The update build revision (CurrentVersion UBR); None: a 2025 cumulative update (lab.guestos)."""
+    avd_agent: AgentState = "auto"
+    """The AVD agent's registry key: auto = registered when the VM is a session host (azure.host_pool)."""
+    clock_skew_s: int = 0
+    """How far the guest's clock is from its node's, in seconds (positive: ahead)."""
+    time_source: TimeSource = "NT5DS"
+    """W32Time's Parameters Type: NT5DS (the domain hierarchy) for a domain-joined session host."""
 
 
 @dataclass
@@ -195,6 +205,10 @@ GUEST = MapSpec(
         "clip_log": Bool(),
         "task_run_seconds": Int(0, 86400),
         "system_proxy": Bool(),
+        "ubr": Int(0, 100_000),
+        "avd_agent": _choice(AgentState),
+        "clock_skew_s": Int(-10 * 365 * 86400, 10 * 365 * 86400),
+        "time_source": _choice(TimeSource),
     },
 )
 VM = MapSpec(

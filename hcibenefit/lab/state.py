@@ -74,6 +74,24 @@ class LabClock:
             self._offset += max(0.0, seconds)
 
 
+class SkewedClock(LabClock):
+    """A guest's clock: the lab's, off by the guest's planted skew (its time of day only; sleeping and
+    elapsed time are the lab's)."""
+
+    def __init__(self, base: LabClock, skew_s: float) -> None:
+        self._base = base
+        self._skew = dt.timedelta(seconds=skew_s)
+
+    def now(self) -> dt.datetime:
+        return self._base.now() + self._skew
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self._base.sleep(seconds)
+
+
 @dataclass
 class Switch:
     name: str
@@ -109,6 +127,10 @@ class GuestState:
     clip_log: bool = True
     task_run_seconds: int = 3
     system_proxy: bool = False
+    ubr: int | None = None
+    avd_agent: str = "auto"
+    clock_skew_s: int = 0
+    time_source: str = "NT5DS"
     runs: int = 0
     last_run: dt.datetime | None = None
     last_result: int = TASK_NOT_YET_RUN
@@ -240,7 +262,7 @@ class FleetState:
             kvp=spec.kvp,
             gsi=spec.benefits == "v2",
             nics=nics,
-            guest=_guest_from_spec(spec.guest),
+            guest=_guest_from_spec(spec.guest, session_host=spec.azure.host_pool is not None),
         )
 
     # --- look-ups --------------------------------------------------------------------------------
@@ -367,7 +389,11 @@ def _node_from_spec(cluster: ClusterSpec, spec: NodeSpec, started: dt.datetime) 
     )
 
 
-def _guest_from_spec(spec: GuestSpec) -> GuestState:
+def _guest_from_spec(spec: GuestSpec, *, session_host: bool = False) -> GuestState:
+    agent = spec.avd_agent
+    if agent == "auto":
+        # The AVD agent is installed (and registered) on the session hosts of a host pool only.
+        agent = "registered" if session_host else "missing"
     return GuestState(
         license_status=spec.license_status,
         task=spec.task,
@@ -379,4 +405,8 @@ def _guest_from_spec(spec: GuestSpec) -> GuestState:
         clip_log=spec.clip_log,
         task_run_seconds=spec.task_run_seconds,
         system_proxy=spec.system_proxy,
+        ubr=spec.ubr,
+        avd_agent=agent,
+        clock_skew_s=spec.clock_skew_s,
+        time_source=spec.time_source,
     )

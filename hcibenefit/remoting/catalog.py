@@ -41,8 +41,8 @@ HOST_ATTESTATION_ENABLE = Script("host-attestation-enable", 2, "host-attestation
 HOST_SYNC = Script("host-sync", 1, "host-sync.ps1", mutating=True)
 # Guest scripts: a *-body script runs inside the guest (sent as text by its host-side script through
 # PowerShell Direct, or run directly over WinRM to the guest); the host-side ones fan out per node.
-GUEST_PROBE_BODY = Script("guest-probe-body", 1, "guest-probe-body.ps1", mutating=False)
-GUEST_PROBE = Script("guest-probe", 2, "guest-probe.ps1", mutating=False)
+GUEST_PROBE_BODY = Script("guest-probe-body", 2, "guest-probe-body.ps1", mutating=False)
+GUEST_PROBE = Script("guest-probe", 3, "guest-probe.ps1", mutating=False)
 GUEST_KICK_BODY = Script("guest-kick-body", 1, "guest-kick-body.ps1", mutating=True)
 GUEST_KICK = Script("guest-kick", 2, "guest-kick.ps1", mutating=True)
 

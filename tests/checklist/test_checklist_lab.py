@@ -4,6 +4,7 @@ exactly its item and the go/no-go line."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -26,11 +27,14 @@ EVERY_ITEM = (
     "benefits-configured",
     "vm-generation-power",
     "kvp",
+    "guest-update",
     "guest-activated",
     "license-task",
     "imds-document",
+    "time-sync",
     "arc-guest-management",
     "resource-bridge",
+    "avd-agent",
     "session-host",
     "host-pool",
 )
@@ -112,6 +116,29 @@ HOST_PLANTS: dict[str, tuple[Callable[[FleetState], None], str, str, str]] = {
     "task-failed": (_guest("sh-w11-01", last_result=0x80072EFD), "sh-w11-01", "license-task", "FAIL"),
     "imds-unreachable": (_guest("sh-w10-01", imds="unreachable"), "sh-w10-01", "imds-document", "FAIL"),
     "document-tampered": (_guest("sh-w10-01", document="tampered"), "sh-w10-01", "imds-document", "FAIL"),
+    "cumulative-update-too-old": (_guest("sh-w11-01", ubr=3155), "sh-w11-01", "guest-update", "FAIL"),
+    "windows-10-update-too-old": (_guest("sh-w10-01", ubr=4170), "sh-w10-01", "guest-update", "FAIL"),
+    "clock-ten-minutes-ahead": (_guest("sh-w10-01", clock_skew_s=600), "sh-w10-01", "time-sync", "FAIL"),
+    "clock-two-minutes-behind": (_guest("sh-w11-02", clock_skew_s=-120), "sh-w11-02", "time-sync", "WARN"),
+    "avd-agent-not-registered": (
+        _guest("sh-w11-02", avd_agent="unregistered"),
+        "sh-w11-02",
+        "avd-agent",
+        "FAIL",
+    ),
+    "avd-agent-not-installed": (_guest("sh-w11-01", avd_agent="missing"), "sh-w11-01", "avd-agent", "FAIL"),
+}
+
+
+PLANTED_SKEW = {"clock-ten-minutes-ahead": 600, "clock-two-minutes-behind": 120}
+# What the failing item must say: the planted cause, read by the real probe script in the lab's guest.
+EVIDENCE = {
+    "cumulative-update-too-old": "build 22631.3155 is older than 22631.3447 (KB5036893",
+    "windows-10-update-too-old": "build 19045.4170 is older than 19045.4291 (KB5036892",
+    "clock-ten-minutes-ahead": "s ahead of avd-n1's",
+    "clock-two-minutes-behind": "s behind avd-n2's",
+    "avd-agent-not-registered": "not registered (IsRegistered 0)",
+    "avd-agent-not-installed": "not installed (no HKLM\\SOFTWARE\\Microsoft\\RDInfraAgent)",
 }
 
 
@@ -126,11 +153,22 @@ def test_a_planted_host_or_guest_problem_flips_exactly_its_item(avd: LabClient, 
     flipped = {key: after[key] for key in after if after[key] != before[key]}
     vms = HEALTHY if vm == "*" else (vm,)
     assert flipped == {(name, item): status for name in vms}, flipped
-    assert code == 1 and document["go"] is False
-    assert document["go_line"] == f"NO-GO: {len(vms)} of 3 session host(s) have a FAIL item: {', '.join(vms)}"
+    if status == "WARN":
+        assert code == 0 and document["go"] is True and "warning" in document["go_line"]
+    else:
+        assert code == 1 and document["go"] is False
+        assert (
+            document["go_line"]
+            == f"NO-GO: {len(vms)} of 3 session host(s) have a FAIL item: {', '.join(vms)}"
+        )
     for name in vms:
         failing = next(i for v in document["vms"] if v["vm"] == name for i in v["items"] if i["item"] == item)
-        assert failing["evidence"] and failing["fix"], failing
+        assert failing["evidence"] and failing["fix"] and failing["assessed"], failing
+        assert EVIDENCE.get(plant, "") in failing["evidence"], failing
+        if plant.startswith("clock-"):
+            # The measured skew is an interval around the planted one (the node's clock read around the fan-out).
+            least, most = (int(n) for n in re.findall(r"clock is (\d+) to (\d+) s", failing["evidence"])[0])
+            assert least <= PLANTED_SKEW[plant] <= most, failing["evidence"]
 
 
 def _lab(client: LabClient) -> Lab:
@@ -220,11 +258,11 @@ def test_sync_inside_the_window_is_a_no_go(avd: LabClient) -> None:
     item = next(i for i in document["vms"][0]["items"] if i["item"] == "cluster-sync")
     assert "inside the 14-day window" in item["evidence"]
     assert "hcibenefit host sync --cluster hci-avd" in item["fix"]
-    # A shorter window fits before the limit: no longer inside it, but still a failing sync.
+    # A shorter window fits before the limit: no longer a no-go, still a warning (syncs are failing).
     code, short = checklist(avd, "--vm", "sh-w11-01", "--window", "5")
-    assert code == 1
     short_item = next(i for i in short["vms"][0]["items"] if i["item"] == "cluster-sync")
-    assert "inside the" not in short_item["evidence"]
+    assert code == 0 and short_item["status"] == "WARN"
+    assert "inside the" not in short_item["evidence"] and "20 day(s) ago" in short_item["evidence"]
 
 
 def test_a_host_pool_of_healthy_session_hosts_is_a_go(avd: LabClient) -> None:

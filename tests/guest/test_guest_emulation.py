@@ -32,7 +32,7 @@ def test_one_probe_call_answers_for_every_vm_of_the_node(guest_driver: Any) -> N
     assert {r["vm_id"] for r in document["results"]} == set(driver.ids(vms))
     assert driver.engine.counts("lab01-n1") == {"guest-probe": 1}
     body = body_of(document, "avd-ok-01")
-    assert body["schema"] == "guest-probe-body/1" and body["nonce"] == "0123456789"
+    assert body["schema"] == "guest-probe-body/2" and body["nonce"] == "0123456789"
     assert json.loads(body["document"]["raw"])["data"]  # the HCI envelope
 
 
@@ -218,10 +218,10 @@ def test_guest_endpoint_executor_answers_the_bodies_for_its_vm(guest_driver: Any
         PipelineCall("avd-twice", "Administrator", "Microsoft.PowerShell", (probe,), ()), out
     )
     body = json.loads(out.output[0])
-    assert body["schema"] == "guest-probe-body/1" and body["nonce"] == "9999999999"
+    assert body["schema"] == "guest-probe-body/2" and body["nonce"] == "9999999999"
     kick = CommandSpec(GUEST_KICK_BODY.text(), True, ())
     out.output += executor.execute(
         PipelineCall("avd-twice", "Administrator", "Microsoft.PowerShell", (kick,), ()), out
     )
     assert json.loads(out.output[1])["license_after"] == 1
-    assert executor.invocations == {"avd-twice:guest-probe-body/1": 1, "avd-twice:guest-kick-body/1": 1}
+    assert executor.invocations == {"avd-twice:guest-probe-body/2": 1, "avd-twice:guest-kick-body/1": 1}

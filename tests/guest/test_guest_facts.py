@@ -185,3 +185,40 @@ def test_license_status_names() -> None:
         "Unlicensed", "Licensed", "OOBGrace", "OOTGrace", "NonGenuineGrace", "Notification", "ExtendedGrace",
     ]  # fmt: skip
     assert license_status_name(None) == "unknown" and license_status_name(9) == "status 9"
+
+
+def test_probe_body_2_carries_update_level_agent_and_clock_and_1_still_parses() -> None:
+    from hcibenefit.facts.guest import parse_probe_body
+
+    old = {
+        "schema": "guest-probe-body/1",
+        "computer_name": "VM1",
+        "nonce": "",
+        "licenses": [],
+        "problems": [],
+    }
+    probe = parse_probe_body(old)
+    assert probe.started_at is None and probe.avd_agent is None and probe.time is None
+    new = {
+        **old,
+        "schema": "guest-probe-body/2",
+        "started_at": "2026-11-29T10:00:00.1234567Z",
+        "os": {
+            "caption": "c",
+            "edition_id": "ServerRdsh",
+            "build": "22631",
+            "version": "10.0.22631",
+            "ubr": 3447,
+        },
+        "avd_agent": {"installed": True, "is_registered": 1},
+        "time": {"w32time_type": "NT5DS"},
+    }
+    probe = parse_probe_body(new)
+    assert probe.os is not None and probe.os.ubr == 3447
+    assert probe.avd_agent is not None and probe.avd_agent.is_registered == 1
+    assert probe.time is not None and probe.time.w32time_type == "NT5DS"
+    assert probe.started_at is not None and probe.started_at.microsecond == 123456
+    with pytest.raises(FactsError, match=r"avd_agent\.is_registered"):
+        parse_probe_body({**new, "avd_agent": {"installed": True, "is_registered": "yes"}})
+    with pytest.raises(FactsError, match="schema"):
+        parse_probe_body({**new, "schema": "guest-probe-body/3"})

@@ -32,7 +32,7 @@ from hcibenefit.facts.host import parse_host_facts
 from hcibenefit.inventory.model import Policy
 from hcibenefit.lab.signing import LAB_SAN_PATTERN
 from hcibenefit.operations.guests.check import document_check
-from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY, GUEST_PROBE, HOST_FACTS
+from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY, GUEST_PROBE, GUEST_PROBE_BODY, HOST_FACTS
 from tests.guest.conftest import GUEST_PASSWORD, FakeCredential, GuestDriver, signing_chain
 
 FAULTS = """
@@ -107,7 +107,7 @@ def judge_all(driver: GuestDriver, node: str) -> dict[str, GuestVerdict]:
         elif fan.failures_of(vm.name):
             verdicts[vm.name] = assess_failure(ctx, fan.failures_of(vm.name))
         else:
-            probe = parse_probe_body(body_document(fan.output_of(vm.name), schema="guest-probe-body/1"))
+            probe = parse_probe_body(body_document(fan.output_of(vm.name), schema="guest-probe-body/2"))
             check = None
             if probe.document_raw is not None:
                 report = verify_document(
@@ -289,7 +289,7 @@ def test_an_imds_answer_without_a_document_is_unparsable(guest_driver: Any) -> N
     )
     vm = next(v for v in host.vms if v.name == "never-ran")
     body = body_document(parse_fan_out(driver.probe("n1", ["never-ran"]), schema=GUEST_PROBE.key).output_of("never-ran"),
-                         schema="guest-probe-body/1")  # fmt: skip
+                         schema=GUEST_PROBE_BODY.key)  # fmt: skip
     probe = parse_probe_body({**body, "document": {"fetched_from": None, "raw": None}})
     ctx = GuestContext(vm.name, cluster, "n1", vm, host, requirement(vm, host, Policy()))
     verdict = assess_probe(ctx, probe, None)

@@ -83,7 +83,7 @@ def test_check_reaches_winrm_guests_directly_and_the_rest_through_their_node(
     # The node probes only its PowerShell Direct guest; each WinRM guest is its own single call.
     node = next(n for n in lab.state()["nodes"] if n["name"] == "lab01-n1")
     assert node["invocations"]["guest-probe"] == 1
-    assert executor.invocations == {"avd-twice:guest-probe-body/1": 1}
+    assert executor.invocations == {"avd-twice:guest-probe-body/2": 1}
 
 
 def test_kick_over_winrm_activates_the_guest(

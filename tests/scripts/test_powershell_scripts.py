@@ -47,6 +47,10 @@ DOCUMENTED_MEMBERS = {
     # MethodInvocationException.InnerException.ErrorRecord, System.Convert, System.Text.Encoding, System.Math
     "AddScript", "AddParameter", "Invoke", "Streams", "Error", "Warning", "Dispose", "InnerException",
     "ErrorRecord", "Value", "GetBytes", "ToBase64String", "Min",
+    # Registry values the guest probe reads: CurrentVersion's UBR and DisplayVersion (the update level),
+    # the AVD agent's RDInfraAgent IsRegistered (azure-local.md C14, AVD agent troubleshooting) and W32Time's
+    # Parameters Type (Windows Time service tools and settings, C13)
+    "UBR", "DisplayVersion", "IsRegistered", "Type",
 }
 # fmt: on
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import threading
@@ -244,7 +245,7 @@ def plan_batches(
 def answers_from_fan_out(
     targets: Sequence[GuestTarget],
     fan: FanOut,
-    body_schema: str,
+    body_schema: str | tuple[str, ...],
     parse: Callable[[Mapping[str, Any]], GuestAnswer],
 ) -> dict[str, Answer]:
     """Per target VM: its body's answer, the errors PowerShell Direct gave for it, or why there is none."""
@@ -255,9 +256,13 @@ def answers_from_fan_out(
         failures = fan.failures_of(target.name, vm_id)
         if outputs:
             try:
-                answers[target.name.casefold()] = parse(body_document(outputs, schema=body_schema))
+                answer = parse(body_document(outputs, schema=body_schema))
+                if isinstance(answer, GuestProbe) and fan.node_clock is not None:
+                    answer = dataclasses.replace(answer, node_clock=fan.node_clock)
+                answers[target.name.casefold()] = answer
             except FactsError as exc:
-                answers[target.name.casefold()] = NotProbed("probe-failed", f"{body_schema}: {exc}")
+                shown = body_schema if isinstance(body_schema, str) else body_schema[-1]
+                answers[target.name.casefold()] = NotProbed("probe-failed", f"{shown}: {exc}")
         elif failures:
             answers[target.name.casefold()] = failures
         elif fan.unattributed and len(targets) == 1:

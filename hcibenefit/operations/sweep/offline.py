@@ -23,7 +23,7 @@ from hcibenefit.checks.eligibility import requirement
 from hcibenefit.checks.evaluate import ClusterEvidence, GuestEvidence, guest_not_applicable
 from hcibenefit.checks.guest_checks import NotProbed
 from hcibenefit.errors import UsageError
-from hcibenefit.facts.guest import GuestProbe, parse_fan_out, parse_probe_body
+from hcibenefit.facts.guest import PROBE_BODY_SCHEMAS, GuestProbe, parse_fan_out, parse_probe_body
 from hcibenefit.facts.host import FactsError, HostFacts, parse_host_facts
 from hcibenefit.inventory import Cluster, Inventory, Node
 from hcibenefit.operations.guests.check import trust_for
@@ -128,11 +128,13 @@ def _guests(
         )
         return {t.name.casefold(): GuestEvidence(missing) for t in wanted}
     try:
-        fan = parse_fan_out(_read_json(path), schema=GUEST_PROBE.key)
+        # guest-probe/2 is what collect.ps1 wrote before the fan-out read its node's clock.
+        fan = parse_fan_out(_read_json(path), schema=("guest-probe/2", GUEST_PROBE.key))
     except (OSError, ValueError, FactsError) as exc:
         failed = NotProbed("probe-failed", f"{path}: {exc}")
         return {t.name.casefold(): GuestEvidence(failed) for t in wanted}
-    answers = answers_from_fan_out(wanted, fan, GUEST_PROBE_BODY.key, parse_probe_body)
+    # Files an older collect.ps1 wrote carry guest-probe-body/1: still read, without the newer facts.
+    answers = answers_from_fan_out(wanted, fan, PROBE_BODY_SCHEMAS, parse_probe_body)
     out = {}
     for target in wanted:
         answer = answers[target.name.casefold()]

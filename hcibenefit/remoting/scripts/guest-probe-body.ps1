@@ -1,4 +1,4 @@
-# hcibenefit-script: guest-probe-body/1
+# hcibenefit-script: guest-probe-body/2
 # Runs INSIDE a guest VM: what the guest knows about its activation through Azure Benefits, as one
 # JSON document. Read-only. The same text runs two ways: passed by guest-probe.ps1 to
 # Invoke-Command -VMName (PowerShell Direct from the owner node), or sent straight to the guest over
@@ -12,6 +12,8 @@ param(
 )
 
 $ErrorActionPreference = 'Stop'
+# First, so that the caller can compare the guest's clock with its node's (Kerberos allows 5 minutes).
+$StartedAt = (Get-Date).ToUniversalTime().ToString('o')
 $WindowsApplicationId = '55c92734-d682-4d71-983e-d6ec3f16059f'
 $TaskPath = '\Microsoft\Windows\Clip\'
 $TaskName = 'LicenseImdsIntegration'
@@ -65,15 +67,36 @@ function Add-RecentEvents {
 $os = $null
 try {
     $system = Get-CimInstance Win32_OperatingSystem
-    $edition = (Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion').EditionID
+    $currentVersion = Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
     $os = [ordered]@{
-        caption    = [string]$system.Caption
-        edition_id = [string]$edition
-        build      = [string]$system.BuildNumber
-        version    = [string]$system.Version
+        caption         = [string]$system.Caption
+        edition_id      = [string]$currentVersion.EditionID
+        build           = [string]$system.BuildNumber
+        version         = [string]$system.Version
+        # The cumulative update level: build 22631 with UBR 3447 is 22631.3447.
+        ubr             = $(if ($null -ne $currentVersion.UBR) { [int]$currentVersion.UBR } else { $null })
+        display_version = [string]$currentVersion.DisplayVersion
     }
 }
 catch { Add-Problem 'os' $_ }
+
+# The Azure Virtual Desktop agent keeps its registration here (IsRegistered 1 once a host pool took it).
+$avdAgent = [ordered]@{ installed = $false; is_registered = $null }
+try {
+    $agent = Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\RDInfraAgent'
+    $avdAgent.installed = $true
+    if ($null -ne $agent.IsRegistered) { $avdAgent.is_registered = [int]$agent.IsRegistered }
+}
+catch {
+    # No key: no agent, an answer rather than a problem.
+    if ([string]$_.FullyQualifiedErrorId -notlike 'PathNotFound*') { Add-Problem 'avd_agent' $_ }
+}
+
+$time = [ordered]@{ w32time_type = $null }
+try {
+    $time.w32time_type = [string](Get-ItemProperty 'HKLM:\SYSTEM\CurrentControlSet\Services\W32Time\Parameters').Type
+}
+catch { Add-Problem 'time' $_ }
 
 $licenses = New-Object System.Collections.ArrayList
 try {
@@ -162,8 +185,9 @@ $clipEvents = New-Object System.Collections.ArrayList
 Add-RecentEvents $clipEvents @{ LogName = 'Microsoft-Client-License-Flexible-Platform/Admin' } 'events.clip'
 
 ConvertTo-Json -InputObject ([ordered]@{
-        schema        = 'guest-probe-body/1'
+        schema        = 'guest-probe-body/2'
         computer_name = $env:COMPUTERNAME
+        started_at    = $StartedAt
         collected_at  = (Get-Date).ToUniversalTime().ToString('o')
         nonce         = $Nonce
         os            = $os
@@ -173,5 +197,7 @@ ConvertTo-Json -InputObject ([ordered]@{
         document      = $document
         addresses     = $addresses.ToArray()
         events        = [ordered]@{ security_spp = $sppEvents.ToArray(); clip = $clipEvents.ToArray() }
+        avd_agent     = $avdAgent
+        time          = $time
         problems      = $Problems.ToArray()
     }) -Depth 6 -Compress

@@ -1,4 +1,4 @@
-# hcibenefit-script: guest-probe/2
+# hcibenefit-script: guest-probe/3
 # Runs on the node that owns the VMs: one PowerShell Direct fan-out over every VM named by id, carrying
 # the guest probe body (hcibenefit's own guest-probe-body.ps1, passed as text because it must run inside
 # the guests, not here). Read-only. One call per node however many VMs it owns.
@@ -7,6 +7,7 @@
 # found with no TargetObject and no origin, so its error could not be told apart from another VM's.
 # Those VMs are reported here ("skipped"), with their id. Per VM the result is either the body's JSON
 # text (results[]) or the error (failures[]): one VM never stops the others.
+# This node's clock before and after the fan-out lets the caller judge each guest's clock against it.
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)]
@@ -56,9 +57,11 @@ foreach ($id in $VMId) {
 }
 
 $answers = @()
+$nodeStartedAt = (Get-Date).ToUniversalTime().ToString('o')
 if ($targets.Count -gt 0) {
     $answers = @(Invoke-Command -VMId $targets.ToArray() -Credential $Credential -ScriptBlock ([scriptblock]::Create($ProbeScript)) -ArgumentList $Nonce, $TimeoutSec -ThrottleLimit $ThrottleLimit -ErrorAction SilentlyContinue -ErrorVariable failures)
 }
+$nodeFinishedAt = (Get-Date).ToUniversalTime().ToString('o')
 
 foreach ($answer in $answers) {
     # Remote output carries the VM it came from as PSComputerName: the VM's name as Get-VM returns it.
@@ -84,8 +87,10 @@ foreach ($failure in @($failures)) {
 }
 
 ConvertTo-Json -InputObject ([ordered]@{
-        schema        = 'guest-probe/2'
+        schema        = 'guest-probe/3'
         computer_name = $env:COMPUTERNAME
+        node_started_at = $nodeStartedAt
+        node_finished_at = $nodeFinishedAt
         results       = $results.ToArray()
         failures      = $failureRecords.ToArray()
     }) -Depth 4 -Compress

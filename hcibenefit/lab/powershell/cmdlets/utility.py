@@ -364,21 +364,38 @@ def get_module(call: Call) -> None:
 
 
 _CURRENT_VERSION = "HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"
+# The AVD agent's key (Azure Virtual Desktop agent troubleshooting: IsRegistered 1 once registered, the
+# registration token cleared) and W32Time's parameters (Windows Time service tools and settings: Type).
+_RD_INFRA_AGENT = "HKLM:\\SOFTWARE\\Microsoft\\RDInfraAgent"
+_W32TIME_PARAMETERS = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\W32Time\\Parameters"
 
 
 def _registry(machine: Any) -> dict[str, dict[str, Any]]:
     if isinstance(machine, GuestMachine):
-        from hcibenefit.lab.guestos import build_of
+        from hcibenefit.lab.guestos import build_of, display_version_of, ubr_of
 
         vm = machine.vm
-        return {
+        keys: dict[str, dict[str, Any]] = {
             _CURRENT_VERSION.casefold(): {
                 "EditionID": vm.edition,
                 "ProductName": vm.os,
                 "CurrentBuild": build_of(vm.os),
+                "UBR": ubr_of(vm),
+                "DisplayVersion": display_version_of(vm.os),
                 "InstallationType": "Client" if "Windows 1" in vm.os else "Server",
-            }
+            },
+            _W32TIME_PARAMETERS.casefold(): {
+                "Type": vm.guest.time_source,
+                # Assumption: the NtpServer value a domain member keeps whatever its Type (it is used with NTP).
+                "NtpServer": "time.windows.com,0x9",
+            },
         }
+        if vm.guest.avd_agent != "missing":
+            keys[_RD_INFRA_AGENT.casefold()] = {
+                "IsRegistered": 1 if vm.guest.avd_agent == "registered" else 0,
+                "RegistrationToken": "" if vm.guest.avd_agent == "registered" else "expired",
+            }
+        return keys
     node = machine.node
     cluster = machine.state.clusters[node.cluster]
     return {
