@@ -48,7 +48,7 @@ def render_table(document: Mapping[str, Any], stream: TextIO, width: int | None)
     if excluded:
         rules = ", ".join(sorted({e["rule"] for e in excluded}))
         names = ", ".join(e["vm"] for e in excluded[:8]) + (" ..." if len(excluded) > 8 else "")
-        out += _wrap(f"excluded by policy.exclude_globs ({rules}): {names}", width, 0, hang=2)
+        out += wrap(f"excluded by policy.exclude_globs ({rules}): {names}", width, 0, hang=2)
     for waiver in document.get("waivers") or []:
         if waiver["expired"]:
             out += wrap(
