@@ -180,6 +180,22 @@ MUTATIONS = [
         "[int]$product.GraceRemaining", "no such property: the grace period reads 0",
     ),
     Mutation(
+        "probe-body-update-revision", GUEST_PROBE_BODY, "{ [int]$currentVersion.UBR }",
+        "{ [int]$currentVersion.CurrentBuild }", "the build number read as the update revision: every guest looks patched",
+    ),
+    Mutation(
+        "probe-body-agent-key", GUEST_PROBE_BODY, "'HKLM:\\SOFTWARE\\Microsoft\\RDInfraAgent'",
+        "'HKLM:\\SOFTWARE\\Microsoft\\RDAgent'", "no such key: a registered AVD agent reads as not installed",
+    ),
+    Mutation(
+        "probe-body-agent-missing-is-a-problem", GUEST_PROBE_BODY, "-notlike 'PathNotFound*'",
+        "-notlike 'ItemNotFound*'", "a guest without the AVD agent reports a problem instead of its absence",
+    ),
+    Mutation(
+        "probe-node-clock-missing", GUEST_PROBE, "$nodeFinishedAt = (Get-Date).ToUniversalTime().ToString('o')",
+        "$nodeFinishedAt = $null", "no node clock: the guests' clocks cannot be judged",
+    ),
+    Mutation(
         "kick-arguments-swapped", GUEST_KICK, "-ArgumentList $EnableTask, $MaxRuns, $WaitSec",
         "-ArgumentList $MaxRuns, $EnableTask, $WaitSec", "[bool]$EnableTask gets 2 and [int]$MaxRuns gets $true",
     ),
@@ -346,6 +362,8 @@ clusters:
     nodes: [n1]
     vms:
       - {name: behind-proxy, node: n1, benefits: v2, guest: {license_status: 5, system_proxy: true}}
+      # An AVD session host whose clock is off: its agent's registration and clock are read (checklist avd).
+      - {name: session-host, node: n1, benefits: v2, azure: {host_pool: pool}, guest: {clock_skew_s: 90}}
 """
 
 
@@ -368,6 +386,8 @@ def _fan_out_view(
                 view[name] = ("FactsError", str(exc))
         else:
             view[name] = [(f.error_id, f.vm_id) for f in fan.failures_of(name, vm_id)]
+    # The node's clock around the fan-out (guest-probe/3): what the guests' clocks are judged by.
+    view["node_clock"] = _plain(fan.node_clock)
     return view
 
 
@@ -387,7 +407,7 @@ def guest_probe_scenario(texts: Texts) -> Any:
             "lab01-n1",
             ["avd-ok-01", "avd-twice", "avd-imds-blocked", "avd-off", "avd-wrong-nonce"],
         ),
-        (parse_fleet(PROXY_GUEST, "proxy.yaml"), "n1", ["behind-proxy"]),
+        (parse_fleet(PROXY_GUEST, "proxy.yaml"), "n1", ["behind-proxy", "session-host"]),
     ):
         driver = GuestDriver(spec)
         for name in vms[1:3]:
