@@ -227,6 +227,65 @@ def _guest_licenses(
     return found
 
 
+class _AzureReader:
+    """Reads Azure on its own thread while the hosts are asked on the caller's, then waits for the hosts'
+    facts to make the ARM reads that depend on them. Azure is only read: abandoning the thread (Ctrl-C)
+    leaves nothing open on any host."""
+
+    def __init__(
+        self, inventory: Inventory, clusters: Sequence[Cluster], snapshots: Sequence[Path], now: dt.datetime
+    ):
+        self.inventory, self.clusters, self.snapshots, self.now = inventory, clusters, snapshots, now
+        self.read: AzureRead | None = None
+        self.notes: list[str] = []
+        self.failure: BaseException | None = None
+        self._sides: Sequence[HostSide] | None = None
+        self._hosts_ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hcibenefit-reconcile-azure", daemon=True)
+
+    def start(self) -> None:
+        if self.snapshots:
+            # A snapshot is read here, before any node is asked: a bad file is exit 2 with nothing sent.
+            self._run_snapshot()
+        else:
+            self._thread.start()
+
+    def _run_snapshot(self) -> None:
+        from hcibenefit.operations.azure_read import open_azure
+
+        with open_azure(self.inventory.azure, [], snapshots=self.snapshots) as source:
+            self.read = source.read
+
+    def _run(self) -> None:
+        from hcibenefit.operations.azure_read import open_azure, scope_of
+
+        try:
+            subscriptions = scope_of(self.inventory.azure, self.clusters)
+            with open_azure(self.inventory.azure, subscriptions) as source:
+                self._hosts_ready.wait()
+                read = source.read
+                if source.session is not None and self._sides is not None:
+                    read, self.notes = authoritative_reads(source.session, read, self._sides, self.now)
+                self.read = read
+        except BaseException as exc:  # re-raised on the caller's thread
+            self.failure = exc
+
+    def abandon(self) -> None:
+        """The hosts' side failed or was interrupted: let the thread close its session and end, unwaited."""
+        self._hosts_ready.set()
+
+    def finish(self, sides: Sequence[HostSide]) -> AzureRead:
+        """Hand over the hosts' facts and wait for the read (and the ARM reads they call for)."""
+        self._sides = sides
+        self._hosts_ready.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+        if self.failure is not None:
+            raise self.failure
+        assert self.read is not None
+        return self.read
+
+
 def run_reconcile(
     inventory: Inventory,
     resolver: CredentialResolver,
@@ -240,39 +299,19 @@ def run_reconcile(
     cancel: threading.Event | None = None,
     now: dt.datetime | None = None,
 ) -> Reconciliation:
-    from hcibenefit.operations.azure_read import open_azure, scope_of
     from hcibenefit.operations.gather import gather_clusters
 
     when = now or dt.datetime.now(dt.timezone.utc)
-    gathered: list[ClusterFacts] = []
-    failure: list[BaseException] = []
-
-    def gather() -> None:
-        try:
-            gathered.extend(gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)[0])
-        except BaseException as exc:  # re-raised on the calling thread
-            failure.append(exc)
-
-    # Resolve secrets before any thread starts, so a bad password source changes nothing and says so.
-    from hcibenefit.operations.gather import connections
-
-    connections([n for c in clusters for n in c.nodes], resolver, azure=inventory.azure)
-    worker = threading.Thread(target=gather, name="hcibenefit-reconcile-hosts", daemon=True)
-    worker.start()
-    notes: list[str] = []
+    azure = _AzureReader(inventory, clusters, snapshots, when)
+    azure.start()
     try:
-        with open_azure(inventory.azure, scope_of(inventory.azure, clusters), snapshots=snapshots) as source:
-            worker.join()
-            if failure:
-                raise failure[0]
-            sides = host_sides(clusters, gathered, inventory.policy, when)
-            read = source.read
-            if source.session is not None:
-                read, notes = authoritative_reads(source.session, read, sides, when)
-    finally:
-        worker.join()
-    if failure:
-        raise failure[0]
+        gathered = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)[0]
+    except BaseException:
+        azure.abandon()
+        raise
+    sides = host_sides(clusters, gathered, inventory.policy, when)
+    read = azure.finish(sides)
+    notes = list(azure.notes)
     if guests:
         view = build_view(sides, read.inventory, covers=read.covers, all_clusters=False, now=when)
         licenses = _guest_licenses(inventory, resolver, clusters, gathered, view, workers, cancel)

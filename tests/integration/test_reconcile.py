@@ -254,3 +254,39 @@ def test_reconcile_from_a_snapshot_sends_nothing_to_azure(lab: LabClient, tmp_pa
     assert "azure.vm-host-node-differs" not in checks and "azure.arc-vm-orphaned" in checks
     azure = lab.state()["azure"]
     assert azure["graph_requests"] == 0 and azure["arm_reads"] == 0 and azure["subscription_reads"] == 0
+
+
+def test_ctrl_c_mid_reconcile_closes_every_shell_and_exits_130(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from hcibenefit.lab.spec import generate_fleet
+
+    spec = generate_fleet(1, 4, 2, seed=5)
+    for node in spec.clusters[0].nodes:
+        node.faults.latency_ms = 400  # the hosts are still answering when Ctrl-C comes
+    lab = start_lab(spec)
+    try:
+        inventory = lab.write_inventory(tmp_path / "inventory.yaml")
+        env = {**os.environ, **lab.environment(), "HCIBENEFIT_AUDIT_LOG": str(tmp_path / "audit.log")}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hcibenefit", "-i", str(inventory), "reconcile"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while lab.open_shells() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lab.open_shells() > 0, "reconcile never opened a shell"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        assert lab.open_shells() == 0
+    finally:
+        lab.stop()
