@@ -102,6 +102,8 @@ class Run:
     max_requests_per_node: int
     latency_bound_s: float | None
     ratio_to_bound: float | None
+    ratio_to_gated_bound: float | None
+    """Against (R + 1) x latency: a password is tried on one node first (issue 9), one round trip."""
     nodes_reported: int
     nodes_lost: int
     client_cpu_s: float
@@ -382,6 +384,7 @@ def measure(
         max_requests_per_node=max(per_node),
         latency_bound_s=round(bound, 3) if bound else None,
         ratio_to_bound=round(result.wall_s / bound, 2) if bound else None,
+        ratio_to_gated_bound=round(result.wall_s / (bound + latency_ms / 1000), 2) if bound else None,
         nodes_reported=reported,
         nodes_lost=lost,
         client_cpu_s=round(result.cpu_s, 3),
@@ -479,6 +482,11 @@ def summarise(runs: list[Run]) -> dict[str, Any]:
     for r in status:
         if r.nodes == 4 and r.latency_ms == 200 and not r.parallel:
             target(f"one cluster {r.fleet} @200ms: wall / bound", r.ratio_to_bound, 1.3)
+            target(
+                f"one cluster {r.fleet} @200ms: wall / (bound + the first logon's round trip)",
+                r.ratio_to_gated_bound,
+                1.3,
+            )
         if r.nodes == 40 and r.latency_ms == 200 and not r.parallel:
             target(f"{r.fleet} vs 4 nodes @200ms", r.ratio_to_4_nodes, 1.5)
         if r.vms >= 10000 and not r.parallel:
