@@ -132,7 +132,13 @@ def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> 
     """
     private = tmp_path_factory.mktemp("lab-tmp")
     home = tmp_path_factory.mktemp("home")
-    saved = tempfile.tempdir, {k: os.environ.get(k) for k in ("TMPDIR", "XDG_DATA_HOME", "XDG_STATE_HOME")}
+    saved = tempfile.tempdir, {
+        k: os.environ.get(k) for k in ("TMPDIR", "XDG_DATA_HOME", "XDG_STATE_HOME", "COLUMNS", "LINES")
+    }
+    # pytest-xdist's workers inherit COLUMNS=80 from execnet: tables would wrap there and not in a serial
+    # run. Tests that care about the width set COLUMNS themselves.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
     tempfile.tempdir = str(private)
     os.environ["TMPDIR"] = str(private)
     # Nor does any test write to the real user's sweep history or audit log (their default places).
@@ -172,3 +178,10 @@ def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> 
     assert not running, f"{len(running)} WinRM server(s) of the lab were never stopped"
     assert not shells_left, f"labs stopped with remote shells open: {', '.join(shells_left)}"
     assert not leftovers, f"lab directories left behind: {', '.join(leftovers)}"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker more than there are cores. Most of a lab test is spent waiting on loopback
+    sockets and subprocesses, so a third worker on two cores still shortens the run."""
+    return min((os.cpu_count() or 1) + 1, 8)
+
