@@ -132,9 +132,10 @@ def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> 
     """
     private = tmp_path_factory.mktemp("lab-tmp")
     home = tmp_path_factory.mktemp("home")
-    saved = tempfile.tempdir, {
-        k: os.environ.get(k) for k in ("TMPDIR", "XDG_DATA_HOME", "XDG_STATE_HOME", "COLUMNS", "LINES")
-    }
+    saved = (
+        tempfile.tempdir,
+        {k: os.environ.get(k) for k in ("TMPDIR", "XDG_DATA_HOME", "XDG_STATE_HOME", "COLUMNS", "LINES")},
+    )
     # pytest-xdist's workers inherit COLUMNS=80 from execnet: tables would wrap there and not in a serial
     # run. Tests that care about the width set COLUMNS themselves.
     os.environ.pop("COLUMNS", None)
@@ -184,4 +185,3 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: one worker more than there are cores. Most of a lab test is spent waiting on loopback
     sockets and subprocesses, so a third worker on two cores still shortens the run."""
     return min((os.cpu_count() or 1) + 1, 8)
-
