@@ -83,6 +83,8 @@ class ClusterPair:
     node_machines: tuple[ArcMachine, ...] = ()
     reported_ids: tuple[str, ...] = ()
     """The Azure resource ids the nodes report for the cluster (normalised)."""
+    unread: tuple[str, str | None] | None = None
+    """When ``azure_known`` is false: what could not be read, and what would make it readable."""
 
     @property
     def hosts_complete(self) -> bool:
@@ -259,11 +261,22 @@ class HostSide:
     """casefolded VM name → LicenseStatus inside the guest, for the guests that were asked."""
 
 
+def _unread(
+    unread: Callable[[str | None], tuple[str, str | None] | None], subscription: str | None
+) -> tuple[str, str | None]:
+    found = unread(subscription)
+    if found is not None:
+        return found
+    where = f"subscription {subscription}" if subscription else "the cluster's subscription"
+    return f"{where} could not be read", None
+
+
 def build_view(
     sides: Sequence[HostSide],
     azure: AzureInventory,
     *,
     covers: Callable[[str | None], bool] = lambda _subscription: True,
+    unread: Callable[[str | None], tuple[str, str | None] | None] = lambda _subscription: None,
     all_clusters: bool = True,
     now: dt.datetime,
     expiry_warning_days: int = 7,
@@ -272,7 +285,8 @@ def build_view(
 
     ``covers(subscription)`` says whether a subscription was read (None: whether everything in
     scope was); a cluster with no Azure resource is ``azure_known`` only if the subscription it
-    should be in was read. ``all_clusters`` is false when only some inventory clusters were selected:
+    should be in was read; ``unread(subscription)`` says why one was not and what would fix it (kept
+    on the pair for the checks' ERRORs). ``all_clusters`` is false when only some inventory clusters were selected:
     Azure clusters that match none of them are then not called unmanaged.
     """
     azure_vms = map_vms(azure)
@@ -284,7 +298,8 @@ def build_view(
         unregistered = bool(side.hosts) and all(
             h.registration is not None and h.registration.registration_status == "NotYet" for h in side.hosts
         )
-        known = found is not None or unregistered or covers(subscription_of(expected) if expected else None)
+        subscription = subscription_of(expected) if expected else None
+        known = found is not None or unregistered or covers(subscription)
         if found is None:
             pairs.append(
                 ClusterPair(
@@ -296,6 +311,7 @@ def build_view(
                     how,
                     known,
                     reported_ids=reported_ids(side.hosts),
+                    unread=None if known else _unread(unread, subscription),
                 )
             )
             continue

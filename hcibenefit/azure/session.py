@@ -12,6 +12,7 @@ that does not clear) is reported and the others go on; only a failed login stops
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -100,10 +101,47 @@ class AzureRead:
     source: str
     notes: list[str] = field(default_factory=list)
     hint: str | None = None
+    """What fixes a failed login (it is every subscription's error then)."""
+    fixes: dict[str, str] = field(default_factory=dict)
+    """Subscription id → what would make it readable, for the errors that have a known fix."""
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+    def unread(self, subscription: str | None) -> tuple[str, str] | None:
+        """Why a resource in this subscription (None: one whose subscription is not known) would not have
+        been seen, and what would make it visible; None when it would have been (see ``covers``)."""
+        if self.covers(subscription):
+            return None
+        if ALL_SUBSCRIPTIONS in self.errors:
+            return f"Azure could not be read: {self.errors[ALL_SUBSCRIPTIONS]}", self._fix(ALL_SUBSCRIPTIONS)
+        if self.hint is not None and self.errors:
+            # A failed login is every subscription's error: say it as the login's.
+            return f"Azure could not be read: {next(iter(self.errors.values()))}", self.hint
+        if subscription is None:
+            failed = sorted(self.errors)
+            listed = "; ".join(f"{s}: {self.errors[s]}" for s in failed[:3])
+            more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+            return (
+                f"the cluster's subscription is not known (neither the inventory nor its nodes name it) and "
+                f"{len(failed)} subscription(s) could not be read: {listed}{more}",
+                "name the cluster's Azure resource in the inventory (clusters: - name: ..., azure: "
+                "{subscription_id: ..., resource_group: ...}); "
+                + "; ".join(dict.fromkeys(self._fix(s) for s in failed[:3])),
+            )
+        subscription = subscription.lower()
+        if subscription in self.errors:
+            return f"subscription {subscription} could not be read: {self.errors[subscription]}", self._fix(
+                subscription
+            )
+        return (
+            f"subscription {subscription} is not in azure.subscriptions, so it was not read",
+            f"add {subscription} to azure.subscriptions in the inventory",
+        )
+
+    def _fix(self, key: str) -> str:
+        return self.fixes.get(key) or self.hint or "run the command again; -v shows Azure's answers"
 
     def covers(self, subscription: str | None) -> bool:
         """Whether a resource in this subscription would have been seen (so its absence means something)."""
@@ -206,6 +244,11 @@ class AzureSession:
 
     def check_subscription(self, subscription: str) -> str | None:
         """None when the credential may read the subscription, else why not."""
+        problem = self._subscription_problem(subscription)
+        return problem[0] if problem else None
+
+    def _subscription_problem(self, subscription: str) -> tuple[str, str | None] | None:
+        """None when the credential may read the subscription, else why not and what would fix it."""
         from azure.core.exceptions import HttpResponseError
 
         with self._lock:
@@ -215,10 +258,22 @@ class AzureSession:
         except HttpResponseError as exc:
             code, message = _error_text(exc)
             if exc.status_code == 403:
-                return f"no access ({code}): the credential may not read this subscription"
+                # AuthorizationFailed names the principal: "The client '...' with object id '<guid>' ..."
+                principal = re.search(r"object id '([0-9A-Fa-f-]{36})'", message)
+                assignee = principal.group(1) if principal else "<the credential's object id>"
+                return (
+                    f"no access ({code}): the credential may not read this subscription",
+                    f"give the credential the Reader role on it: az role assignment create --assignee "
+                    f"{assignee} --role Reader --scope /subscriptions/{subscription} (or take the subscription "
+                    "out of azure.subscriptions)",
+                )
             if exc.status_code == 404:
-                return f"no such subscription for this credential's tenant ({code})"
-            return f"{exc.status_code} {code}: {message}"
+                return (
+                    f"no such subscription for this credential's tenant ({code})",
+                    "check the id in the inventory: az account list -o table lists the subscriptions the "
+                    "credential sees (azure.tenant_id selects the tenant)",
+                )
+            return f"{exc.status_code} {code}: {message}", None
         return None
 
     # --- Resource Graph ---------------------------------------------------------------------------
@@ -256,13 +311,18 @@ class AzureSession:
         """Every resource the query selects in these subscriptions (none given: all the credential sees)."""
         wanted = list(dict.fromkeys(s.lower() for s in subscriptions))
         errors: dict[str, str] = {}
+        fixes: dict[str, str] = {}
         notes: list[str] = []
         readable = wanted
         if wanted:
             # Resource Graph leaves out subscriptions it may not read without saying so: ask ARM.
             with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(wanted))) as pool:
-                verdicts = list(pool.map(self.check_subscription, wanted))
-            errors.update({s: why for s, why in zip(wanted, verdicts, strict=True) if why})
+                verdicts = list(pool.map(self._subscription_problem, wanted))
+            for subscription, problem in zip(wanted, verdicts, strict=True):
+                if problem is not None:
+                    errors[subscription] = problem[0]
+                    if problem[1]:
+                        fixes[subscription] = problem[1]
             readable = [s for s in wanted if s not in errors]
         pager = Pager(self._send, self.stats.graph)
         rows: list[tuple[str, Any]] = []
@@ -276,6 +336,10 @@ class AzureSession:
             except ThrottledError as exc:
                 for key in scope or [ALL_SUBSCRIPTIONS]:
                     errors[key] = str(exc)
+                    fixes[key] = (
+                        "run it again later: Resource Graph's quota is per user and shared with every other "
+                        "tool that queries it (portal, scripts, other hcibenefit runs)"
+                    )
                 continue
             rows.extend((f"Resource Graph row {len(rows) + i}", row) for i, row in enumerate(found))
         return AzureRead(
@@ -285,6 +349,7 @@ class AzureSession:
             stats=self.stats,
             source=f"Resource Graph at {self.settings.endpoint}",
             notes=notes,
+            fixes=fixes,
         )
 
     def _scope_rows(

@@ -273,7 +273,9 @@ def _nodes(ctx: VMEvidence) -> list[HostFacts]:
 def _azure_unreadable(ctx: VMEvidence) -> list[Part]:
     azure = ctx.azure
     if azure is not None and azure.unreadable:
-        return [Part(FAIL, f"not assessed: {azure.unreadable}", None, AZURE_ADMIN, assessed=False)]
+        # What would make the subscription readable (a role, a login), when the read says.
+        fix = azure.pair.unread[1] if azure.pair is not None and azure.pair.unread else None
+        return [Part(FAIL, f"not assessed: {azure.unreadable}", fix, AZURE_ADMIN, assessed=False)]
     return []
 
 

@@ -275,7 +275,9 @@ def cluster_not_in_azure(meta: CheckMeta, view: AzureView) -> Iterator[Finding]:
         yield _finding(meta, pair, pair.name, detail, fix=fix)
 
 
-@azure_check(UNMANAGED)
+# Needs "azure": in a subscription that could not be read, whether the cluster is the Azure resource it
+# seems to be, and what else is there, cannot be told (a PASS would claim it).
+@azure_check(UNMANAGED, needs=("azure",))
 def cluster_unmanaged(meta: CheckMeta, view: AzureView) -> Iterator[Finding]:
     for cluster in view.unmanaged:
         yield Finding(
@@ -517,7 +519,9 @@ def node_arc_disconnected(meta: CheckMeta, view: AzureView) -> Iterator[Finding]
 
 
 @azure_check(
-    BRIDGE_DOWN, applies=lambda p: _has_azure(p) or (None if p.bridges else "no resource bridge serves it")
+    BRIDGE_DOWN,
+    applies=lambda p: _has_azure(p) or (None if p.bridges else "no resource bridge serves it"),
+    needs=("azure",),
 )
 def resource_bridge_not_running(meta: CheckMeta, view: AzureView) -> Iterator[Finding]:
     for pair in view.clusters:

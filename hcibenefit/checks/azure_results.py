@@ -1,9 +1,10 @@
 """The azure checks as results, PASS/FAIL/ERROR/N/A per check and cluster, for a sweep. Pure.
 
 A FAIL for every finding (its target: the cluster, a node, or a VM); for a cluster without one, an
-ERROR when the check needs what is missing ("azure": the cluster's subscription could not be read;
-"hosts": a node did not answer; "cluster_nodes": no node listed the members), N/A when the check is not about the cluster (the reason its
-registration gives), PASS otherwise. An Azure cluster no inventory lists gets its FAIL under its own
+ERROR when the check needs what is missing ("azure": the cluster's subscription could not be read, with
+what failed and what would fix it; "hosts": a node did not answer; "cluster_nodes": no node listed the
+members), N/A when the check is not about the cluster (the reason its registration gives), PASS
+otherwise. An Azure cluster no inventory lists gets its FAIL under its own
 name.
 """
 
@@ -35,18 +36,20 @@ def _fail(meta: CheckMeta, target: Target, findings: Sequence[Finding]) -> Resul
     return Result(meta, target, Status.FAIL, detail, fixes)
 
 
-def _azure_missing(needs: Sequence[str], pair: ClusterPair) -> str | None:
+def _azure_missing(needs: Sequence[str], pair: ClusterPair) -> tuple[str, str | None] | None:
+    """(what could not be read, what would fix it) when the check needs Azure and the cluster's
+    subscription was not read: what Azure lacks there cannot be told, so nothing may pass."""
     if "azure" in needs and pair.azure is None and not pair.azure_known:
-        return "the cluster's Azure subscription could not be read (see the Azure errors)"
+        return pair.unread or ("the cluster's Azure subscription could not be read", None)
     return None
 
 
-def _hosts_missing(needs: Sequence[str], pair: ClusterPair) -> str | None:
+def _hosts_missing(needs: Sequence[str], pair: ClusterPair) -> tuple[str, str | None] | None:
     if "hosts" in needs and not pair.hosts_complete:
         down = ", ".join(sorted(pair.unreachable)) or "every node"
-        return f"not every node answered ({down}), so what the hosts lack cannot be told"
+        return f"not every node answered ({down}), so what the hosts lack cannot be told", None
     if "cluster_nodes" in needs and pair.cluster_nodes() is None:
-        return "no node reported the cluster's members (Get-ClusterNode)"
+        return "no node reported the cluster's members (Get-ClusterNode)", None
     return None
 
 
@@ -77,7 +80,7 @@ def evaluate_azure(view: AzureView) -> list[Result]:
             if missing is None and why is None:
                 missing = _hosts_missing(reg.needs, pair)
             if missing is not None:
-                results.append(Result(reg.meta, target, Status.ERROR, missing))
+                results.append(Result(reg.meta, target, Status.ERROR, *missing))
             else:
                 results.append(Result(reg.meta, target, Status.NA if why else Status.PASS, why or "ok"))
     return results

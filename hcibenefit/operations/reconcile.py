@@ -26,6 +26,7 @@ from hcibenefit.checks.assess import ClusterFacts, assess_cluster
 from hcibenefit.checks.azure_checks import VM_CHECKS
 from hcibenefit.checks.model import Finding, Severity
 from hcibenefit.checks.registry import azure_findings
+from hcibenefit.checks.results import Result, Status
 from hcibenefit.inventory import Cluster, CredentialResolver, Inventory
 from hcibenefit.inventory.model import Policy
 from hcibenefit.report import Report, Table, columns
@@ -47,6 +48,9 @@ class Reconciliation:
     read: AzureRead
     unreachable: Mapping[str, str]
     notes: tuple[str, ...] = ()
+    not_assessed: tuple[Result, ...] = ()
+    """The checks that could not judge a cluster (ERROR), with what could not be read and the fix: a
+    subscription that could not be read leaves every check about its clusters untold, never passed."""
 
     @property
     def incomplete(self) -> bool:
@@ -84,17 +88,21 @@ def reconcile(
     notes: Sequence[str] = (),
 ) -> Reconciliation:
     """The azure checks over collected facts. Pure: nothing is sent anywhere."""
+    from hcibenefit.checks.azure_results import evaluate_azure
+
     view = build_view(
         sides,
         read.inventory,
         covers=read.covers,
+        unread=read.unread,
         all_clusters=all_clusters,
         now=now,
         expiry_warning_days=expiry_warning_days,
     )
     findings = [f for f in azure_findings(view) if _selected(f, vm_globs)]
     unreachable = {node: why for side in sides for node, why in side.unreachable.items()}
-    return Reconciliation(view, tuple(findings), read, unreachable, tuple(notes))
+    not_assessed = tuple(r for r in evaluate_azure(view) if r.status is Status.ERROR)
+    return Reconciliation(view, tuple(findings), read, unreachable, tuple(notes), not_assessed)
 
 
 def _selected(finding: Finding, globs: Sequence[str]) -> bool:
@@ -159,7 +167,7 @@ def authoritative_reads(
     notes: list[str] = []
     inventory, problems = _replace(read.inventory, session.read_resources(lacking, VM_INSTANCE_API))
     notes += problems
-    view = build_view(sides, inventory, covers=read.covers, all_clusters=False, now=now)
+    view = build_view(sides, inventory, covers=read.covers, unread=read.unread, all_clusters=False, now=now)
     unconfirmed = [
         o.instance.id
         for pair in view.clusters
@@ -313,7 +321,9 @@ def run_reconcile(
     read = azure.finish(sides)
     notes = list(azure.notes)
     if guests:
-        view = build_view(sides, read.inventory, covers=read.covers, all_clusters=False, now=when)
+        view = build_view(
+            sides, read.inventory, covers=read.covers, unread=read.unread, all_clusters=False, now=when
+        )
         licenses = _guest_licenses(inventory, resolver, clusters, gathered, view, workers, cancel)
         sides = host_sides(clusters, gathered, inventory.policy, when, licenses)
         notes.append(f"{len(licenses)} guest(s) asked for their activation")
@@ -363,6 +373,36 @@ def cluster_record(pair: Any, now: dt.datetime) -> dict[str, Any]:
     }
 
 
+NOT_ASSESSED_FIELDS = (
+    "id",
+    "check",
+    "title",
+    "status",
+    "severity",
+    "cluster",
+    "node",
+    "vm",
+    "message",
+    "remediation",
+)
+
+
+def _not_assessed_record(result: Result) -> dict[str, Any]:
+    record = result.to_dict()
+    return {key: record[key] for key in NOT_ASSESSED_FIELDS}
+
+
+def _not_assessed_rows(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """One row per cluster and reason: a subscription that could not be read leaves every check untold."""
+    grouped: dict[tuple[str, str, str], list[Result]] = {}
+    for r in results:
+        grouped.setdefault((r.target.cluster, r.message, r.remediation or ""), []).append(r)
+    return [
+        {"cluster": cluster, "checks": len(mine), "why": why, "fix": fix or "-"}
+        for (cluster, why, fix), mine in grouped.items()
+    ]
+
+
 def reconcile_report(result: Reconciliation, run_info: Mapping[str, Any] | None = None) -> Report:
     from hcibenefit.operations.status import findings_details
 
@@ -384,10 +424,12 @@ def reconcile_report(result: Reconciliation, run_info: Mapping[str, Any] | None 
             "notes": list(result.notes),
         },
         "unreachable": dict(result.unreachable),
+        "not_assessed": [_not_assessed_record(r) for r in result.not_assessed],
         "summary": {
             "findings": len(ordered),
             "worst_severity": worst.label if worst is not None else None,
             "incomplete": result.incomplete,
+            "not_assessed": len(result.not_assessed),
         },
     }
     cluster_rows = [
@@ -446,6 +488,19 @@ def reconcile_report(result: Reconciliation, run_info: Mapping[str, Any] | None 
             empty="(none: Azure and the hosts agree)",
         ),
     ]
+    if result.not_assessed:
+        tables.append(
+            Table(
+                "Not assessed",
+                columns(
+                    ("cluster", "CLUSTER"),
+                    ("checks", "CHECKS"),
+                    Column("why", "WHY", wrap=True),
+                    Column("fix", "FIX", wrap=True),
+                ),
+                _not_assessed_rows(result.not_assessed),
+            )
+        )
     notes = [f"azure: {read.source}", *result.notes]
     notes += [f"! {scope}: {why}" for scope, why in read.errors.items()]
     if read.hint:

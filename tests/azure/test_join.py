@@ -223,3 +223,27 @@ def test_results_error_when_a_silent_node_leaves_orphans_untold() -> None:
         and "n2" in results["azure.arc-vm-orphaned"].message
     )
     assert results["azure.resource-bridge-not-running"].status is Status.PASS
+
+
+def test_an_unread_subscription_says_what_failed_and_what_fixes_it() -> None:
+    from hcibenefit.azure.records import AzureInventory
+    from hcibenefit.azure.session import AzureRead, AzureStats
+
+    denied, other = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    read = AzureRead(
+        AzureInventory(),
+        {denied: "no access (AuthorizationFailed)"},
+        (denied, other),
+        AzureStats(),
+        "test",
+        fixes={denied: "grant Reader"},
+    )
+    assert read.unread(other) is None
+    assert read.unread(denied.upper()) == (
+        f"subscription {denied} could not be read: no access (AuthorizationFailed)",
+        "grant Reader",
+    )
+    outside = read.unread("33333333-3333-4333-8333-333333333333")
+    assert outside is not None and "not in azure.subscriptions" in outside[0]
+    unknown = read.unread(None)
+    assert unknown is not None and denied in unknown[0] and "grant Reader" in unknown[1]

@@ -413,7 +413,9 @@ def _azure_side(
     result = reconcile(sides, read, now=now, expiry_warning_days=window_days, all_clusters=False, notes=notes)
     errors = "; ".join(f"{k}: {v}" for k, v in read.errors.items())
     unreadable = {
-        pair.name: f"Azure could not be read ({errors or 'the subscription was not read'})"
+        pair.name: pair.unread[0]
+        if pair.unread
+        else f"Azure could not be read ({errors or 'the subscription was not read'})"
         for pair in result.view.clusters
         if pair.azure is None and not pair.azure_known
     }
