@@ -55,6 +55,7 @@ NODE_FACTS: dict[str, tuple[Callable[[HostFacts], Any], str]] = {
     "registration": (lambda h: h.registration, "Get-AzureStackHCI"),
     "attestation": (lambda h: h.attestation, "Get-AzureStackHCIAttestation"),
     "cluster_nodes": (lambda h: h.cluster_nodes or None, "Get-ClusterNode"),
+    "cluster_networks": (lambda h: h.cluster_networks, "Get-ClusterNetwork"),
     "os": (lambda h: h.os_build or None, "Win32_OperatingSystem"),
 }
 VM_FACTS: dict[str, tuple[Callable[[VMFacts], Any], str]] = {

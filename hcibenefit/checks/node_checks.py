@@ -116,6 +116,15 @@ CLUSTER_NODE_DOWN = CheckMeta(
     "{fix}  (attestation changes need every node Up)",
     doc_url="https://learn.microsoft.com/powershell/module/failoverclusters/get-clusternode",
 )
+IMDS_CLUSTER_NETWORK = CheckMeta(
+    "node.imds-cluster-network",
+    "Host IMDS adapter in a cluster network",
+    Severity.MEDIUM,
+    "node",
+    "{fix}",
+    doc_url="https://github.com/Azure/AzureLocal-Supportability/blob/main/TSG/Upgrade/"
+    "Known-issue-%2D-Cluster-network-shows-as-'Partitioned'-after-OS-upgrade-from-22H2-to-23H2.md",
+)
 SCRIPT_PROBLEM = CheckMeta(
     "node.facts-incomplete",
     "Some facts could not be read on the node",
@@ -140,6 +149,10 @@ def _has_switch(host: HostFacts) -> str | None:
 
 def _has_named_switch(host: HostFacts) -> str | None:
     return None if host.switch else f"the node has no switch named {HOST_SWITCH}"
+
+
+def _has_host_vnic(host: HostFacts) -> str | None:
+    return None if host.host_vnic_addresses is not None else "the node has no host IMDS adapter"
 
 
 def _has_module(host: HostFacts) -> str | None:
@@ -294,6 +307,25 @@ def cluster_node_down(meta: CheckMeta, host: HostFacts, view: ClusterView) -> It
                         "fix": fixes.start_cluster_node(member.name, member.state, host.node),
                     },
                 )
+
+
+@node_check(IMDS_CLUSTER_NETWORK, needs=("cluster_networks",), applies=_has_host_vnic)
+def imds_cluster_network(meta: CheckMeta, host: HostFacts, view: ClusterView) -> Iterator[Finding]:
+    """Az.StackHCI keeps the host IMDS adapter out of the cluster (ExcludeAdaptersByFriendlyName, and Role
+    None on a network holding only that adapter). After a 22H2 to 23H2 upgrade the adapter can come back as
+    a cluster network the cluster uses, Partitioned since each node's switch is Internal. A network of Role
+    None that is not Partitioned is what Az.StackHCI itself leaves: the cluster does not use it."""
+    for network in host.imds_cluster_networks():
+        if network.role == "None" and network.state != "Partitioned":
+            continue
+        adapter = host.host_vnic_alias or HOST_SWITCH
+        detail = (
+            f"cluster network {network.name!r} (Role {network.role}, State {network.state}) "
+            f"holds the host IMDS adapter {adapter!r}"
+        )
+        description = host.host_vnic_description or "<the adapter's InterfaceDescription (Get-NetAdapter)>"
+        fix = fixes.exclude_cluster_adapter(host.node, description)
+        yield Finding(meta, view.name, host.node, detail, {**_values(host, view), "fix": fix})
 
 
 @node_check(SCRIPT_PROBLEM)

@@ -8,9 +8,10 @@ report instead of breaking it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 HOST_SWITCH = "AZSHCI_HOST-IMDS_DO_NOT_MODIFY"
 GUEST_NIC = "AZSHCI_GUEST-IMDS_DO_NOT_MODIFY"
@@ -18,7 +19,12 @@ GSI = "Guest Service Interface"
 KVP = "Key-Value Pair Exchange"
 HOST_IMDS_ADDRESS = "169.254.169.253"
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
-HOST_FACTS_SCHEMA = "host-facts/2"
+HOST_FACTS_SCHEMA = "host-facts/3"
+HOST_FACTS_SCHEMAS = ("host-facts/2", HOST_FACTS_SCHEMA)
+"""What we parse: /3 added the cluster's networks, this node's interfaces on them and the VM roles other
+nodes own (None from a /2 document: a script exported by an older hcibenefit, run offline)."""
+# FailoverClusters' ClusterNetworkRole (FailoverClusters 2.0.0.0 as FailoverClusterDsc's stubs list it).
+NETWORK_ROLES = {0: "None", 1: "Cluster", 2: "Client", 3: "ClusterAndClient"}
 # OS build → release: 22H2 = 20349, 23H2 = 25398 (solution 10.x/11.x), 24H2 = 26100 (solution 12.x; 26200
 # also appears in 2025 update tables). There is no 20350. 24H2 behaves like 23H2 for benefits.
 RELEASES = {"20348": "21H2", "20349": "22H2", "25398": "23H2", "26100": "24H2", "26200": "24H2"}
@@ -197,6 +203,45 @@ class ClusterNodeFacts:
 
 
 @dataclass(frozen=True)
+class ClusterNetworkFacts:
+    name: str
+    role: str
+    """None (the cluster does not use it), Cluster, Client or ClusterAndClient; the number if unknown."""
+    state: str
+    """Up, Down, Partitioned, Unavailable or Unknown."""
+    address: str
+    address_mask: str
+
+    def contains(self, address: str) -> bool:
+        """Whether the IPv4 address lies in this network's subnet (False without an IPv4 subnet)."""
+        try:
+            subnet = ipaddress.IPv4Network(f"{self.address}/{self.address_mask}", strict=False)
+            return ipaddress.IPv4Address(address) in subnet
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class ClusterInterfaceFacts:
+    """This node's interface on a cluster network (Get-ClusterNetworkInterface -Node <this node>)."""
+
+    name: str
+    network: str
+    adapter: str
+    """The NetAdapter's InterfaceDescription."""
+    state: str
+
+
+@dataclass(frozen=True)
+class ClusterGroupFacts:
+    """A VM role another node of the cluster owns (Get-ClusterGroup, GroupType VirtualMachine)."""
+
+    name: str
+    owner_node: str
+    state: str
+
+
+@dataclass(frozen=True)
 class ScriptProblem:
     source: str
     message: str
@@ -220,10 +265,32 @@ class HostFacts:
     """None when the host vNIC on the IMDS switch does not exist."""
     host_vnic_alias: str | None
     """The vNIC's NetAdapter name (found by MAC address); None when it was not found."""
+    host_vnic_description: str | None
+    """The vNIC's NetAdapter InterfaceDescription (what cluster network interfaces name as Adapter)."""
     firewall: tuple[FirewallRuleFacts, ...]
     cluster_nodes: tuple[ClusterNodeFacts, ...]
+    cluster_networks: tuple[ClusterNetworkFacts, ...] | None
+    """None when Get-ClusterNetwork failed (problems say why) or was not asked (host-facts/2)."""
+    cluster_interfaces: tuple[ClusterInterfaceFacts, ...] | None
+    cluster_groups: tuple[ClusterGroupFacts, ...] | None
+    """The VM roles other nodes own; None when Get-ClusterGroup failed or was not asked."""
     vms: tuple[VMFacts, ...]
     problems: tuple[ScriptProblem, ...]
+
+    def imds_cluster_networks(self) -> tuple[ClusterNetworkFacts, ...]:
+        """The cluster networks the host IMDS adapter is part of: the network of this node's interface on
+        that adapter, else a network whose IPv4 subnet holds the adapter's address."""
+        networks = self.cluster_networks or ()
+        description = self.host_vnic_description
+        by_interface = {
+            i.network.casefold()
+            for i in self.cluster_interfaces or ()
+            if description and i.adapter.casefold() == description.casefold()
+        }
+        addresses = self.host_vnic_addresses or ()
+        return tuple(
+            n for n in networks if n.name.casefold() in by_interface or any(n.contains(a) for a in addresses)
+        )
 
     @property
     def release(self) -> str:
@@ -318,9 +385,53 @@ def _vm(raw: Any, index: int, node: str, cluster: str) -> VMFacts:
     )
 
 
+def _role(raw: Mapping[str, Any], where: str) -> str:
+    value = _get(raw, "role", (int, str), where)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return NETWORK_ROLES.get(value, str(value))
+    return "" if value is None else str(value)
+
+
+R = TypeVar("R")
+
+
+def _records(document: Mapping[str, Any], key: str, make: Callable[[Any, str], R]) -> tuple[R, ...] | None:
+    """A list the script sets to null when its cmdlet failed: None then, else each item made into a record."""
+    if document.get(key) is None:
+        return None
+    return tuple(make(raw, f"{key}[{i}]") for i, raw in enumerate(_list(document, key, "")))
+
+
+def _network(raw: Any, where: str) -> ClusterNetworkFacts:
+    return ClusterNetworkFacts(
+        name=_text(raw, "name", where),
+        role=_role(raw, where),
+        state=_text(raw, "state", where),
+        address=_text(raw, "address", where),
+        address_mask=_text(raw, "address_mask", where),
+    )
+
+
+def _interface(raw: Any, where: str) -> ClusterInterfaceFacts:
+    return ClusterInterfaceFacts(
+        name=_text(raw, "name", where),
+        network=_text(raw, "network", where),
+        adapter=_text(raw, "adapter", where),
+        state=_text(raw, "state", where),
+    )
+
+
+def _group(raw: Any, where: str) -> ClusterGroupFacts:
+    return ClusterGroupFacts(
+        name=_text(raw, "name", where),
+        owner_node=_text(raw, "owner_node", where),
+        state=_text(raw, "state", where),
+    )
+
+
 def parse_host_facts(document: Mapping[str, Any], *, node: str, cluster: str) -> HostFacts:
-    """Build HostFacts from the host-facts/2 JSON document. Raises FactsError on a wrong shape."""
-    if document.get("schema") != HOST_FACTS_SCHEMA:
+    """Build HostFacts from a host-facts/3 (or /2) JSON document. Raises FactsError on a wrong shape."""
+    if document.get("schema") not in HOST_FACTS_SCHEMAS:
         raise FactsError(f"schema: expected {HOST_FACTS_SCHEMA!r}, got {document.get('schema')!r}")
     os_raw = _get(document, "os", dict, "") or {}
     module = _get(document, "module", dict, "")
@@ -360,6 +471,7 @@ def parse_host_facts(document: Mapping[str, Any], *, node: str, cluster: str) ->
         if vnic is None
         else tuple(_text(a, "address", "host_vnic.addresses") for a in _list(vnic, "addresses", "host_vnic")),
         host_vnic_alias=_get(vnic, "interface_alias", str, "host_vnic") if vnic else None,
+        host_vnic_description=_get(vnic, "interface_description", str, "host_vnic") if vnic else None,
         firewall=tuple(
             FirewallRuleFacts(
                 name=_text(r, "name", "firewall"),
@@ -373,6 +485,9 @@ def parse_host_facts(document: Mapping[str, Any], *, node: str, cluster: str) ->
             ClusterNodeFacts(name=_text(n, "name", "cluster.nodes"), state=_text(n, "state", "cluster.nodes"))
             for n in _list(cluster_raw, "nodes", "cluster")
         ),
+        cluster_networks=_records(document, "cluster_networks", _network),
+        cluster_interfaces=_records(document, "cluster_interfaces", _interface),
+        cluster_groups=_records(document, "cluster_groups", _group),
         vms=tuple(_vm(raw, i, node, cluster) for i, raw in enumerate(_list(document, "vms", ""))),
         problems=tuple(
             ScriptProblem(

@@ -53,6 +53,7 @@ DirectState = Literal["ok", "fail", "bad-credentials"]
 VnicAlias = Literal["renamed", "default"]
 AgentState = Literal["auto", "registered", "unregistered", "missing"]
 TimeSource = Literal["NT5DS", "NTP", "NoSync", "AllSync"]
+ImdsClusterNetwork = Literal["excluded", "role-none", "partitioned"]
 
 
 @dataclass
@@ -132,6 +133,10 @@ class ClusterSpec:
     build: str | None = None
     """OS build when it differs from the release's (24H2 clusters also report 26200)."""
     registration: Registration = "Registered"
+    imds_cluster_network: ImdsClusterNetwork = "excluded"
+    """Whether the host IMDS adapters form a cluster network: "excluded" (as Az.StackHCI leaves them), "role-none"
+    (a network the cluster does not use, Az.StackHCI's fallback) or "partitioned" (Role Cluster, State
+    Partitioned: what a 22H2 to 23H2 upgrade can leave behind)."""
     nodes: list[NodeSpec] = field(default_factory=list)
     vms: list[VMSpec] = field(default_factory=list)
     azure: AzureClusterSpec = field(default_factory=AzureClusterSpec)
@@ -234,6 +239,7 @@ CLUSTER = MapSpec(
         "version": _choice(Version),
         "build": Str("an OS build number such as 26200"),
         "registration": _choice(Registration),
+        "imds_cluster_network": _choice(ImdsClusterNetwork),
         "nodes": Field(ListOf(NODE, min_items=1), required=True),
         "vms": ListOf(VM),
         "azure": CLUSTER_AZURE,

@@ -193,6 +193,8 @@ class Cluster:
     registration: str
     nodes: list[str]
     last_sync: dt.datetime | None
+    imds_network: str = "excluded"
+    """The fleet spec's imds_cluster_network: excluded, role-none or partitioned."""
 
     @property
     def supports_v2(self) -> bool:
@@ -231,6 +233,7 @@ class FleetState:
                     last_sync=started - dt.timedelta(hours=6)
                     if cluster.registration == "Registered"
                     else None,
+                    imds_network=cluster.imds_cluster_network,
                 )
                 for node_spec in cluster.nodes:
                     self.nodes[node_spec.name.lower()] = _node_from_spec(cluster, node_spec, started)

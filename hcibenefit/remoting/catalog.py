@@ -34,7 +34,7 @@ class Script:
         return _read(self.filename)
 
 
-HOST_FACTS = Script("host-facts", 2, "host-facts.ps1", mutating=False)
+HOST_FACTS = Script("host-facts", 3, "host-facts.ps1", mutating=False)
 VM_BENEFITS_ENABLE = Script("vm-benefits-enable", 2, "vm-benefits-enable.ps1", mutating=True)
 VM_BENEFITS_DISABLE = Script("vm-benefits-disable", 2, "vm-benefits-disable.ps1", mutating=True)
 HOST_ATTESTATION_ENABLE = Script("host-attestation-enable", 2, "host-attestation-enable.ps1", mutating=True)

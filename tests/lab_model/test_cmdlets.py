@@ -123,3 +123,43 @@ def test_a_vm_object_piped_binds_to_vm_not_vmname(default_driver: EngineDriver) 
 def test_a_pattern_windows_cannot_read_is_an_error_not_a_crash(default_driver: EngineDriver) -> None:
     out = run(default_driver, "lab01-n1", "Get-VM -Name 'x[d-5]'; 'after'")
     assert out.output == ["after"] and out.errors
+
+
+def test_failover_cluster_networks_interfaces_and_vm_roles(make_driver: Any) -> None:
+    """Get-ClusterNetwork/-NetworkInterface/-Group as FailoverClusters 2.0.0.0 types them: enums print as
+    names and convert to their numbers; an interface's Network is the network object (printing as its
+    name); a group's OwnerNode a ClusterNode. The planted Partitioned network is the TSG's picture."""
+    driver = make_driver(
+        """
+clusters:
+  - name: c
+    version: 23H2
+    imds_cluster_network: partitioned
+    nodes: [n1, {name: n2, faults: {down: true}}]
+    vms:
+      - {name: vm-a, node: n1}
+      - {name: vm-b, node: n2, state: Off}
+"""
+    )
+    text = (
+        'Get-ClusterNetwork | ForEach-Object { "$($_.Name)|$($_.Role)|$([int]$_.Role)|$($_.State)|$($_.Address)/$($_.AddressMask)" }\n'
+        'Get-ClusterNetworkInterface -Node N1 | ForEach-Object { "$($_.Name)|$($_.Network)|$($_.Network.Role)|$($_.Adapter)|$($_.State)" }\n'
+        'Get-ClusterGroup | ForEach-Object { "$($_.Name)|$($_.GroupType)|$($_.OwnerNode.Name)|$($_.State)" }\n'
+        "@(Get-ClusterNetwork -Name 'Cluster Network 2').Count\n"
+        "@(Get-ClusterGroup -Name 'vm-*').Count"
+    )
+    out = run(driver, "n1", text)
+    assert not out.errors, out.errors
+    assert out.output == [
+        "Cluster Network 1|ClusterAndClient|3|Up|10.0.0.0/255.255.255.0",
+        "Cluster Network 2|Cluster|1|Partitioned|169.254.0.0/255.255.0.0",
+        "N1 - vEthernet (ConvergedSwitch(management))|Cluster Network 1|ClusterAndClient|Hyper-V Virtual Ethernet Adapter|Up",
+        "N1 - AZSHCI_HOST-IMDS_DO_NOT_MODIFY|Cluster Network 2|Cluster|Hyper-V Virtual Ethernet Adapter #2|Unreachable",
+        "Cluster Group|Cluster|N1|Online",
+        "Available Storage|AvailableStorage|N1|Offline",
+        "vm-a|VirtualMachine|N1|Online",
+        # The lab does not fail roles over: a Down owner's role is Failed (an assumption, docs/lab.md).
+        "vm-b|VirtualMachine|N2|Failed",
+        1,
+        2,
+    ]

@@ -116,6 +116,75 @@ MUTATIONS = [
         "host-facts-kvp-namespace", HOST_FACTS, "-Namespace 'root\\virtualization\\v2'", "-Namespace 'root\\virtualization'",
         "the KVP class lives in root\\virtualization\\v2: no guest OS names",
     ),
+    # --- host facts: cluster networks (issue 11) and the VM roles other nodes own (issue 10) ---
+    Mutation(
+        "host-facts-network-cmdlet", HOST_FACTS, "@(Get-ClusterNetwork |", "@(Get-ClusterNetworks |",
+        "no such cmdlet: the IMDS adapter's cluster network is never seen",
+    ),
+    Mutation(
+        "host-facts-network-name", HOST_FACTS, "name         = [string]$_.Name", "name         = [string]$_.Id",
+        "networks named by id: the interface's network name matches none",
+    ),
+    Mutation(
+        "host-facts-network-role", HOST_FACTS, "role         = [int]$_.Role", "role         = [int]$_.Metric",
+        "a Cluster network reads as some other role",
+    ),
+    Mutation(
+        "host-facts-network-state", HOST_FACTS, "state        = [string]$_.State", "state        = [string]$_.Status",
+        "ClusterNetwork has no Status: a Partitioned network reads as no state",
+    ),
+    Mutation(
+        "host-facts-network-address", HOST_FACTS, "address      = [string]$_.Address",
+        "address      = [string]$_.Ipv4Addresses", "the subnet the adapter is matched by is lost",
+    ),
+    Mutation(
+        "host-facts-network-mask", HOST_FACTS, "address_mask = [string]$_.AddressMask",
+        "address_mask = [string]$_.Mask", "ClusterNetwork has no Mask: the subnet the adapter is matched by is lost",
+    ),
+    Mutation(
+        "host-facts-interfaces-all-nodes", HOST_FACTS, "Get-ClusterNetworkInterface -Node $env:COMPUTERNAME |",
+        "Get-ClusterNetworkInterface |", "every node's interfaces: another node's adapter is taken for this one's",
+    ),
+    Mutation(
+        "host-facts-interface-name", HOST_FACTS, "[ordered]@{ name = [string]$_.Name; network",
+        "[ordered]@{ name = [string]$_.Node; network", "interfaces named by node only",
+    ),
+    Mutation(
+        "host-facts-interface-network", HOST_FACTS, "network = [string]$_.Network;",
+        "network = [string]$_.NetworkName;", "ClusterNetworkInterface has no NetworkName: no adapter has a network",
+    ),
+    Mutation(
+        "host-facts-interface-adapter", HOST_FACTS, "adapter = [string]$_.Adapter;", "adapter = [string]$_.AdapterId;",
+        "the adapter's id never equals its InterfaceDescription: the IMDS interface is not recognised",
+    ),
+    Mutation(
+        "host-facts-interface-state", HOST_FACTS, "adapter = [string]$_.Adapter; state = [string]$_.State }",
+        "adapter = [string]$_.Adapter; state = [string]$_.Status }", "ClusterNetworkInterface has no Status",
+    ),
+    Mutation(
+        "host-facts-vnic-description", HOST_FACTS, "$description = [string]$netAdapter.InterfaceDescription",
+        "$description = [string]$netAdapter.Description", "NetAdapter's Description is not what the cluster names",
+    ),
+    Mutation(
+        "host-facts-group-type", HOST_FACTS, "[string]$_.GroupType -eq 'VirtualMachine'",
+        "[string]$_.GroupType -eq 'Virtual Machine'", "the enum's name has no space: no VM role is ever listed",
+    ),
+    Mutation(
+        "host-facts-group-owner-filter", HOST_FACTS, "[string]$_.OwnerNode.Name -ne $env:COMPUTERNAME",
+        "[string]$_.OwnerNode.Name -eq $env:COMPUTERNAME", "only this node's own roles: the unreachable node's VMs are never named",
+    ),
+    Mutation(
+        "host-facts-group-name", HOST_FACTS, "[ordered]@{ name = [string]$_.Name; owner_node",
+        "[ordered]@{ name = [string]$_.Id; owner_node", "VM roles named by their group id",
+    ),
+    Mutation(
+        "host-facts-group-owner", HOST_FACTS, "owner_node = [string]$_.OwnerNode.Name;",
+        "owner_node = [string]$_.Owner;", "ClusterGroup has no Owner: no role has an owner node",
+    ),
+    Mutation(
+        "host-facts-group-state", HOST_FACTS, "owner_node = [string]$_.OwnerNode.Name; state = [string]$_.State }",
+        "owner_node = [string]$_.OwnerNode.Name; state = [string]$_.Status }", "ClusterGroup has no Status",
+    ),
     # --- VM changes ---
     Mutation(
         "enable-nic-name", VM_BENEFITS_ENABLE, "$GuestNicName = 'AZSHCI_GUEST-IMDS_DO_NOT_MODIFY'",

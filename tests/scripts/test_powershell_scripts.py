@@ -51,6 +51,10 @@ DOCUMENTED_MEMBERS = {
     # the AVD agent's RDInfraAgent IsRegistered (azure-local.md C14, AVD agent troubleshooting) and W32Time's
     # Parameters Type (Windows Time service tools and settings, C13)
     "UBR", "DisplayVersion", "IsRegistered", "Type",
+    # FailoverClusters objects (FailoverClusterDsc's stubs of FailoverClusters 2.0.0.0, cmdlets.md 3.2-3.3):
+    # ClusterNetwork Role/Address/AddressMask, ClusterNetworkInterface Network/Adapter, ClusterGroup
+    # GroupType/OwnerNode; MSFT_NetAdapter InterfaceDescription (2.1)
+    "Role", "Address", "AddressMask", "Network", "Adapter", "GroupType", "OwnerNode", "InterfaceDescription",
 }
 # fmt: on
 

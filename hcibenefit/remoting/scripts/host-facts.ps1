@@ -1,4 +1,4 @@
-# hcibenefit-script: host-facts/2
+# hcibenefit-script: host-facts/3
 # Everything this node knows about Azure Benefits, in one round trip, as one JSON document.
 # Read-only. Runs in Windows PowerShell 5.1 on the node itself, from a WinRM session that usually
 # cannot delegate credentials. So it reads Hyper-V and the in-box AzureStackHCI cmdlets only: every
@@ -59,7 +59,7 @@ function ConvertTo-SwitchRecord {
 }
 
 $facts = [ordered]@{
-    schema        = 'host-facts/2'
+    schema        = 'host-facts/3'
     computer_name = $env:COMPUTERNAME
     collected_at  = (Get-Date).ToUniversalTime().ToString('o')
 }
@@ -124,13 +124,15 @@ if ($hostAdapter) {
         Where-Object { (([string]$_.MacAddress) -replace '[^0-9A-Fa-f]', '') -eq $mac } |
         Select-Object -First 1
     $alias = $null
+    $description = $null
     $addresses = @()
     if ($netAdapter) {
         $alias = [string]$netAdapter.Name
+        $description = [string]$netAdapter.InterfaceDescription
         $addresses = @(Get-NetIPAddress -InterfaceIndex $netAdapter.ifIndex -AddressFamily IPv4 -ErrorAction SilentlyContinue |
                 ForEach-Object { [ordered]@{ address = [string]$_.IPAddress; prefix_length = [int]$_.PrefixLength } })
     }
-    $facts.host_vnic = [ordered]@{ name = [string]$hostAdapter.Name; interface_alias = $alias; mac_address = $mac; addresses = $addresses }
+    $facts.host_vnic = [ordered]@{ name = [string]$hostAdapter.Name; interface_alias = $alias; interface_description = $description; mac_address = $mac; addresses = $addresses }
 }
 
 $facts.firewall = @(Get-NetFirewallRule -Name $FirewallRuleNames -ErrorAction SilentlyContinue | ForEach-Object {
@@ -149,6 +151,41 @@ try {
     }
 }
 catch { Add-Problem 'Get-ClusterNode' $_ }
+
+# The cluster's networks and this node's interfaces on them: the host IMDS adapter must not be one of them
+# (after a 22H2 to 23H2 upgrade it can show up as a Partitioned cluster network). A node that is not
+# clustered, or lacks the FailoverClusters module, records why and goes on.
+$facts.cluster_networks = $null
+try {
+    $facts.cluster_networks = @(Get-ClusterNetwork | ForEach-Object {
+            [ordered]@{
+                name         = [string]$_.Name
+                role         = [int]$_.Role
+                state        = [string]$_.State
+                address      = [string]$_.Address
+                address_mask = [string]$_.AddressMask
+            }
+        })
+}
+catch { Add-Problem 'Get-ClusterNetwork' $_ }
+
+$facts.cluster_interfaces = $null
+try {
+    # Adapter is the NetAdapter's InterfaceDescription; Network prints as the network's name.
+    $facts.cluster_interfaces = @(Get-ClusterNetworkInterface -Node $env:COMPUTERNAME | ForEach-Object {
+            [ordered]@{ name = [string]$_.Name; network = [string]$_.Network; adapter = [string]$_.Adapter; state = [string]$_.State }
+        })
+}
+catch { Add-Problem 'Get-ClusterNetworkInterface' $_ }
+
+# The VM roles the other nodes own, by name: a VM on a node that cannot be reached is still named.
+$facts.cluster_groups = $null
+try {
+    $facts.cluster_groups = @(Get-ClusterGroup |
+            Where-Object { [string]$_.GroupType -eq 'VirtualMachine' -and [string]$_.OwnerNode.Name -ne $env:COMPUTERNAME } |
+            ForEach-Object { [ordered]@{ name = [string]$_.Name; owner_node = [string]$_.OwnerNode.Name; state = [string]$_.State } })
+}
+catch { Add-Problem 'Get-ClusterGroup' $_ }
 
 $vms = @()
 try { $vms = @(Get-VM) }
