@@ -16,8 +16,10 @@ a missing intermediate from an untrusted root.
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -97,7 +99,7 @@ def issuer_urls(cert: x509.Certificate) -> list[str]:
     ]
 
 
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
@@ -115,7 +117,7 @@ def _diagnose(
     while len(path) <= _MAX_DEPTH:
         if cert in anchors:
             return _anchored_but_rejected(path, at, detail)
-        if cert.subject == cert.issuer and _signed_by(cert, cert):
+        if cert.subject == cert.issuer and signed_by(cert, cert):
             return _fail(
                 "untrusted-chain",
                 f"chain ends at self-signed root {name(cert)!r}, which is not in the trust store "
@@ -126,19 +128,28 @@ def _diagnose(
         named = [c for c in (*trust.anchors, *pool) if c.subject == cert.issuer and c not in path]
         if not named:
             urls = issuer_urls(cert)
-            where = (
-                f"its certificate says where to get it: {' or '.join(urls)}"
-                if urls
-                else "its certificate names no download location (no Authority Information Access)"
-            )
+            fetchable = [u for u in urls if urlsplit(u).scheme.lower() in ("http", "https")]
+            if fetchable:
+                where = (
+                    f"its certificate says where to get it: {' or '.join(urls)}; fix: hcibenefit attest "
+                    f"fetch-intermediates --url {shlex.quote(fetchable[0])} (keeps it only if it chains to a "
+                    "root you trust), or add it to attestation.ca_files (or --ca)"
+                )
+            elif urls:
+                where = f"its certificate says where to get it: {' or '.join(urls)}; add it to attestation.ca_files (or --ca)"
+            else:
+                where = (
+                    "its certificate names no download location (no Authority Information Access); add it to "
+                    "attestation.ca_files (or --ca)"
+                )
             return _fail(
                 "missing-intermediate",
                 f"missing intermediate: no certificate for {issuer!r} (issuer of {name(cert)!r}) is "
-                f"embedded in the document or in the CA files; {where}; add it to attestation.ca_files "
-                f"(or --ca), see docs/attestation.md (if {issuer!r} is a root, it is not in the trust store)",
+                f"embedded in the document, in the CA files or among the fetched intermediates; {where}; "
+                f"see docs/attestation.md (if {issuer!r} is a root, it is not in the trust store)",
                 path,
             )
-        signing = [c for c in named if _signed_by(cert, c)]
+        signing = [c for c in named if signed_by(cert, c)]
         if not signing:
             return _fail(
                 "untrusted-chain",

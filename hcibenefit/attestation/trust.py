@@ -67,12 +67,23 @@ class TrustStore:
         return store
 
     @classmethod
-    def default(cls, extra_ca_files: Iterable[str | Path] = (), *, include_system: bool = True) -> TrustStore:
-        """certifi's bundle, the system store (unless ``include_system`` is False) and ``extra_ca_files``."""
+    def default(
+        cls,
+        extra_ca_files: Iterable[str | Path] = (),
+        *,
+        include_system: bool = True,
+        include_fetched: bool = True,
+    ) -> TrustStore:
+        """certifi's bundle, the system store (unless ``include_system`` is False), ``extra_ca_files`` and the
+        intermediates ``attest fetch-intermediates`` stored for this user (unless ``include_fetched`` is
+        False; they are only ever intermediates, see ``intermediates``)."""
         store = cls.from_certificates(_load_bundle_leniently(Path(certifi.where())), source="certifi")
         if include_system:
             store = store.merge(_system_store())
-        return store.merge(cls.from_pem_files(extra_ca_files))
+        store = store.merge(cls.from_pem_files(extra_ca_files))
+        if include_fetched:
+            store = store.merge(fetched_store())
+        return store
 
     def merge(self, other: TrustStore) -> TrustStore:
         return TrustStore(
@@ -159,3 +170,14 @@ def _system_store() -> TrustStore:
         if candidate and Path(candidate).is_file():
             return TrustStore.from_certificates(_load_bundle_leniently(Path(candidate)), source=candidate)
     return TrustStore(anchors=())
+
+
+def fetched_store(directory: Path | None = None) -> TrustStore:
+    """The per-user fetched intermediates as a TrustStore with no anchors: nothing fetched ends a chain."""
+    from hcibenefit.attestation import intermediates
+
+    folder = directory or intermediates.default_dir()
+    certs = intermediates.load(folder)
+    if not certs:
+        return TrustStore(anchors=())
+    return TrustStore(anchors=(), intermediates=tuple(dict.fromkeys(certs)), sources=(f"fetched:{folder}",))

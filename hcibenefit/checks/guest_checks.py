@@ -80,8 +80,10 @@ _REASONS = (
     Reason(
         "missing-intermediate",
         "the signer's intermediate CA is missing, so the chain cannot be built",
-        "inside {vm}: certutil -addstore CA <the issuer's certificate, from the URL named in the detail>, "
-        "and add the same file to attestation.ca_files (docs/attestation.md); then hcibenefit guest kick --vm {vm_arg}",
+        "here: the 'hcibenefit attest fetch-intermediates --url' command the detail names (it fetches the "
+        "issuer from that URL and keeps it only if it chains to a root you trust; checks load it from then on); "
+        "inside {vm}: certutil -addstore CA <the same certificate> (docs/attestation.md); then "
+        "hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
         "untrusted-chain",

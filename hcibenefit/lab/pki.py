@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -62,8 +62,13 @@ def issue(
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
     extended_usages: Iterable[x509.ObjectIdentifier] = (),
+    ca_issuers: Iterable[str] = (),
 ) -> Issued:
-    """Issue a certificate signed by ``issuer`` (self-signed when None)."""
+    """Issue a certificate signed by ``issuer`` (self-signed when None).
+
+    ``ca_issuers``: URLs for the Authority Information Access extension, where a client may download the
+    issuer's certificate (as Microsoft's certificates name their issuers').
+    """
     key = new_key(key_kind)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     start = not_before or (_now() - dt.timedelta(minutes=5))
@@ -102,6 +107,12 @@ def issue(
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    aia = [
+        x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(url))
+        for url in ca_issuers
+    ]
+    if aia:
+        builder = builder.add_extension(x509.AuthorityInformationAccess(aia), critical=False)
     usages = list(extended_usages)
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)

@@ -56,7 +56,10 @@ class LabSigningChain:
     orphan_leaf: pki.Issued
 
     @classmethod
-    def generate(cls, *, now: dt.datetime | None = None) -> LabSigningChain:
+    def generate(cls, *, now: dt.datetime | None = None, publish_at: str | None = None) -> LabSigningChain:
+        """``publish_at``: a base URL where the root and intermediate are served as ``root.cer`` and
+        ``ca01.cer``, named in the intermediate's and the leaf's AIA as Microsoft's certificates name
+        their issuers' (None: no AIA, so a missing intermediate has nowhere to come from)."""
         start = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0) - dt.timedelta(days=1)
         root = pki.issue(
             "hcibenefit lab attestation root",
@@ -73,6 +76,7 @@ class LabSigningChain:
             key_kind="rsa",
             not_before=start,
             not_after=start + dt.timedelta(days=730),
+            ca_issuers=[f"{publish_at}/root.cer"] if publish_at else (),
         )
         # A different name from the published intermediate on purpose: a verifier must see "issuer not found"
         # (a missing intermediate), not "same name, wrong key" (an impostor CA).
@@ -88,7 +92,7 @@ class LabSigningChain:
         return cls(
             root=root,
             intermediate=intermediate,
-            leaf=_signer(intermediate, start),
+            leaf=_signer(intermediate, start, [f"{publish_at}/ca01.cer"] if publish_at else []),
             orphan_intermediate=orphan,
             orphan_leaf=_signer(orphan, start),
         )
@@ -191,7 +195,7 @@ def sign_without_attributes(
     return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
 
 
-def _signer(issuer: pki.Issued, start: dt.datetime) -> pki.Issued:
+def _signer(issuer: pki.Issued, start: dt.datetime, ca_issuers: list[str] | None = None) -> pki.Issued:
     # Azure's IMDS leaf is a TLS certificate (serverAuth, clientAuth); HCI hosts renew theirs every 30 days.
     return pki.issue(
         LAB_SIGNER_SAN,
@@ -201,6 +205,7 @@ def _signer(issuer: pki.Issued, start: dt.datetime) -> pki.Issued:
         not_before=start,
         not_after=start + dt.timedelta(days=30),
         extended_usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        ca_issuers=ca_issuers or (),
     )
 
 
