@@ -1,6 +1,7 @@
 """Verify IMDS attested documents (Azure and Azure Stack HCI) offline.
 
-A pure library: no network, no remoting. Input is what a user or the guest probe hands over; output is a
+A pure library: no remoting, and no network except ``aia`` (imported only by
+``attest fetch-intermediates``, which asks for it). Input is what a user or the guest probe hands over; output is a
 ``VerificationReport`` with one entry per check (parse, signature, chain, san, nonce, validity).
 """
 
