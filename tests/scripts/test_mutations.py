@@ -241,6 +241,10 @@ MUTATIONS = [
         "a machine-wide proxy gets the request for 169.254.169.253",
     ),
     Mutation(
+        "probe-body-progress", GUEST_PROBE_BODY, "$ProgressPreference = 'SilentlyContinue'\n", "",
+        "5.1's Invoke-RestMethod writes progress records, streamed to the client: more Receives per guest",
+    ),
+    Mutation(
         "probe-body-no-depth", GUEST_PROBE_BODY, "    }) -Depth 6 -Compress", "    }) -Compress",
         "licenses, task and events are cut to type names",
     ),
@@ -310,9 +314,17 @@ def _frozen_lab_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _run(
-    driver: GuestDriver, node: str, text: str, params: Mapping[str, Any] | None = None, **call: Any
+    driver: GuestDriver,
+    node: str,
+    text: str,
+    params: Mapping[str, Any] | None = None,
+    progress: list[int] | None = None,
+    **call: Any,
 ) -> Any:
-    """Run `text` on `node` as one WinRM pipeline; the parsed JSON document, or why there is none."""
+    """Run `text` on `node` as one WinRM pipeline; the parsed JSON document, or why there is none.
+
+    `progress`, when given, gets the number of progress records the pipeline wrote: each is a message the
+    client must receive, so they cost round trips."""
     out = CollectingOutput()
     command = CommandSpec(text, True, tuple((params or {}).items()))
     try:
@@ -321,6 +333,9 @@ def _run(
         )
     except TerminatingError as exc:
         return ("terminating", exc.error_id)
+    finally:
+        if progress is not None:
+            progress.append(len(out.progress))
     if out.errors:
         return ("errors", [e["error_id"] for e in out.errors])
     if len(out.output) != 1:
@@ -487,8 +502,10 @@ def guest_probe_scenario(texts: Texts) -> Any:
             "ProbeScript": _text(texts, GUEST_PROBE_BODY),
             "Nonce": "4711471147",
         }
-        document = _run(driver, node, _text(texts, GUEST_PROBE), params)
+        progress: list[int] = []
+        document = _run(driver, node, _text(texts, GUEST_PROBE), params, progress=progress)
         views[node] = _fan_out_view(driver, document, vms, parse_probe_body, GUEST_PROBE_BODY.key)
+        views[f"{node}: progress records"] = progress
     return views
 
 

@@ -12,6 +12,10 @@ param(
 )
 
 $ErrorActionPreference = 'Stop'
+# 5.1's Invoke-RestMethod writes a progress record for every response it reads (about_Preference_Variables,
+# $ProgressPreference). Through PowerShell Direct and WinRM each one is a message streamed to the client,
+# which then needs a Receive per batch: a sweep's round trips would grow with the number of guests.
+$ProgressPreference = 'SilentlyContinue'
 # First, so that the caller can compare the guest's clock with its node's (Kerberos allows 5 minutes).
 $StartedAt = (Get-Date).ToUniversalTime().ToString('o')
 $WindowsApplicationId = '55c92734-d682-4d71-983e-d6ec3f16059f'
