@@ -38,6 +38,7 @@ from hcibenefit.checks.registry import (
     vm_registrations,
 )
 from hcibenefit.checks.results import Result, Status, Target
+from hcibenefit.checks.unassessed import vms_on_unreachable_nodes
 from hcibenefit.facts.guest import GuestError, GuestProbe
 from hcibenefit.facts.host import HostFacts, VMFacts
 from hcibenefit.inventory.model import Policy
@@ -159,7 +160,21 @@ def evaluate_cluster(
     results += _node_results(view, evidence)
     vm_results, verdicts = _vm_and_guest_results(view, evidence, policy, now, vm_selected)
     results += vm_results
+    results += _unassessed_vm_results(evidence, vm_selected)
     return Evaluation(tuple(results), verdicts)
+
+
+def _unassessed_vm_results(evidence: ClusterEvidence, vm_selected: Callable[[str], bool]) -> list[Result]:
+    """A VM another node of the cluster names on a node that was not reached: every VM and guest check is an
+    ERROR for it, with why, under the ids it has when its node answers (so runs compare)."""
+    results: list[Result] = []
+    for vm in vms_on_unreachable_nodes(evidence.name, evidence.hosts, evidence.unreachable):
+        if not vm_selected(vm.name):
+            continue
+        target = Target(evidence.name, vm.node, vm.name)
+        for reg in (*vm_registrations(), *guest_registrations()):
+            results.append(_error(reg.meta, target, vm.reason, _node_fix(vm.node)))
+    return results
 
 
 def _node_target(view: ClusterView, name: str) -> Target:

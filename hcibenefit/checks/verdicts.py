@@ -6,6 +6,9 @@ from __future__ import annotations
 STATUS_VERDICTS = ("ok", "missing", "broken", "unknown", "not-needed", "excluded")
 """A VM's verdict in `status` (and what enable/disable select by): see README "VM verdicts"."""
 
+NOT_ASSESSED = "not-assessed"
+"""`status` only: a VM role a reachable node names on a node that was not reached (nothing to act on)."""
+
 NODE_VERDICTS = (
     "ok",
     "warning",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hcibenefit.checks.verdicts import STATUS_VERDICTS
+from hcibenefit.checks.verdicts import NOT_ASSESSED, STATUS_VERDICTS
 from hcibenefit.cli.common import (
     DEFAULT_PARALLEL,
     FailOnOption,
@@ -30,7 +30,7 @@ EXAMPLES = """Examples:
 
 
 @global_options
-@selection_options(nodes=True, verdicts=STATUS_VERDICTS)
+@selection_options(nodes=True, verdicts=(*STATUS_VERDICTS, NOT_ASSESSED))
 def status(
     ctx: typer.Context,
     selection: Selection,

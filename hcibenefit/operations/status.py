@@ -2,7 +2,8 @@
 
 What is reported, and what the exit code counts, is what was selected: every node and VM of the
 selected clusters; with --vm or --verdict, those VMs and the nodes they run on (plus the nodes that
-could not be reached, since a selected VM may live there).
+could not be reached, since a selected VM may live there). A VM on a node that could not be reached is
+listed by name, verdict not-assessed, when another node of its cluster names it (checks.unassessed).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from hcibenefit.checks.assess import Assessment, NodeStatus, VMStatus, assess_cluster, merge
 from hcibenefit.checks.model import Finding, Severity
+from hcibenefit.checks.unassessed import VERDICT as NOT_ASSESSED
+from hcibenefit.checks.unassessed import UnassessedVM, vms_on_unreachable_nodes
 from hcibenefit.facts.host import HOST_SWITCH
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.gather import gather_clusters
@@ -29,16 +32,22 @@ class StatusResult:
     selection: Selection = field(default_factory=Selection)
     selected: tuple[VMStatus, ...] = ()
     """The VMs the selection picked (before the verdict filter)."""
-    excluded: tuple[tuple[VMStatus, str], ...] = ()
+    excluded: tuple[tuple[VMStatus | UnassessedVM, str], ...] = ()
     not_assessed: tuple[Mapping[str, Any], ...] = ()
+    unassessed: tuple[UnassessedVM, ...] = ()
+    """The selected VMs on nodes that were not reached, named by another node of their cluster."""
 
     def vms(self) -> list[VMStatus]:
         return [v for v in self.selected if self.selection.keeps(v.verdict)]
+
+    def unassessed_vms(self) -> list[UnassessedVM]:
+        return list(self.unassessed) if self.selection.keeps(NOT_ASSESSED) else []
 
     def nodes(self) -> list[NodeStatus]:
         if not self.selection.narrows_vms:
             return list(self.assessment.nodes)
         owners = {(v.vm.cluster, v.vm.node.casefold()) for v in self.vms()}
+        owners |= {(u.cluster, u.node.casefold()) for u in self.unassessed_vms()}
         return [
             n for n in self.assessment.nodes if (n.cluster, n.name.casefold()) in owners or n.facts is None
         ]
@@ -81,9 +90,13 @@ def gather_status(
             for facts, cluster in zip(gathered, clusters, strict=True)
         ]
     )
-    match = selection.match_vms(
-        assessment.vms, name_of=lambda v: v.vm.name, exclusion=inventory.policy.exclusion
-    )
+    named = [u for c in gathered for u in vms_on_unreachable_nodes(c.name, c.hosts, c.unreachable)]
+    candidates: list[VMStatus | UnassessedVM] = [*assessment.vms, *named]
+    match = selection.match_vms(candidates, name_of=_vm_name, exclusion=inventory.policy.exclusion)
+    selected = [v for v in match.selected if isinstance(v, VMStatus)]
+    unassessed = [v for v in match.selected if isinstance(v, UnassessedVM)]
+    # Where a node of the cluster answered Get-ClusterGroup, the unreachable nodes' VM roles are named.
+    roles_read = {c.name for c in gathered if any(h.cluster_groups is not None for h in c.hosts)}
     unreachable = [n for n in assessment.nodes if n.facts is None]
     not_assessed: list[dict[str, Any]] = [
         {
@@ -91,14 +104,18 @@ def gather_status(
             "cluster": n.cluster,
             "verdict": n.verdict,
             "reason": n.error,
-            "vms": "the VMs on this node could not be listed or assessed",
+            "vms": "its VM roles are listed under vms as not-assessed, as another node of the cluster names "
+            "them; a VM that is not a cluster role could not be listed"
+            if n.cluster in roles_read
+            else "the VMs on this node could not be listed or assessed",
+            "vm_names": [u.name for u in unassessed if (u.cluster, u.node) == (n.cluster, n.name)],
         }
         for n in unreachable
     ]
     if match.unmatched:
         if not unreachable:
             match.raise_unmatched(
-                [v.vm.name for v in assessment.vms],
+                [_vm_name(v) for v in candidates],
                 where="on any node of " + ", ".join(c.name for c in clusters),
                 nothing_done="nothing to report",
             )
@@ -108,8 +125,19 @@ def gather_status(
             for name in match.unmatched
         ]
     return StatusResult(
-        assessment, selection, tuple(match.selected), tuple(match.excluded), tuple(not_assessed)
+        assessment, selection, tuple(selected), tuple(match.excluded), tuple(not_assessed), tuple(unassessed)
     )
+
+
+def _vm_name(item: VMStatus | UnassessedVM) -> str:
+    return item.name if isinstance(item, UnassessedVM) else item.vm.name
+
+
+def _vm_where(item: VMStatus | UnassessedVM) -> tuple[str, str, str]:
+    """(name, cluster, node) of an assessed VM or of one named on a node that was not reached."""
+    if isinstance(item, UnassessedVM):
+        return item.name, item.cluster, item.node
+    return item.vm.name, item.vm.cluster, item.vm.node
 
 
 def _titles(findings: Sequence[Finding]) -> str:
@@ -173,6 +201,32 @@ def vm_record(status: VMStatus) -> dict[str, Any]:
         "attestation_status": "Connected" if status.host.attestation_listing(vm) else None,
         "attestation_versions": list(status.host.attestation_listing(vm)),
         "findings": [f.id for f in status.findings],
+    }
+
+
+def unassessed_record(vm: UnassessedVM) -> dict[str, Any]:
+    """A VM on a node that was not reached: what its cluster says (name, owner, role state), nothing more."""
+    return {
+        "name": vm.name,
+        "cluster": vm.cluster,
+        "node": vm.node,
+        "verdict": NOT_ASSESSED,
+        "reason": vm.reason,
+        "id": None,
+        "generation": None,
+        "state": None,
+        "os": None,
+        "needs_benefits": None,
+        "transport": None,
+        "configured": [],
+        "v1_nic": None,
+        "v2_gsi": None,
+        "kvp": None,
+        "attestation_status": None,
+        "attestation_versions": [],
+        "findings": [],
+        "role_state": vm.role_state,
+        "named_by": vm.named_by,
     }
 
 
@@ -258,10 +312,11 @@ def findings_details(findings: Sequence[Finding]) -> Details:
 def status_report(result: StatusResult, run_info: Mapping[str, Any] | None = None) -> Report:
     node_statuses = result.nodes()
     nodes = [node_record(n) for n in node_statuses]
-    vms = [vm_record(v) for v in result.vms()]
+    assessed = [vm_record(v) for v in result.vms()]
+    vms = [*assessed, *(unassessed_record(u) for u in result.unassessed_vms())]
     findings = result.findings()
     excluded = [
-        {"name": v.vm.name, "cluster": v.vm.cluster, "node": v.vm.node, "rule": rule}
+        dict(zip(("name", "cluster", "node"), _vm_where(v), strict=True)) | {"rule": rule}
         for v, rule in result.excluded
     ]
     data: dict[str, Any] = {
@@ -290,7 +345,7 @@ def status_report(result: StatusResult, run_info: Mapping[str, Any] | None = Non
         ]
 
     def vm_rows() -> list[dict[str, Any]]:
-        return [
+        rows = [
             {
                 **v,
                 "needs": _needs_text(v),
@@ -298,8 +353,14 @@ def status_report(result: StatusResult, run_info: Mapping[str, Any] | None = Non
                 # A healthy row needs no explanation; the JSON keeps the reason for every VM.
                 "why": None if v["verdict"] in ("ok", "not-needed") else (_titles(s.findings) or v["reason"]),
             }
-            for v, s in zip(vms, result.vms(), strict=True)
+            for v, s in zip(assessed, result.vms(), strict=True)
         ]
+        # Nothing about these VMs was read: every fact column says so.
+        rows += [
+            {**v, "needs": "?", "benefits": "?", "why": u.short_reason}
+            for v, u in zip(vms[len(assessed) :], result.unassessed_vms(), strict=True)
+        ]
+        return rows
 
     empty_vms = "(none)"
     if result.selection.verdicts:

@@ -22,6 +22,7 @@ from hcibenefit.checks.guest_checks import GuestVerdict
 from hcibenefit.checks.model import Severity
 from hcibenefit.checks.registry import all_checks
 from hcibenefit.checks.results import Result
+from hcibenefit.checks.unassessed import UnassessedVM, vms_on_unreachable_nodes
 from hcibenefit.errors import UsageError
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.facts.guest import GuestProbe
@@ -311,14 +312,20 @@ def _member_of(names: set[str]) -> Callable[[str], bool]:
     return lambda name: name.casefold() in names
 
 
+def _unassessed(evidence: ClusterEvidence) -> list[UnassessedVM]:
+    return vms_on_unreachable_nodes(evidence.name, evidence.hosts, evidence.unreachable)
+
+
 def _selected_vms(scope: Scope, collected: Collected) -> dict[str, set[str]]:
-    """Per cluster, the casefolded names of the VMs the selection takes. A --vm name that matches no VM
-    anywhere is a usage error, unless a node that did not answer may hold it."""
+    """Per cluster, the casefolded names of the VMs the selection takes, among those the nodes reported and
+    those another node names on a node that did not answer. A --vm name that matches no VM anywhere is a
+    usage error, unless a node that did not answer may hold it."""
     selected: dict[str, set[str]] = {}
     everything = [vm for c in collected.clusters for h in c.hosts for vm in h.vms]
     for evidence in collected.clusters:
-        vms = [vm for h in evidence.hosts for vm in h.vms]
-        selected[evidence.name] = {vm.name.casefold() for vm in scope.vms(vms)}
+        names = [vm.name for h in evidence.hosts for vm in h.vms] + [u.name for u in _unassessed(evidence)]
+        picked = scope.selection.match_vms(names, name_of=lambda name: name, exclusion=scope.exclusion)
+        selected[evidence.name] = {name.casefold() for name in picked.selected}
     if scope.selection.vms and not any(c.unreachable for c in collected.clusters):
         match = scope.selection.match_vms(everything, name_of=lambda v: v.name, exclusion=scope.exclusion)
         match.raise_unmatched(
@@ -348,6 +355,11 @@ def _targets(
     for evidence in clusters:
         for name, why in evidence.unreachable.items():
             not_assessed.append({"cluster": evidence.name, "node": name, "vm": None, "reason": why})
+        for named in _unassessed(evidence):
+            if named.name.casefold() in selected[evidence.name]:
+                not_assessed.append(
+                    {"cluster": evidence.name, "node": named.node, "vm": named.name, "reason": named.reason}
+                )
         for host in evidence.hosts:
             nodes_ok += 1
             for vm in host.vms:
