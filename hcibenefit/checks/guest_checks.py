@@ -80,9 +80,9 @@ _REASONS = (
     Reason(
         "missing-intermediate",
         "the signer's intermediate CA is missing, so the chain cannot be built",
-        "here: the 'hcibenefit attest fetch-intermediates --url' command the detail names (it fetches the "
-        "issuer from that URL and keeps it only if it chains to a root you trust; checks load it from then on); "
-        "inside {vm}: certutil -addstore CA <the same certificate> (docs/attestation.md); then "
+        "fetch the issuer with the hcibenefit attest fetch-intermediates command the detail gives, which keeps it "
+        "only if it chains to a root you trust, and checks use it from then on; inside {vm}: certutil -addstore "
+        "CA with that certificate, see docs/attestation.md; then "
         "hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
