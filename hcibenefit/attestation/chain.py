@@ -53,6 +53,8 @@ class ChainResult:
     failure: ChainFailure | None
     reason: str
     subjects: tuple[str, ...]
+    issuer_urls: tuple[str, ...] = ()
+    """For missing-intermediate: the http(s) URLs where the missing issuer's certificate is published."""
 
 
 def name(cert: x509.Certificate) -> str:
@@ -148,6 +150,7 @@ def _diagnose(
                 f"embedded in the document, in the CA files or among the fetched intermediates; {where}; "
                 f"see docs/attestation.md (if {issuer!r} is a root, it is not in the trust store)",
                 path,
+                tuple(fetchable),
             )
         signing = [c for c in named if signed_by(cert, c)]
         if not signing:
@@ -176,5 +179,7 @@ def _anchored_but_rejected(path: list[x509.Certificate], at: dt.datetime, detail
     return _fail("untrusted-chain", f"chain to trusted root {name(path[-1])!r} was rejected: {detail}", path)
 
 
-def _fail(failure: ChainFailure, reason: str, path: list[x509.Certificate]) -> ChainResult:
-    return ChainResult(failure, reason, tuple(name(c) for c in path))
+def _fail(
+    failure: ChainFailure, reason: str, path: list[x509.Certificate], issuer_urls: tuple[str, ...] = ()
+) -> ChainResult:
+    return ChainResult(failure, reason, tuple(name(c) for c in path), issuer_urls)

@@ -56,6 +56,8 @@ class VerificationReport:
     signer_subject: str | None = None
     signer_sans: tuple[str, ...] = ()
     chain_subjects: tuple[str, ...] = ()
+    missing_issuer_urls: tuple[str, ...] = ()
+    """When the chain misses an intermediate: where its certificate says it is published (http/https)."""
 
     @property
     def ok(self) -> bool:
@@ -77,4 +79,5 @@ class VerificationReport:
             "payload": self.payload,
             "signer": {"subject": self.signer_subject, "sans": list(self.signer_sans)},
             "chain": list(self.chain_subjects),
+            "missing_issuer_urls": list(self.missing_issuer_urls),
         }

@@ -102,6 +102,7 @@ def verify_document(
         signer: x509.Certificate | None = None,
         sans: tuple[str, ...] = (),
         chain_subjects: tuple[str, ...] = (),
+        missing_issuer_urls: tuple[str, ...] = (),
     ) -> VerificationReport:
         return VerificationReport(
             checks=checks.checks(default_reason),
@@ -112,6 +113,7 @@ def verify_document(
             signer_subject=name(signer) if signer is not None else None,
             signer_sans=sans,
             chain_subjects=chain_subjects,
+            missing_issuer_urls=missing_issuer_urls,
         )
 
     try:
@@ -182,7 +184,7 @@ def verify_document(
                 f" (tolerance {int(CLOCK_SKEW.total_seconds() // 60)} min)",
             )
 
-    return report("an earlier check failed", signer, sans, chain.subjects)
+    return report("an earlier check failed", signer, sans, chain.subjects, chain.issuer_urls)
 
 
 def verify_file(

@@ -80,10 +80,8 @@ _REASONS = (
     Reason(
         "missing-intermediate",
         "the signer's intermediate CA is missing, so the chain cannot be built",
-        "fetch the issuer with the hcibenefit attest fetch-intermediates command the detail gives, which keeps it "
-        "only if it chains to a root you trust, and checks use it from then on; inside {vm}: certutil -addstore "
-        "CA with that certificate, see docs/attestation.md; then "
-        "hcibenefit guest kick --vm {vm_arg}",
+        "{fetch_issuer}; inside {vm}: certutil -addstore CA with that certificate, see docs/attestation.md; "
+        "then hcibenefit guest kick --vm {vm_arg}",
     ),
     Reason(
         "untrusted-chain",
@@ -213,6 +211,8 @@ class DocumentCheck:
     ok: bool
     failure_kind: str | None
     reason: str
+    issuer_url: str | None = None
+    """missing-intermediate: where the missing issuer is published (its child's AIA), for the fix."""
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ def not_running(state: str) -> str:
     return _NOT_RUNNING.get(state, "vm-not-running")
 
 
-def fix_for(code: str, ctx: GuestContext) -> str | None:
+def fix_for(code: str, ctx: GuestContext, document: DocumentCheck | None = None) -> str | None:
     """The reason's fix for this VM: exact commands, with what its owner node needs first."""
     template = REASONS[code].fix
     if template is None:
@@ -293,13 +293,27 @@ def fix_for(code: str, ctx: GuestContext) -> str | None:
         path_fix=path_fix,
         sync=sync,
         start=fixes.start_vm(ctx.vm, node, state),
+        fetch_issuer=_fetch_issuer(document),
     )
 
 
+def _fetch_issuer(document: DocumentCheck | None) -> str:
+    # The command fetches from the URL the signer's chain names and keeps the certificate only if it chains
+    # to a root already trusted; guest check and sweep load what it stores from then on.
+    if document is not None and document.issuer_url:
+        return f"hcibenefit attest fetch-intermediates --url {fixes.sh(document.issuer_url)}"
+    return "add the issuer's certificate (named in the detail) to attestation.ca_files"
+
+
 def _verdict(
-    verdict: Verdict, code: str, detail: str, ctx: GuestContext, problems: Sequence[str] = ()
+    verdict: Verdict,
+    code: str,
+    detail: str,
+    ctx: GuestContext,
+    problems: Sequence[str] = (),
+    document: DocumentCheck | None = None,
 ) -> GuestVerdict:
-    return GuestVerdict(verdict, code, detail, fix_for(code, ctx), tuple(problems) or (code,))
+    return GuestVerdict(verdict, code, detail, fix_for(code, ctx, document), tuple(problems) or (code,))
 
 
 # --- failures before any guest answer ------------------------------------------------------------
@@ -467,7 +481,7 @@ def assess_probe(ctx: GuestContext, probe: GuestProbe, document: DocumentCheck |
         risks += _task_problems(probe, licensed=True)
         if risks:
             return _verdict(
-                "at-risk", risks[0][0], f"{status}, but {risks[0][1]}", ctx, [c for c, _ in risks]
+                "at-risk", risks[0][0], f"{status}, but {risks[0][1]}", ctx, [c for c, _ in risks], document
             )
         how = (
             "the document travels over VMBus (V2), the probe cannot fetch it"
@@ -496,4 +510,6 @@ def assess_probe(ctx: GuestContext, probe: GuestProbe, document: DocumentCheck |
                 f"task last ran {probe.task.last_run_time or 'at an unknown time'} with result 0",
             )
         ]
-    return _verdict("not-activated", causes[0][0], f"{status}: {causes[0][1]}", ctx, [c for c, _ in causes])
+    return _verdict(
+        "not-activated", causes[0][0], f"{status}: {causes[0][1]}", ctx, [c for c, _ in causes], document
+    )

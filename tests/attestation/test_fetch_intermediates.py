@@ -489,3 +489,23 @@ def test_os_permissions_of_an_existing_store_are_tightened(published: Published,
     now = dt.datetime.now(dt.timezone.utc)
     intermediates.store(store, published.chain.intermediate.cert, source="test", issued=None, now=now)
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
+
+
+def test_guest_check_fix_is_the_exact_fetch_command(published: Published, publisher: Publisher) -> None:
+    # What guest check and sweep see: the guest's document verified with the inventory's trust material.
+    from hcibenefit.attestation import verify_document
+    from hcibenefit.checks.guest_checks import GuestContext, fix_for
+    from hcibenefit.operations.guests.check import document_check
+
+    report = verify_document(published.doc.read_bytes(), trust=_trust(published), san_pattern=LAB_SAN_PATTERN)
+    assert report.failure_kind == "missing-intermediate"
+    assert report.to_dict()["missing_issuer_urls"] == [f"{publisher.base}/ca01.cer"]
+    check = document_check(report)
+    ctx = GuestContext("avd-sh01", "sea-hci01", "sea-hci01-n1", None, None, None)
+    fix = fix_for("missing-intermediate", ctx, check)
+    assert fix is not None
+    assert fix.startswith(f"hcibenefit attest fetch-intermediates --url {publisher.base}/ca01.cer; ")
+    assert fix.endswith("then hcibenefit guest kick --vm avd-sh01")
+    # A chain whose certificate names no URL: the fix says what to do instead, with no placeholder.
+    no_url = fix_for("missing-intermediate", ctx, None)
+    assert no_url is not None and "attestation.ca_files" in no_url and "<" not in no_url

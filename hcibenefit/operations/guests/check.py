@@ -100,7 +100,12 @@ def trust_for(inventory: Inventory) -> TrustStore:
 
 def document_check(report: VerificationReport) -> DocumentCheck:
     failing = next((c for c in report.checks if c.ok is False), None)
-    return DocumentCheck(report.ok, report.failure_kind, failing.reason if failing else "all checks passed")
+    return DocumentCheck(
+        report.ok,
+        report.failure_kind,
+        failing.reason if failing else "all checks passed",
+        report.missing_issuer_urls[0] if report.missing_issuer_urls else None,
+    )
 
 
 def _verify(
