@@ -123,21 +123,3 @@ def rebuild_switch(node: str) -> str:
 def start_cluster_node(name: str, state: str, on: str) -> str:
     verb = "Resume-ClusterNode" if state == "Paused" else "Start-ClusterNode"
     return f"on {on}: {verb} -Name {ps(name)}"
-
-
-CLUSSVC_PARAMETERS = r"HKLM:\SYSTEM\CurrentControlSet\Services\ClusSvc\Parameters"
-
-
-def exclude_cluster_adapter(node: str, description: str) -> str:
-    """Keep an adapter out of the cluster's networks, as Azure Local's TSG for a Partitioned network after
-    the 22H2 to 23H2 upgrade does: append its InterfaceDescription to ClusSvc's ExcludeAdaptersByDescription,
-    then restart the node (drained) for the cluster service to read it."""
-    name = ps(node)
-    return (
-        f"on {node}: $p = '{CLUSSVC_PARAMETERS}'; "
-        f"$v = (Get-ItemProperty -Path $p).ExcludeAdaptersByDescription; "
-        f"New-ItemProperty -Path $p -Name ExcludeAdaptersByDescription "
-        f"-Value ((@($v, {ps(description)}) | Where-Object {{ $_ }}) -join ',') -Force; "
-        f"then Suspend-ClusterNode -Name {name} -Drain -Wait; then on {node}: Restart-Computer -Force; "
-        f"then Resume-ClusterNode -Name {name} -Failback Immediate"
-    )

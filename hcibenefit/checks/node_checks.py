@@ -121,7 +121,15 @@ IMDS_CLUSTER_NETWORK = CheckMeta(
     "Host IMDS adapter in a cluster network",
     Severity.MEDIUM,
     "node",
-    "{fix}",
+    # Azure Local's TSG for a Partitioned network after the 22H2 to 23H2 upgrade: append the adapter's
+    # InterfaceDescription to ClusSvc's ExcludeAdaptersByDescription, then restart the node (drained) for the
+    # cluster service to read it.
+    "on {node}: $p = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\ClusSvc\\Parameters'; "
+    "$v = (Get-ItemProperty -Path $p).ExcludeAdaptersByDescription; "
+    "New-ItemProperty -Path $p -Name ExcludeAdaptersByDescription "
+    "-Value ((@($v, {description}) -ne $null) -join ',') -Force; "
+    "then Suspend-ClusterNode -Name {node_ps} -Drain -Wait; then on {node}: Restart-Computer -Force; "
+    "then Resume-ClusterNode -Name {node_ps} -Failback Immediate",
     doc_url="https://github.com/Azure/AzureLocal-Supportability/blob/main/TSG/Upgrade/"
     "Known-issue-%2D-Cluster-network-shows-as-'Partitioned'-after-OS-upgrade-from-22H2-to-23H2.md",
 )
@@ -323,9 +331,14 @@ def imds_cluster_network(meta: CheckMeta, host: HostFacts, view: ClusterView) ->
             f"cluster network {network.name!r} (Role {network.role}, State {network.state}) "
             f"holds the host IMDS adapter {adapter!r}"
         )
-        description = host.host_vnic_description or "<the adapter's InterfaceDescription (Get-NetAdapter)>"
-        fix = fixes.exclude_cluster_adapter(host.node, description)
-        yield Finding(meta, view.name, host.node, detail, {**_values(host, view), "fix": fix})
+        # Found by MAC address in host-facts; without it, read it by the adapter's name on the node.
+        description = (
+            fixes.ps(host.host_vnic_description)
+            if host.host_vnic_description
+            else f"(Get-NetAdapter -Name {fixes.ps(adapter)}).InterfaceDescription"
+        )
+        values = {**_values(host, view), "description": description, "node_ps": fixes.ps(host.node)}
+        yield Finding(meta, view.name, host.node, detail, values)
 
 
 @node_check(SCRIPT_PROBLEM)

@@ -123,3 +123,16 @@ def test_sweep_reports_every_check_of_each_named_vm_as_error_with_why(split: Lab
     assert not any(f["vm"] == "dark-vm" for f in document["findings"])
     only = split.cli("sweep", "-o", "json", "--no-history", "--fail-on", "none", "--vm", "avd-down-2")
     assert {f["vm"] for f in only.json()["findings"] if f["vm"]} == {"avd-down-2"}
+
+
+def test_policy_exclusions_apply_to_them_too(split: LabClient) -> None:
+    split.inventory.write_text(split.inventory.read_text() + 'policy:\n  exclude_globs: ["avd-down-2"]\n')
+    status = split.cli("status", "-o", "json", "--fail-on", "none").json()
+    assert "avd-down-2" not in {v["name"] for v in status["vms"]}
+    assert {(e["name"], e["node"], e["rule"]) for e in status["excluded"]} == {
+        ("avd-down-2", "s-down", "avd-down-2")
+    }
+    sweep = split.cli("sweep", "-o", "json", "--no-history", "--fail-on", "none").json()
+    assert not any(f["vm"] == "avd-down-2" for f in sweep["findings"])
+    excluded = sweep["run"]["targets"]["excluded"]
+    assert [(e["vm"], e["node"], e["rule"]) for e in excluded] == [("avd-down-2", "s-down", "avd-down-2")]

@@ -344,6 +344,13 @@ def _excluded(scope: Scope, collected: Collected) -> list[dict[str, Any]]:
                 {"cluster": evidence.name, "node": host.node, "vm": vm.name, "rule": rule}
                 for vm, rule in match.excluded
             ]
+        named = scope.selection.match_vms(
+            _unassessed(evidence), name_of=lambda v: v.name, exclusion=scope.exclusion
+        )
+        out += [
+            {"cluster": evidence.name, "node": vm.node, "vm": vm.name, "rule": rule}
+            for vm, rule in named.excluded
+        ]
     return out
 
 
