@@ -312,8 +312,11 @@ def nodes_in_report(command: str, stdout: str) -> tuple[int, int]:
         nodes = document["nodes"]
         return len(nodes), sum(1 for n in nodes if n.get("verdict") == "unreachable")
     if command == "guest-check":
-        reached = {r["node"] for r in document if r.get("node")}
-        lost = {r["node"] for r in document if r.get("reason") == "node-unreachable"}
+        records = (
+            document["vms"] if isinstance(document, dict) else document
+        )  # a bare list before the envelope
+        reached = {r["node"] for r in records if r.get("node")}
+        lost = {r["node"] for r in records if r.get("reason") == "node-unreachable"}
         return len(reached), len(lost)
     if command == "sweep":
         findings = document.get("findings") or []

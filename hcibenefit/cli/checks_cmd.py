@@ -40,7 +40,7 @@ def list_checks(ctx: typer.Context) -> int:
 
       hcibenefit checks list
 
-      hcibenefit checks list -o json | jq -r '.[] | select(.scope=="guest") | .id'
+      hcibenefit checks list -o json | jq -r '.checks[] | select(.scope=="guest") | .id'
 
       hcibenefit checks list -o markdown > checks.md
     """
@@ -59,7 +59,11 @@ def list_checks(ctx: typer.Context) -> int:
         notes = [f"{len(rows)} checks; -o json or -o markdown adds each remediation and documentation link"]
         app_.emit(Report(data=None, tables=[table], notes=notes), "table")
         return int(ExitCode.OK)
-    text = json.dumps(rows, indent=2) + "\n" if fmt == "json" else markdown(rows)
+    if fmt == "json":
+        # An object: the run's envelope, then the catalogue under "checks".
+        text = json.dumps(app_.with_envelope({"checks": rows}), indent=2) + "\n"
+    else:
+        text = markdown(rows)
     from hcibenefit.cli.context import write_text
 
     with app_.open_output() as stream:

@@ -7,6 +7,7 @@ called from tests (and from other Python code) without typer.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import sys
@@ -88,6 +89,13 @@ class AppContext:
             "command": self.command,
         }
 
+    def with_envelope(self, data: Any) -> Any:
+        """A JSON object with the run's envelope (run_info) in front; the command's own fields win, so a
+        command that set them, or names a field the same, keeps its value. Lists and None pass as they are."""
+        if not isinstance(data, dict):
+            return data
+        return {**self.run_info(self._inventory), **data}
+
     def render_options(self, stream: TextIO) -> RenderOptions:
         from hcibenefit.report import RenderOptions
         from hcibenefit.report.text import terminal_width
@@ -102,6 +110,9 @@ class AppContext:
 
         from hcibenefit.report import render
 
+        if fmt == "json":
+            # Every command's JSON carries when, which hcibenefit, which inventory and which command.
+            report = dataclasses.replace(report, data=self.with_envelope(report.data))
         buffer = io.StringIO()
         with self.open_output() as stream:
             render(report, fmt, buffer, self.render_options(stream))
@@ -112,6 +123,9 @@ class AppContext:
     ) -> None:
         """A document with its own renderers (sweep, checklist): rendered whole, then written."""
         import io
+
+        if fmt == "json":
+            document = self.with_envelope(document)
 
         buffer = io.StringIO()
         with self.open_output() as stream:

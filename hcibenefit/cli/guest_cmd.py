@@ -60,7 +60,7 @@ def check(ctx: typer.Context, selection: Selection, parallel: ParallelOption = D
     fmt = app_.choose_format()
     inventory = app_.inventory()
     result = check_guests(inventory, app_.credentials(), selection, workers=parallel)
-    app_.emit(check_report(result), fmt)
+    app_.emit(check_report(result, app_.run_info(inventory)), fmt)
     return int(ExitCode.combine(findings=result.findings, incomplete=result.incomplete))
 
 
@@ -106,7 +106,7 @@ def kick(
         )
     finally:
         unaudited = finish_audit(app_, audit)
-    app_.emit(kick_report(result, show_scripts=app_.verbosity >= 1), fmt)
+    app_.emit(kick_report(result, app_.run_info(inventory), show_scripts=app_.verbosity >= 1), fmt)
     if result.declined:
         return int(ExitCode.OK)
     return int(ExitCode.combine(findings=result.findings, incomplete=result.incomplete or unaudited))

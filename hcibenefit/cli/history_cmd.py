@@ -64,7 +64,8 @@ def list_runs(
     with _history(history) as store:
         runs = store.runs(inventory_hash=_fleet(app_), limit=limit)
     if fmt == "json":
-        _emit_text(app_, json.dumps([r.to_dict() for r in runs], ensure_ascii=False, indent=2) + "\n")
+        document = app_.with_envelope({"runs": [r.to_dict() for r in runs]})
+        _emit_text(app_, json.dumps(document, ensure_ascii=False, indent=2) + "\n")
         return int(ExitCode.OK)
     from hcibenefit.report import Table, columns
     from hcibenefit.report.sweep.common import when
@@ -149,7 +150,7 @@ def diff(
     data = {"from": a.to_dict(), "to": b.to_dict(), **changes.to_dict({"id": a.id, "started": a.started})}
     data.pop("previous_run")
     if fmt == "json":
-        _emit_text(app_, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        _emit_text(app_, json.dumps(app_.with_envelope(data), ensure_ascii=False, indent=2) + "\n")
     else:
         from hcibenefit.report.sweep.common import change_lines
 
@@ -172,8 +173,12 @@ def prune(
 ) -> int:
     """Delete runs older than --keep-days (with their results)."""
     app_ = app_context(ctx)
+    fmt = app_.choose_format(("table", "json"))
     with _history(history) as store:
         removed = store.prune(keep_days)
         left = len(store.runs())
     app_.say(f"pruned {removed} run(s) older than {keep_days} day(s); {left} left in {store.path}")
+    if fmt == "json":
+        document = {"history": str(store.path), "keep_days": keep_days, "removed": removed, "left": left}
+        _emit_text(app_, json.dumps(app_.with_envelope(document), ensure_ascii=False, indent=2) + "\n")
     return int(ExitCode.OK)

@@ -51,11 +51,24 @@ def validate(ctx: typer.Context, file: FileArgument = None) -> int:
     from hcibenefit.operations.inventory_check import offline_problems
 
     appctx = app_context(ctx)
+    fmt = appctx.choose_format()
     inventory = appctx.inventory(file)
     nodes = len(inventory.all_nodes())
     for warning in inventory.warnings:
         appctx.say(f"warning: {warning}")
     problems = offline_problems(inventory, ask_pass=appctx.ask_pass)
+    if fmt == "json":
+        from hcibenefit.report import Report
+
+        data = {
+            **appctx.run_info(inventory),
+            "valid": not problems,
+            "clusters": len(inventory.clusters),
+            "nodes": nodes,
+            "warnings": list(inventory.warnings),
+            "problems": [{"where": p.where, "message": p.message} for p in problems],
+        }
+        appctx.emit(Report(data=data), fmt)
     if problems:
         for problem in problems:
             appctx.say(f"error: {problem}")
@@ -133,5 +146,6 @@ def show(ctx: typer.Context, file: FileArgument = None) -> int:
         ),
         rows,
     )
-    appctx.emit(Report(data=inventory.to_public_dict(), tables=[table], notes=list(inventory.warnings)), fmt)
+    data = {**appctx.run_info(inventory), **inventory.to_public_dict()}
+    appctx.emit(Report(data=data, tables=[table], notes=list(inventory.warnings)), fmt)
     return int(ExitCode.OK)

@@ -29,6 +29,12 @@ def export(
     from hcibenefit.operations.sweep.offline import export_scripts
 
     app_ = app_context(ctx)
-    for path in export_scripts(directory):
+    fmt = app_.choose_format()
+    written = export_scripts(directory)
+    for path in written:
         app_.say(f"wrote {path}")
+    if fmt == "json":
+        from hcibenefit.report import Report
+
+        app_.emit(Report(data={"directory": str(directory), "files": [str(p) for p in written]}), fmt)
     return int(ExitCode.OK)

@@ -171,7 +171,7 @@ def test_verdict_filter_selects_what_status_and_enable_work_on(lab: LabClient) -
 
 def test_guest_check_can_say_every_vm(lab: LabClient) -> None:
     result = lab.cli("guest", "check", "--all", "--cluster", "hci-lab-02", "-o", "json")
-    assert {r["vm"] for r in result.json()} == {
+    assert {r["vm"] for r in result.json()["vms"]} == {
         v["name"] for v in lab.state()["vms"] if v["cluster"] == "hci-lab-02"
     }
     # One probe call per owner node that has a running VM, whatever the number of VMs.

@@ -15,7 +15,7 @@ def _all_fixes(lab: LabClient) -> list[str]:
     fixes = [
         f["remediation"] for f in lab.cli("status", "-o", "json", "--fail-on", "none").json()["findings"]
     ]
-    fixes += [r["fix"] for r in lab.cli("guest", "check", "-o", "json").json() if r["fix"]]
+    fixes += [r["fix"] for r in lab.cli("guest", "check", "-o", "json").json()["vms"] if r["fix"]]
     fixes += [
         v["fix"] for v in lab.cli("enable", "--all", "--what-if", "-o", "json").json()["vms"] if v["fix"]
     ]

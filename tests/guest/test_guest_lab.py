@@ -68,7 +68,7 @@ def guest_invocations(lab: LabClient) -> dict[str, dict[str, int]]:
 def test_check_gives_every_vm_of_the_default_fleet_its_verdict(lab: LabClient) -> None:
     result = lab.cli("guest", "check", *vm_args(*ALL_VMS), "--format", "json")
     assert result.code == ExitCode.FINDINGS_AND_INCOMPLETE, result.err
-    records = result.json()
+    records = result.json()["vms"]
     assert [r["vm"] for r in records] == ALL_VMS
     assert {r["vm"]: (r["verdict"], r["reason"]) for r in records} == EXPECTED_DEFAULT
     for record in records:
@@ -98,7 +98,7 @@ def test_check_asks_each_node_through_one_session_of_at_most_nine_requests(lab: 
     result = lab.cli("guest", "check", *vm_args("avd-ok-01", "sql-01"), "--format", "json")
     assert result.code in (ExitCode.OK, ExitCode.FINDINGS), result.err
     keys = pypsrp_fixes.exchange_keys_generated()
-    probed = {r["node"] for r in result.json()}
+    probed = {r["node"] for r in result.json()["vms"]}
     for name in names:
         after = server.stats(name).actions
         sent = {k: after.get(k, 0) - before[name].get(k, 0) for k in after}
@@ -125,12 +125,12 @@ def test_one_probe_call_however_many_vms_a_node_has(small_lab: Any) -> None:
         "guest", "check", *vm_args(*[f"vm{i:02d}" for i in range(12)], "solo"), "--format", "json"
     )
     assert result.code == ExitCode.OK, result.out + result.err
-    assert {r["verdict"] for r in result.json()} == {"activated"}
+    assert {r["verdict"] for r in result.json()["vms"]} == {"activated"}
     assert guest_invocations(lab) == {"n1": {"guest-probe": 1}, "n2": {"guest-probe": 1}}
 
 
 def test_evidence_carries_what_the_guest_saw(lab: LabClient) -> None:
-    record = lab.cli("guest", "check", "--vm", "avd-ok-01", "--format", "json").json()[0]
+    record = lab.cli("guest", "check", "--vm", "avd-ok-01", "--format", "json").json()["vms"][0]
     evidence = record["evidence"]
     assert evidence["os"]["edition_id"] == "ServerRdsh" and evidence["license"]["status_name"] == "Licensed"
     assert evidence["task"]["present"] is True and evidence["task"]["state"] == "Ready"
@@ -148,9 +148,9 @@ def test_evidence_carries_what_the_guest_saw(lab: LabClient) -> None:
 
 def test_nonces_are_fresh_per_call(lab: LabClient) -> None:
     nonces = {
-        lab.cli("guest", "check", "--vm", "avd-ok-01", "--format", "json").json()[0]["evidence"]["document"][
-            "nonce_sent"
-        ]
+        lab.cli("guest", "check", "--vm", "avd-ok-01", "--format", "json").json()["vms"][0]["evidence"][
+            "document"
+        ]["nonce_sent"]
         for _ in range(3)
     }
     assert len(nonces) == 3
@@ -159,7 +159,7 @@ def test_nonces_are_fresh_per_call(lab: LabClient) -> None:
 def test_vms_that_are_not_running_are_never_sent(lab: LabClient) -> None:
     result = lab.cli("guest", "check", *vm_args("avd-off", "avd-saved", "w11ms-paused"), "--format", "json")
     assert result.code == ExitCode.INCOMPLETE
-    assert {r["reason"] for r in result.json()} == {"vm-off", "vm-saved", "vm-paused"}
+    assert {r["reason"] for r in result.json()["vms"]} == {"vm-off", "vm-saved", "vm-paused"}
     assert all(not calls for calls in guest_invocations(lab).values())
 
 
@@ -168,7 +168,7 @@ def test_bad_guest_credentials_fail_only_that_vm(lab: LabClient) -> None:
         "guest", "check", *vm_args("avd-bad-guest-creds", "avd-ok-01", "avd-twice"), "--format", "json"
     )
     assert result.code == ExitCode.FINDINGS_AND_INCOMPLETE
-    records = by_vm(result.json())
+    records = by_vm(result.json()["vms"])
     assert (records["avd-bad-guest-creds"]["verdict"], records["avd-bad-guest-creds"]["reason"]) == (
         "auth-failed",
         "bad-credentials",
@@ -185,7 +185,7 @@ def test_a_wrong_guest_password_is_an_authentication_problem_per_vm(
     monkeypatch.setenv(GUEST_PASSWORD_ENV, "not-the-guest-password")
     result = lab.cli("guest", "check", *vm_args("avd-ok-01", "w11ms-v2-ok", "avd-off"), "--format", "json")
     assert result.code == ExitCode.INCOMPLETE
-    records = by_vm(result.json())
+    records = by_vm(result.json()["vms"])
     assert records["avd-ok-01"]["verdict"] == records["w11ms-v2-ok"]["verdict"] == "auth-failed"
     assert records["avd-off"]["reason"] == "vm-off"  # not sent at all
     assert "guest_credentials" in records["avd-ok-01"]["fix"]
@@ -223,7 +223,7 @@ def test_an_unreachable_owner_node_leaves_only_its_vms_unassessed(lab: LabClient
     finally:
         lab.lab.set_faults("lab01-n3", down=False)
     assert result.code == ExitCode.INCOMPLETE
-    records = by_vm(result.json())
+    records = by_vm(result.json()["vms"])
     assert records["avd-on-expired-node"]["verdict"] == "not-assessable"
     assert records["avd-on-expired-node"]["reason"] == "node-unreachable"
     assert "lab01-n3" in records["avd-on-expired-node"]["detail"]
@@ -235,7 +235,7 @@ def test_an_expired_document_is_its_own_reason(small_lab: Any) -> None:
         "clusters:\n  - name: c\n    nodes: [n1]\n    vms:\n"
         "      - {name: stale, node: n1, benefits: v1, guest: {license_status: 5, document: expired}}\n"
     )
-    record = lab.cli("guest", "check", "--vm", "stale", "--format", "json").json()[0]
+    record = lab.cli("guest", "check", "--vm", "stale", "--format", "json").json()["vms"][0]
     assert (record["verdict"], record["reason"]) == ("not-activated", "document-expired")
     assert record["evidence"]["document"]["verification"]["failure_kind"] == "expired"
 
@@ -246,7 +246,7 @@ def test_an_expired_document_is_its_own_reason(small_lab: Any) -> None:
 def test_kick_runs_the_task_twice_when_activation_needs_two_runs(lab: LabClient) -> None:
     result = lab.cli("guest", "kick", "--vm", "avd-twice", "--format", "json")
     assert result.code == ExitCode.OK, result.out + result.err
-    record = result.json()[0]
+    record = result.json()["vms"][0]
     assert record["result"] == "kicked"
     assert record["before"] == {"verdict": "not-activated", "reason": "task-never-ran", "license_status": 5}
     assert record["after"] == {"verdict": "activated", "reason": "licensed", "license_status": 1}
@@ -259,13 +259,13 @@ def test_kick_runs_the_task_twice_when_activation_needs_two_runs(lab: LabClient)
 def test_kick_reports_a_disabled_task_with_the_fix_and_enables_it_only_when_asked(lab: LabClient) -> None:
     refused = lab.cli("guest", "kick", "--vm", "azedition-task-disabled", "--format", "json")
     assert refused.code == ExitCode.FINDINGS
-    record = refused.json()[0]
+    record = refused.json()["vms"][0]
     assert record["result"] == "refused" and record["fix"].endswith("--enable-task")
     assert lab.vm("azedition-task-disabled")["guest"]["task"] == "Disabled"
     assert lab.invocations("guest-kick") == 0
     fixed = lab.cli("guest", "kick", "--vm", "azedition-task-disabled", "--enable-task", "--format", "json")
     assert fixed.code == ExitCode.OK, fixed.out
-    record = fixed.json()[0]
+    record = fixed.json()["vms"][0]
     assert record["result"] == "kicked" and record["task_enabled"] is True
     assert record["after"]["verdict"] == "activated"
     assert lab.vm("azedition-task-disabled")["guest"]["task"] == "Ready"
@@ -287,7 +287,7 @@ def test_kick_what_if_sends_nothing_mutating(lab: LabClient) -> None:
         and "-KickScript <the text of guest-kick-body/1>" in result.out
     )
     assert "- guest-kick/2 on lab01-n2" in result.out and "would kick" in result.out
-    records = by_vm(lab.cli("guest", "kick", *vm_args(*names), "--what-if", "--format", "json").json())
+    records = by_vm(lab.cli("guest", "kick", *vm_args(*names), "--what-if", "--format", "json").json()["vms"])
     assert records["avd-ok-01"]["result"] == "already" and records["avd-off"]["result"] == "skipped"
     assert records["azedition-task-disabled"]["result"] == "refused"
 
@@ -297,7 +297,7 @@ def test_kick_of_several_vms_needs_yes_without_a_terminal(lab: LabClient) -> Non
     assert result.code == ExitCode.USAGE and "--yes" in result.err
     assert lab.invocations("guest-kick") == 0
     result = lab.cli("guest", "kick", *vm_args("avd-twice", "avd-imds-blocked"), "--yes", "--format", "json")
-    records = by_vm(result.json())
+    records = by_vm(result.json()["vms"])
     assert records["avd-twice"]["after"]["verdict"] == "activated"
     assert records["avd-imds-blocked"]["after"]["reason"] == "imds-unreachable"
     assert [r["last_result_hex"] for r in records["avd-imds-blocked"]["runs"]] == ["0x80072EE2", "0x80072EE2"]
@@ -305,16 +305,18 @@ def test_kick_of_several_vms_needs_yes_without_a_terminal(lab: LabClient) -> Non
 
 
 def test_a_vm_that_gets_its_nic_activates_after_a_kick(lab: LabClient) -> None:
-    before = lab.cli("guest", "check", "--vm", "avd-missing-nic", "--format", "json").json()[0]
+    before = lab.cli("guest", "check", "--vm", "avd-missing-nic", "--format", "json").json()["vms"][0]
     assert (
         before["reason"] == "benefits-missing"
         and before["fix"]
         == "hcibenefit enable --vm avd-missing-nic; then hcibenefit guest kick --vm avd-missing-nic"
     )
-    planned = lab.cli("guest", "kick", "--vm", "avd-missing-nic", "--what-if", "--format", "json").json()[0]
+    planned = lab.cli("guest", "kick", "--vm", "avd-missing-nic", "--what-if", "--format", "json").json()[
+        "vms"
+    ][0]
     assert "it will fail until the host side is fixed" in planned["why"]
     assert lab.cli("enable", "--vm", "avd-missing-nic").code == ExitCode.OK
-    kicked = lab.cli("guest", "kick", "--vm", "avd-missing-nic", "--format", "json").json()[0]
+    kicked = lab.cli("guest", "kick", "--vm", "avd-missing-nic", "--format", "json").json()["vms"][0]
     assert kicked["before"]["reason"] == "task-never-ran"
     assert kicked["after"]["verdict"] == "activated"
 
@@ -371,4 +373,4 @@ def test_the_guest_password_never_appears_anywhere(
     raw_logs = caplog.text
     for text in (*outputs, raw_logs, report.read_text(), (tmp_path / "audit.log").read_text()):
         assert GUEST_PASSWORD not in text
-    assert json.loads(report.read_text())[0]["vm"] == "avd-ok-01"
+    assert json.loads(report.read_text())["vms"][0]["vm"] == "avd-ok-01"

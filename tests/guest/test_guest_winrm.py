@@ -63,7 +63,7 @@ def test_check_reaches_winrm_guests_directly_and_the_rest_through_their_node(
         "guest", "check", *[a for n in (*WINRM_VMS, "avd-ok-01") for a in ("--vm", n)], "--format", "json"
     )
     assert result.code == ExitCode.FINDINGS_AND_INCOMPLETE, result.err
-    records = by_vm(result.json())
+    records = by_vm(result.json()["vms"])
     assert {n: r["access"] for n, r in records.items()} == {
         "avd-twice": "winrm",
         "avd-bad-guest-creds": "winrm",
@@ -95,7 +95,7 @@ def test_kick_over_winrm_activates_the_guest(
     assert "avd-twice:guest-kick-body/1" not in executor.invocations
     result = lab.cli("guest", "kick", "--vm", "avd-twice", "--format", "json")
     assert result.code == ExitCode.OK, result.out + result.err
-    record = result.json()[0]
+    record = result.json()["vms"][0]
     assert record["access"] == "winrm" and record["after"]["verdict"] == "activated"
     assert executor.invocations["avd-twice:guest-kick-body/1"] == 1
     assert lab.invocations("guest-kick") == 0
@@ -108,7 +108,7 @@ def test_an_unreachable_winrm_guest_is_not_assessable_and_the_rest_go_on(
     server.set_faults("avd-twice", down=True)
     result = lab.cli("guest", "check", "--vm", "avd-twice", "--vm", "avd-ok-01", "--format", "json")
     assert result.code == ExitCode.INCOMPLETE
-    records = by_vm(result.json())
+    records = by_vm(result.json()["vms"])
     assert (records["avd-twice"]["verdict"], records["avd-twice"]["reason"]) == (
         "not-assessable",
         "guest-unreachable",

@@ -50,7 +50,7 @@ def _victim_id(lab: LabClient) -> str:
 def _check(lab: LabClient) -> tuple[int, dict[str, dict[str, Any]], str]:
     result = lab.cli("guest", "check", *vm_args(VICTIM, *BYSTANDERS), "--format", "json")
     assert "internal error" not in result.err and "Traceback" not in result.err, result.err
-    return result.code, {r["vm"]: r for r in result.json()}, result.err
+    return result.code, {r["vm"]: r for r in result.json()["vms"]}, result.err
 
 
 def _assert_isolated(records: dict[str, dict[str, Any]]) -> dict[str, Any]:

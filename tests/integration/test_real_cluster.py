@@ -105,7 +105,7 @@ def test_a_vm_that_stops_before_powershell_direct_is_told_apart(
     monkeypatch.setattr(LabEngine, "execute", execute)
     names = ["avd-ok-01", "avd-twice", "avd-wrong-nonce"]
     result = lab.cli("guest", "check", *[a for n in names for a in ("--vm", n)], "--format", "json")
-    records = {r["vm"]: r for r in result.json()}
+    records = {r["vm"]: r for r in result.json()["vms"]}
     assert (records["avd-ok-01"]["verdict"], records["avd-ok-01"]["reason"]) == ("activated", "licensed")
     assert (records["avd-wrong-nonce"]["verdict"], records["avd-wrong-nonce"]["reason"]) == (
         "at-risk",

@@ -103,7 +103,7 @@ def test_enable_and_disable_change_exactly_the_named_vm(wild: LabClient, target:
 def test_guest_check_asks_exactly_the_named_guest(wild: LabClient) -> None:
     wild.cli("enable", "--vm", "*", "--transport", "V1", "--yes")
     result = wild.cli("guest", "check", "--vm", "*", "--format", "json")
-    records = result.json()
+    records = result.json()["vms"]
     assert [r["vm"] for r in records] == ["*"]
     # The probe body ran in that guest alone (one guest, whatever the name matches as a pattern).
     assert records[0]["verdict"] not in ("not-assessable",), records[0]

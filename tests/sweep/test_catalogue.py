@@ -12,7 +12,9 @@ from hcibenefit.cli.app import run
 
 def test_checks_list_json_is_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["checks", "list", "-o", "json"]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    document = json.loads(capsys.readouterr().out)
+    assert document["command"] == "checks list" and document["hcibenefit_version"]
+    listed = document["checks"]
     assert {c["id"] for c in listed} == {m.id for m in all_checks()}
     for entry in listed:
         assert entry["scope"] in ("cluster", "node", "vm", "guest", "azure")

@@ -149,7 +149,7 @@ def test_two_sweeps_one_change_history_diff_shows_it(lab: LabClient) -> None:
     assert data["new"] == [] and data["changed"] == []
     assert diff.code == 0
     listed = json.loads(lab.cli("history", "list", "-o", "json").out)
-    assert [r["id"] for r in listed] == [2, 1]
+    assert [r["id"] for r in listed["runs"]] == [2, 1] and listed["command"] == "history list"
     shown = json.loads(lab.cli("history", "show", "1", "-o", "json").out)
     validate(shown)
     assert shown["run"]["id"] == 1

@@ -375,8 +375,14 @@ def _counts(values: Sequence[str]) -> str:
     return ", ".join(f"{k} {n}" for k, n in sorted(counted.items()))
 
 
-def check_report(result: GuestCheckResult) -> Report:
-    data = [r.to_dict() for r in result.records]
+def check_report(result: GuestCheckResult, run_info: Mapping[str, Any] | None = None) -> Report:
+    records = [r.to_dict() for r in result.records]
+    # An object, not a bare list: the run's envelope (time, version, inventory, command) beside the VMs.
+    data = {
+        **(run_info or {}),
+        "vms": records,
+        "unreachable_nodes": dict(result.unreachable_nodes),
+    }
     table = Table(
         "Guests",
         columns(

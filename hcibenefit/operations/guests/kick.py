@@ -391,13 +391,15 @@ def _kick_outcome(plan: KickPlan, answer: Answer | None, after: GuestRecord | No
     return KickOutcome(plan, "failed", None, "no answer", after)
 
 
-def kick_report(result: KickRunResult, *, show_scripts: bool = False) -> Report:
+def kick_report(
+    result: KickRunResult, run_info: Mapping[str, Any] | None = None, *, show_scripts: bool = False
+) -> Report:
     from hcibenefit.operations.benefits import describe_script_call
     from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY
 
-    data = [o.to_dict() for o in result.outcomes]
+    records = [o.to_dict() for o in result.outcomes]
     rows = []
-    for o, d in zip(result.outcomes, data, strict=True):
+    for o, d in zip(result.outcomes, records, strict=True):
         runs = o.kick.runs if o.kick else ()
         rows.append(
             {
@@ -444,10 +446,20 @@ def kick_report(result: KickRunResult, *, show_scripts: bool = False) -> Report:
         "What to do next:",
         [
             DetailItem(f"{d['vm']}: {d['verdict']} ({d['reason']})", [f"fix: {d['fix']}"])
-            for d in data
+            for d in records
             if d["fix"] and d["verdict"] != "activated"
         ],
     )
+    # An object, not a bare list: the run's envelope and what was (or would be) sent, as enable's JSON has.
+    data = {
+        **(run_info or {}),
+        "action": "guest kick",
+        "what_if": result.what_if,
+        "vms": records,
+        "calls": [dict(c) for c in result.calls],
+        "unreachable_nodes": dict(result.unreachable_nodes),
+        "declined": result.declined,
+    }
     notes = []
     if result.declined:
         notes.append("not confirmed: nothing was changed")
