@@ -31,6 +31,7 @@ from hcibenefit.facts.guest import (
     parse_probe_body,
 )
 from hcibenefit.facts.host import parse_host_facts
+from hcibenefit.lab.powershell.cmdlets.base import REGISTRY
 from hcibenefit.lab.spec import default_fleet, parse_fleet
 from hcibenefit.lab.state import LabClock
 from hcibenefit.lab.wsman.executor import CommandSpec, PipelineCall, TerminatingError
@@ -184,6 +185,24 @@ MUTATIONS = [
     Mutation(
         "host-facts-group-state", HOST_FACTS, "owner_node = [string]$_.OwnerNode.Name; state = [string]$_.State }",
         "owner_node = [string]$_.OwnerNode.Name; state = [string]$_.Status }", "ClusterGroup has no Status",
+    ),
+    Mutation(
+        "host-facts-network-problem-source", HOST_FACTS, "catch { Add-Problem 'Get-ClusterNetwork' $_ }",
+        "catch { Add-Problem 'ClusterNetwork' $_ }", "the check's ERROR cannot say Get-ClusterNetwork failed, nor why",
+    ),
+    Mutation(
+        "host-facts-interface-problem-source", HOST_FACTS, "catch { Add-Problem 'Get-ClusterNetworkInterface' $_ }",
+        "catch { }", "a node without FailoverClusters would not say why its interfaces are missing",
+    ),
+    Mutation(
+        "host-facts-group-problem-source", HOST_FACTS, "catch { Add-Problem 'Get-ClusterGroup' $_ }",
+        "catch { Add-Problem 'Get-ClusterNode' $_ }", "the failure is blamed on the wrong cmdlet",
+    ),
+    Mutation(
+        "host-facts-networks-outside-try", HOST_FACTS,
+        "$facts.cluster_networks = $null\ntry {\n    $facts.cluster_networks = @(Get-ClusterNetwork",
+        "$facts.cluster_networks = @(Get-ClusterNetwork -ErrorAction SilentlyContinue); try {\n    $facts.cluster_networks = @(Get-ClusterNetwork",
+        "a node without FailoverClusters fails the whole script (CommandNotFoundException outside the try)",
     ),
     # --- VM changes ---
     Mutation(
@@ -378,11 +397,24 @@ def _text(texts: Texts, script: Script) -> str:
 # --- scenarios: what the client sees from one script in the situations it is meant for ------------
 
 
+CLUSTER_CMDLETS = ("get-clusternetwork", "get-clusternetworkinterface", "get-clustergroup")
+
+
 def host_facts_scenario(texts: Texts) -> Any:
-    """22H2, 23H2 with V2, a renamed switch, 24H2 whose host vNIC kept its default name."""
+    """22H2, 23H2 with V2, a renamed switch, 24H2 whose host vNIC kept its default name; and a node where the
+    FailoverClusters cmdlets the script added for issues 10 and 11 do not exist (the script says why)."""
     driver = GuestDriver(default_fleet())
     nodes = ["lab01-n1", "lab02-n1", "lab02-n2", "lab04-n2"]
-    return {node: _host_view(driver, node, _text(texts, HOST_FACTS)) for node in nodes}
+    views = {node: _host_view(driver, node, _text(texts, HOST_FACTS)) for node in nodes}
+    saved = {name: REGISTRY.cmdlets[name].available for name in CLUSTER_CMDLETS}
+    try:
+        for name in CLUSTER_CMDLETS:
+            REGISTRY.cmdlets[name].available = lambda machine: False
+        views["no-failover-clustering"] = _host_view(driver, "lab02-n1", _text(texts, HOST_FACTS))
+    finally:
+        for name, available in saved.items():
+            REGISTRY.cmdlets[name].available = available
+    return views
 
 
 def vm_enable_scenario(texts: Texts) -> Any:
