@@ -6,6 +6,7 @@ need them, so `hcibenefit --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
@@ -15,7 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO, cast
 
 import typer
 
@@ -418,7 +419,51 @@ def _print_unexpected(exc: Exception, argv: Sequence[str], verbosity: int) -> in
     return int(ExitCode.USAGE)
 
 
+class _StderrThatNeverFails:
+    """sys.stderr whose writes are dropped when they fail (a full disk, a reader gone): a message for a
+    person must never crash a command or change its exit code."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _stderr_that_never_fails() -> None:
+    """`hcibenefit status 2>&-`: the command runs and exits with its own code, its stderr lines go nowhere.
+
+    With fd 2 closed Python leaves sys.stderr None, and print(file=None) writes to stdout (into the JSON);
+    worse, the next file or socket opened would become fd 2 and receive whatever writes there. So fd 2
+    gets /dev/null first (if fd 1 was closed too, it stays closed), then writes that fail are dropped.
+    """
+    try:
+        os.fstat(2)
+    except OSError:
+        try:
+            fd = os.open(os.devnull, os.O_WRONLY)
+            if fd != 2:
+                os.dup2(fd, 2)
+                os.close(fd)
+            sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+        except OSError:
+            return
+    if sys.stderr is not None and not isinstance(sys.stderr, _StderrThatNeverFails):
+        sys.stderr = cast(TextIO, _StderrThatNeverFails(sys.stderr))
+
+
 def main() -> None:
+    _stderr_that_never_fails()
     code = run()
     if code == ExitCode.INTERRUPTED:
         # Ctrl-C was answered and said what it left behind; threads still waiting on hosts that do not

@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from hcibenefit.statefiles import write_private
+
 MAX_INVENTORIES = 20
 
 
@@ -42,9 +44,6 @@ def remember_vms(inventory: Path, names: Iterable[str]) -> None:
     data[key] = sorted(set(names))
     while len(data) > MAX_INVENTORIES:
         data.pop(next(iter(data)))
-    target = cache_file()
     with contextlib.suppress(OSError):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + f".{os.getpid()}")
-        partial.write_text(json.dumps(data), encoding="utf-8")
-        partial.replace(target)
+        # The fleet's VM names: 0600 in a 0700 directory, like every state file (hcibenefit.statefiles).
+        write_private(cache_file(), json.dumps(data))

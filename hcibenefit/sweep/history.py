@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hcibenefit.errors import UsageError
+from hcibenefit.statefiles import create_private
 from hcibenefit.sweep.model import TrendPoint
 
 SCHEMA_VERSION = 2
@@ -113,7 +114,9 @@ class History:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 in a 0700 directory before SQLite opens it (its -wal and -shm files take the
+            # database's mode): the history is the fleet's findings, for its owner only.
+            create_private(path)
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(

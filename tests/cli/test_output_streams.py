@@ -3,6 +3,7 @@ stdout (`>&-`), --ask-pass without a terminal. Each has one documented behaviour
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hcibenefit.exitcodes import ExitCode
+from tests.integration.conftest import LabClient
 
 INVENTORY = "clusters:\n" + "".join(
     f"  - name: c{i}\n    nodes: [{{name: n{i}, address: 127.0.0.1, port: 9}}]\n"
@@ -85,3 +87,29 @@ def test_ask_pass_without_a_terminal_never_reads_stdin(inventory: Path) -> None:
     assert "--ask-pass cannot ask for the password" in text and "no terminal" in text
     assert "password_env, password_cmd or keyring" in text
     assert "GetPassWarning" not in text and "a-password-on-stdin" not in text + out.decode()
+
+
+def test_a_closed_stderr_changes_neither_the_exit_code_nor_stdout(lab: LabClient) -> None:
+    """`hcibenefit status 2>&-`: the run goes on and exits with its own code; what it would have said on
+    stderr (a node down) goes nowhere, least of all into the JSON on stdout."""
+    lab.lab.set_faults("lab01-n3", down=True)
+    argv = [sys.executable, "-m", "hcibenefit", "-i", str(lab.inventory), "status", "-o", "json"]
+    env = dict(os.environ)
+    told = subprocess.run(argv, env=env, capture_output=True, timeout=120, check=False)
+    assert told.returncode == ExitCode.FINDINGS_AND_INCOMPLETE, told.stderr
+    assert b"lab01-n3" in told.stderr  # there is something to say on stderr
+    closed = subprocess.run(
+        argv, env=env, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2), timeout=120, check=False
+    )
+    assert closed.returncode == told.returncode
+    document = json.loads(closed.stdout)
+    assert document["command"] == "status" and {n["name"] for n in document["nodes"]} == {
+        n["name"] for n in json.loads(told.stdout)["nodes"]
+    }
+    # A command whose summary line is printed for people: with fd 2 closed, print(file=sys.stderr) would
+    # write to stdout (sys.stderr is None), into the JSON.
+    validate = [*argv[:5], "inventory", "validate", "-o", "json"]
+    checked = subprocess.run(
+        validate, env=env, stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2), timeout=120, check=False
+    )
+    assert checked.returncode == ExitCode.OK and json.loads(checked.stdout)["valid"] is True
