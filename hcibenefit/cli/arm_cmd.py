@@ -37,14 +37,17 @@ def query(
     subscription: Annotated[
         list[str] | None,
         typer.Option(
-            "--subscription", "-s", help="Only this subscription (repeatable); default: the inventory's."
+            "--subscription",
+            "-s",
+            metavar="ID",
+            help="Only this subscription (repeatable); default: the inventory's.",
         ),
     ] = None,
 ) -> int:
     """What Azure believes: clusters, Arc machines, VM instances, resource bridges, AVD session hosts.
 
-    \b
     Examples:
+
       hcibenefit arm query --print                       # the KQL, for az graph query or the portal
       az graph query -q "$(hcibenefit arm query --print)" --first 1000 -o json > arm.json
       hcibenefit arm query --arm-snapshot arm.json       # no network, no credential

@@ -53,7 +53,9 @@ def _emit_text(app: AppContext, text: str) -> None:
 def list_runs(
     ctx: typer.Context,
     history: HistoryOption = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many runs, newest first.")] = 30,
+    limit: Annotated[
+        int, typer.Option("--limit", metavar="N", help="At most this many runs, newest first.")
+    ] = 30,
 ) -> int:
     """Runs, newest first: when, which inventory, unwaived FAIL and ERROR counts, exit code.
 
@@ -104,7 +106,9 @@ def list_runs(
 @global_options
 def show(
     ctx: typer.Context,
-    run: Annotated[str, typer.Argument(help="Run id (see history list), latest or previous.")] = "latest",
+    run: Annotated[
+        str, typer.Argument(metavar="[RUN]", help="Run id (see history list), latest or previous.")
+    ] = "latest",
     history: HistoryOption = None,
 ) -> int:
     """One run, rendered as the sweep rendered it (every sweep format)."""
@@ -122,8 +126,12 @@ def show(
 @global_options
 def diff(
     ctx: typer.Context,
-    run_a: Annotated[str | None, typer.Argument(help="The earlier run (default: previous).")] = None,
-    run_b: Annotated[str | None, typer.Argument(help="The later run (default: latest).")] = None,
+    run_a: Annotated[
+        str | None, typer.Argument(metavar="[RUN_A]", help="The earlier run (default: previous).")
+    ] = None,
+    run_b: Annotated[
+        str | None, typer.Argument(metavar="[RUN_B]", help="The later run (default: latest).")
+    ] = None,
     history: HistoryOption = None,
 ) -> int:
     """Problems new, resolved and changed between two runs (default: the last two of this inventory).

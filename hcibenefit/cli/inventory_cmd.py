@@ -35,7 +35,8 @@ SHOW_EXAMPLES = """Examples:
 """
 
 FileArgument = Annotated[
-    Path | None, typer.Argument(help="Inventory file (default: --inventory / HCIBENEFIT_INVENTORY).")
+    Path | None,
+    typer.Argument(metavar="[FILE]", help="Inventory file (default: --inventory / HCIBENEFIT_INVENTORY)."),
 ]
 
 

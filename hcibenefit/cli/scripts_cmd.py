@@ -17,7 +17,9 @@ app = typer.Typer(help="The PowerShell scripts hcibenefit runs, for offline site
 @global_options
 def export(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Argument(help="Where to write the scripts (created if missing).")],
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Where to write the scripts (created if missing).")
+    ],
 ) -> int:
     """Write host-facts.ps1, the guest probe, collect.ps1 and a README; run collect.ps1 on each node, then
     `hcibenefit sweep --from-dir DIR` judges what it wrote.

@@ -40,6 +40,7 @@ HistoryOption = Annotated[
     Path | None,
     typer.Option(
         "--history",
+        metavar="FILE",
         envvar="HCIBENEFIT_HISTORY",
         help="History database (SQLite). Default: the user's data directory.",
     ),
