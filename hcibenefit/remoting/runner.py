@@ -17,10 +17,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Generic, TypeVar
 
 from hcibenefit.errors import Interrupted
@@ -53,6 +55,41 @@ class Outcome(Generic[T, R]):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class _CtrlC:
+    """Ctrl-C counted for the waiting loop to act on, instead of a KeyboardInterrupt raised wherever the
+    main thread happens to be.
+
+    Python raises KeyboardInterrupt at the main thread's next bytecode. Inside `Condition.wait` that can be
+    after the condition's lock was released and before it is taken back; the `with` block around the wait
+    then releases a lock it does not hold, and Ctrl-C ends in "RuntimeError: cannot release un-acquired
+    lock" with shells left open instead of being answered. Only the main thread can set a handler, and only
+    Python's default one is replaced (a SIGINT the shell made us ignore stays ignored); otherwise this
+    stays inert and nothing changes.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: signal.Handlers | Callable[[int, FrameType | None], object] | int | None = None
+        self._installed = False
+
+    def __enter__(self) -> _CtrlC:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._previous = signal.signal(signal.SIGINT, self._count)
+            self._installed = True
+        return self
+
+    def _count(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1  # no lock here: the main thread may be holding any of them
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
 
 
 class _Run(Generic[T, R]):
@@ -129,30 +166,44 @@ def run_per_host(
             name = f"hcibenefit-{name_of(targets[index])}"
             threading.Thread(target=guarded, args=(index,), name=name, daemon=True).start()
 
-    try:
-        cpu, wall = time.process_time(), time.monotonic()
-        with run.changed:
+    with _CtrlC() as ctrl_c:
+        try:
+            return _wait_for(run, token, outer, start_more, ctrl_c)
+        except KeyboardInterrupt:
+            if outer is not None:
+                outer.set()
+            raise _interrupted(run, token, name_of, activity, ctrl_c) from None
+
+
+def _wait_for(
+    run: _Run[T, R],
+    token: Cancellation,
+    outer: threading.Event | None,
+    start_more: Callable[[], None],
+    ctrl_c: _CtrlC,
+) -> list[Outcome[T, R]]:
+    """The calling thread's part: start workers, widen while the CPU idles, until every target is done."""
+    cpu, wall = time.process_time(), time.monotonic()
+    with run.changed:
+        start_more()
+        while run.finished < len(run.targets):
+            run.changed.wait(WIDEN_EVERY_S)
+            if ctrl_c.count:
+                raise KeyboardInterrupt
+            if outer is not None and outer.is_set() and not token.is_set():
+                token.set()
+            now_cpu, now_wall = time.process_time(), time.monotonic()
+            if now_wall - wall >= WIDEN_EVERY_S:
+                busy = (now_cpu - cpu) / (now_wall - wall)
+                cpu, wall = now_cpu, now_wall
+                if busy < BUSY and run.pending and len(run.running) >= run.width:
+                    run.width = min(run.cap, run.width + max(1, run.width // 2))
             start_more()
-            while run.finished < len(targets):
-                run.changed.wait(WIDEN_EVERY_S)
-                if outer is not None and outer.is_set() and not token.is_set():
-                    token.set()
-                now_cpu, now_wall = time.process_time(), time.monotonic()
-                if now_wall - wall >= WIDEN_EVERY_S:
-                    busy = (now_cpu - cpu) / (now_wall - wall)
-                    cpu, wall = now_cpu, now_wall
-                    if busy < BUSY and run.pending and len(run.running) >= run.width:
-                        run.width = min(run.cap, run.width + max(1, run.width // 2))
-                start_more()
-    except KeyboardInterrupt:
-        if outer is not None:
-            outer.set()
-        raise _interrupted(run, token, name_of, activity) from None
     return [o for o in run.outcomes if o is not None]
 
 
 def _interrupted(
-    run: _Run[T, R], token: Cancellation, name_of: Callable[[T], str], activity: str
+    run: _Run[T, R], token: Cancellation, name_of: Callable[[T], str], activity: str, ctrl_c: _CtrlC
 ) -> Interrupted:
     with run.changed:
         in_flight = sorted(run.running)
@@ -164,12 +215,15 @@ def _interrupted(
     threading.Thread(
         target=token.abort_open_sessions, args=(GRACE_S,), name="hcibenefit-abort", daemon=True
     ).start()
+    first = ctrl_c.count
     with run.changed:
         try:
             while run.running and time.monotonic() < deadline:
-                run.changed.wait(max(0.0, deadline - time.monotonic()))
+                run.changed.wait(min(WIDEN_EVERY_S, max(0.0, deadline - time.monotonic())))
+                if ctrl_c.count > first:
+                    break  # a second Ctrl-C: stop waiting, say what is known
         except KeyboardInterrupt:
-            pass  # a second Ctrl-C: stop waiting, say what is known
+            pass  # the same, where no handler could be set (not the main thread)
         stuck = sorted(run.running)
     names = [name_of(run.targets[i]) for i in in_flight]
     stuck_names = [name_of(run.targets[i]) for i in stuck]

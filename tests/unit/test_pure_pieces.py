@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import io
 import logging
+import random
 import threading
 import time
 
@@ -136,6 +137,29 @@ def test_runner_on_interrupt_cancels_waits_and_says_what_stopped() -> None:
     assert (
         str(caught.value) == "facts: 0 of 3 done, stopped on h1, h2, 1 not started; every session was closed"
     )
+
+
+def test_runner_counts_ctrl_c_instead_of_raising_it_inside_a_wait() -> None:
+    """A KeyboardInterrupt raised inside Condition.wait, between its release and re-acquire of the lock,
+    ends in "RuntimeError: cannot release un-acquired lock". While the runner waits, SIGINT only counts;
+    the waiting loop raises at a safe point, and the default handler is back afterwards."""
+    import signal
+
+    seen = []
+
+    def work(target: int, ev: threading.Event) -> int:
+        seen.append(signal.getsignal(signal.SIGINT))
+        ev.wait(5)
+        return target
+
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's default handler in this process")
+    for _ in range(20):  # the same Ctrl-C at many points of the waiting loop, never a RuntimeError
+        _interrupt_main_after(0.05 + random.random() * 0.1)
+        with pytest.raises(Interrupted):
+            run_per_host([1, 2], work, name_of=lambda t: f"h{t}", workers=2)
+    assert seen and all(handler is not signal.default_int_handler for handler in seen)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_runner_answers_an_interrupt_in_time_while_a_worker_hangs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,7 +32,11 @@ def _envelope_prefixes_stay_stable(register: Callable[[], None], seconds: float)
 
     def construct() -> None:
         while not stop.is_set():
-            register()
+            try:
+                register()
+            except KeyError as exc:  # the registry itself raced (pypsrp's WSMan() would raise it too)
+                bad.append(f"register_namespace: KeyError {exc}".encode())
+                stop.set()
 
     def serialise() -> None:
         while not stop.is_set():
