@@ -77,7 +77,7 @@ def _problems(raw: Mapping[str, Any], where: str) -> tuple[ScriptProblem, ...]:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OSFacts:
     caption: str
     edition_id: str
@@ -88,7 +88,7 @@ class OSFacts:
     display_version: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AgentFacts:
     """The Azure Virtual Desktop agent's registry key, HKLM\\SOFTWARE\\Microsoft\\RDInfraAgent."""
 
@@ -97,14 +97,14 @@ class AgentFacts:
     """IsRegistered: 1 when the agent registered with a host pool."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TimeFacts:
     """How the guest keeps its clock: W32Time's Parameters Type (NT5DS, NTP, NoSync, AllSync)."""
 
     w32time_type: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LicenseFacts:
     name: str
     description: str
@@ -118,7 +118,7 @@ class LicenseFacts:
         return license_status_name(self.license_status)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskFacts:
     """The LicenseImdsIntegration task. `present` False with no task problem means it does not exist."""
 
@@ -143,7 +143,7 @@ class TaskFacts:
         return f"0x{self.last_task_result & 0xFFFFFFFF:08X}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImdsAttempt:
     address: str
     ok: bool
@@ -152,7 +152,7 @@ class ImdsAttempt:
     error: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddressFacts:
     address: str
     prefix_length: int | None
@@ -162,7 +162,7 @@ class AddressFacts:
         return self.address.startswith("169.254.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventFacts:
     id: int
     time: dt.datetime | None
@@ -170,7 +170,7 @@ class EventFacts:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GuestProbe:
     """What guest-probe-body/1 or /2 found inside one guest."""
 
@@ -347,7 +347,7 @@ def parse_probe_body(document: Mapping[str, Any]) -> GuestProbe:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KickRun:
     run: int
     started_at: dt.datetime | None
@@ -364,7 +364,7 @@ class KickRun:
         return f"0x{self.last_task_result & 0xFFFFFFFF:08X}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GuestError:
     """An error record: from PowerShell Direct for a whole VM, or from a cmdlet inside the guest."""
 
@@ -377,7 +377,7 @@ class GuestError:
     """The fan-out did not send the VM to PowerShell Direct (not found by id, not running)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KickResult:
     """What guest-kick-body/1 did inside one guest."""
 
@@ -432,7 +432,7 @@ def parse_kick_body(document: Mapping[str, Any]) -> KickResult:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FanOut:
     """One guest-probe/2 or guest-kick/2 document: each guest's answer text, or its error."""
 

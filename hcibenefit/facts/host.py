@@ -93,7 +93,7 @@ def parse_time(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SwitchFacts:
     name: str
     id: str
@@ -101,7 +101,7 @@ class SwitchFacts:
     notes: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NicFacts:
     name: str
     switch_name: str | None
@@ -110,14 +110,14 @@ class NicFacts:
     ip_addresses: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IntegrationServiceFacts:
     name: str
     enabled: bool
     primary_status: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VMFacts:
     id: str
     name: str
@@ -165,7 +165,7 @@ class VMFacts:
         return self.state == "Running"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RegistrationFacts:
     registration_status: str
     connection_status: str
@@ -175,7 +175,7 @@ class RegistrationFacts:
     azure_resource_uri: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeAttestationFacts:
     status: str
     expiration: dt.datetime | None
@@ -188,7 +188,7 @@ class NodeAttestationFacts:
         return bool(self.switch_id) and self.switch_id != EMPTY_GUID
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FirewallRuleFacts:
     name: str
     enabled: bool
@@ -196,13 +196,13 @@ class FirewallRuleFacts:
     action: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClusterNodeFacts:
     name: str
     state: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClusterNetworkFacts:
     name: str
     role: str
@@ -221,7 +221,7 @@ class ClusterNetworkFacts:
             return False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClusterInterfaceFacts:
     """This node's interface on a cluster network (Get-ClusterNetworkInterface -Node <this node>)."""
 
@@ -232,7 +232,7 @@ class ClusterInterfaceFacts:
     state: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClusterGroupFacts:
     """A VM role another node of the cluster owns (Get-ClusterGroup, GroupType VirtualMachine)."""
 
@@ -241,14 +241,14 @@ class ClusterGroupFacts:
     state: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScriptProblem:
     source: str
     message: str
     error_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostFacts:
     node: str
     cluster: str
