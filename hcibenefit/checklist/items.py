@@ -10,244 +10,43 @@ why it may be signed, not only that nothing was found.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from hcibenefit.checklist import avd
+from hcibenefit.checklist.azure_items import (
+    arc,
+    arc_evidence,
+    bridge,
+    bridge_evidence,
+    pools,
+    pools_applies,
+    pools_evidence,
+    session_evidence,
+    session_host,
+)
 from hcibenefit.checklist.context import VMEvidence
-from hcibenefit.checklist.model import Item, ItemStatus, Remedy, worst
+from hcibenefit.checklist.judge import (
+    AVD_ADMIN,
+    AZURE_ADMIN,
+    FAIL,
+    GUEST_ADMIN,
+    HCI_ADMIN,
+    HCIBENEFIT,
+    NA,
+    PASS,
+    SYNC_LIMIT_DAYS,
+    WARN,
+    ItemDef,
+    Part,
+    catalogue_parts,
+    day_text,
+    judge_item,
+    merge_fixes,
+    when_text,
+)
+from hcibenefit.checklist.model import Item, Remedy
 from hcibenefit.checks import fixes
-from hcibenefit.checks.results import Result, Status
 from hcibenefit.facts.guest import HOST_IMDS_ADDRESS
 from hcibenefit.facts.host import GSI, HOST_SWITCH, KVP, HostFacts
-
-HCIBENEFIT = "hcibenefit (--fix)"
-HCI_ADMIN = "HCI admin"
-AZURE_ADMIN = "Azure admin"
-AVD_ADMIN = "AVD admin"
-GUEST_ADMIN = "guest OS admin"
-
-FAIL, WARN, PASS, NA = ItemStatus.FAIL, ItemStatus.WARN, ItemStatus.PASS, ItemStatus.NA
-NO_AZURE = "needs Azure: the inventory has no azure: section"
-SYNC_LIMIT_DAYS = 30
-
-
-@dataclass(frozen=True)
-class Part:
-    """One piece of an item's verdict: a catalogue result, or an AVD judgement."""
-
-    status: ItemStatus
-    text: str = ""
-    fix: str | None = None
-    owner: str | None = None
-    assessed: bool = True
-    remedies: tuple[Remedy, ...] = ()
-
-
-@dataclass(frozen=True)
-class ItemDef:
-    id: str
-    title: str
-    ref: str
-    owner: str
-    """Who acts when no hcibenefit command can."""
-    checks: Mapping[str, ItemStatus]
-    """Catalogue check id → what its FAIL makes of the item (FAIL or WARN)."""
-    judge: Callable[[VMEvidence], list[Part]] | None = None
-    evidence: Callable[[VMEvidence], str] | None = None
-    """The positive statement for a PASS."""
-    applies: Callable[[VMEvidence], str | None] | None = None
-    """None when the item is about the VM, else why not (N/A)."""
-    needs_azure: bool = False
-
-
-# --- from catalogue results to parts ----------------------------------------------------------------
-
-
-def _label(results: Sequence[Result]) -> str:
-    """The message of one or more results that say the same thing, with the nodes they are about."""
-    message = results[0].message
-    nodes = [r.target.node for r in results if r.target.node and not r.target.vm]
-    nodes = [n for n in nodes if n.casefold() not in message.casefold()]
-    return f"{', '.join(nodes)}: {message}" if nodes else message
-
-
-def _first_node(ctx: VMEvidence) -> str:
-    """The node a cluster-wide sync runs on: the one that synced longest ago, else the owner."""
-    synced = [
-        (h.registration.last_connected, h.node)
-        for h in ctx.hosts
-        if h.registration is not None and h.registration.last_connected is not None
-    ]
-    return min(synced)[1] if synced else ctx.host.node
-
-
-def _host(ctx: VMEvidence, name: str | None) -> HostFacts | None:
-    key = (name or "").casefold()
-    return next((h for h in ctx.hosts if h.node.casefold() == key), None)
-
-
-def _node_remedy(ctx: VMEvidence, node: str) -> Remedy:
-    """Sync for a node that only needs its certificate renewed, enable for one that never served."""
-    host = _host(ctx, node)
-    status = host.attestation.status if host and host.attestation else "unknown"
-    name = host.node if host else node
-    if status in ("Expired", "Active"):
-        return Remedy("host-sync", ctx.cluster, name)
-    return Remedy("host-enable", ctx.cluster, name)
-
-
-def _missing_switch_nodes(ctx: VMEvidence) -> list[str]:
-    return [h.node for h in ctx.hosts if h.switch is None and h.attestation_switch is None]
-
-
-_SYNC_NODE = frozenset(
-    {
-        "node.attestation-expired",
-        "node.attestation-expiring",
-        "node.attestation-error",
-        "node.sync-overdue",
-        "node.sync-near-limit",
-    }
-)
-_SYNC_CLUSTER = frozenset(
-    {"azure.sync-out-of-policy", "azure.sync-near-limit", "azure.sync-late", "azure.cluster-not-connected"}
-)
-_ENABLE_VM = frozenset({"vm.benefits-missing", "vm.guest-nic-disconnected", "vm.attestation-disconnected"})
-
-
-def remedies_for(ctx: VMEvidence, result: Result) -> tuple[Remedy, ...]:
-    """What hcibenefit can do about a catalogue FAIL, through host sync/enable, enable or guest kick."""
-    check, node, vm = result.check.id, result.target.node, ctx.vm.name
-    if check in _SYNC_NODE and node:
-        return (Remedy("host-sync", ctx.cluster, node),)
-    if check in ("node.attestation-inactive", "node.switch-missing") and node:
-        return (Remedy("host-enable", ctx.cluster, node),)
-    if check in _SYNC_CLUSTER:
-        return (Remedy("host-sync", ctx.cluster, _first_node(ctx)),)
-    if check == "azure.imds-enabled-node-not-active" and node:
-        return (_node_remedy(ctx, node),)
-    if check == "azure.imds-disabled":
-        inactive = [h.node for h in ctx.hosts if h.attestation is None or h.attestation.status != "Active"]
-        if inactive:
-            return tuple(_node_remedy(ctx, n) for n in inactive)
-        return (Remedy("host-sync", ctx.cluster, _first_node(ctx)),)
-    if check == "vm.owner-node-not-active":
-        return (_node_remedy(ctx, ctx.host.node),)
-    if check in ("vm.owner-node-switch-broken", "vm.failover-node-lacks-switch"):
-        return tuple(Remedy("host-enable", ctx.cluster, n) for n in _missing_switch_nodes(ctx))
-    if check in _ENABLE_VM:
-        return (Remedy("vm-enable", ctx.cluster, vm),)
-    if check == "guest.activated":
-        return (Remedy("guest-kick", ctx.cluster, vm, enable_task=_task_disabled(ctx)),)
-    if check == "guest.license-task":
-        probe = ctx.probe
-        if probe is not None and not probe.task.present:
-            return ()  # a missing task comes with the cumulative update, not with a kick
-        return (Remedy("guest-kick", ctx.cluster, vm, enable_task=_task_disabled(ctx)),)
-    return ()
-
-
-def _task_disabled(ctx: VMEvidence) -> bool:
-    probe = ctx.probe
-    return probe is not None and probe.task.state == "Disabled"
-
-
-def catalogue_parts(ctx: VMEvidence, levels: Mapping[str, ItemStatus], owner: str) -> list[Part]:
-    """Parts from the catalogue's results; results of one check that say the same about several nodes are
-    one part naming the nodes."""
-    parts: list[Part] = []
-    for check, level in levels.items():
-        groups: dict[tuple[Status, str], list[Result]] = {}
-        for result in ctx.results_of(check):
-            groups.setdefault((result.status, result.message), []).append(result)
-        for (status, message), results in groups.items():
-            fix = merge_fixes(r.remediation for r in results)
-            if status is Status.PASS:
-                parts.append(Part(PASS))
-            elif status is Status.NA:
-                parts.append(Part(NA, message))
-            elif status is Status.ERROR:
-                parts.append(Part(FAIL, f"not assessed: {_label(results)}", fix, owner, assessed=False))
-            else:
-                remedies = tuple(dict.fromkeys(r for result in results for r in remedies_for(ctx, result)))
-                parts.append(
-                    Part(level, _label(results), fix, HCIBENEFIT if remedies else owner, True, remedies)
-                )
-    return parts
-
-
-# --- from parts to an item ----------------------------------------------------------------------------
-
-
-def _unique(values: Iterable[str | None]) -> list[str]:
-    return list(dict.fromkeys(v for v in values if v))
-
-
-def combine(defn: ItemDef, ctx: VMEvidence, parts: Sequence[Part]) -> Item:
-    status = worst([p.status for p in parts])
-    bad = [p for p in parts if p.status in (FAIL, WARN)]
-    if status in (FAIL, WARN):
-        shown = [p for p in bad if p.status is FAIL] + [p for p in bad if p.status is WARN]
-        evidence = "; ".join(_unique(p.text for p in shown))
-        fix = merge_fixes(p.fix for p in shown)
-        owner = ", ".join(_unique(p.owner or defn.owner for p in shown))
-        assessed = any(p.assessed for p in bad if p.status is status)
-        remedies = tuple(dict.fromkeys(r for p in bad for r in p.remedies))
-        return Item(
-            defn.id, defn.title, defn.ref, status, evidence, fix, owner, assessed, _ids(defn), remedies
-        )
-    if status is NA:
-        return Item(
-            defn.id,
-            defn.title,
-            defn.ref,
-            NA,
-            _unique(p.text for p in parts)[0] if parts else "",
-            checks=_ids(defn),
-        )
-    evidence = defn.evidence(ctx) if defn.evidence is not None else ""
-    return Item(defn.id, defn.title, defn.ref, PASS, evidence or "every check passes", checks=_ids(defn))
-
-
-def _steps(text: str) -> list[str]:
-    body = text[len("first ") :] if text.startswith("first ") else text
-    return [step.strip() for step in body.split("; then ") if step.strip()]
-
-
-def merge_fixes(texts: Iterable[str | None]) -> str | None:
-    """Several fixes as one text: each once, and one whose every step an earlier one already has is left
-    out ("first A; then B" covers "B"), so overlapping remediations of one item do not repeat."""
-    seen: list[str] = []
-    kept: list[str] = []
-    for text in _unique(texts):
-        steps = _steps(text)
-        if steps and all(step in seen for step in steps):
-            continue
-        kept.append(text)
-        seen += steps
-    return "; also ".join(kept) or None
-
-
-def _ids(defn: ItemDef) -> tuple[str, ...]:
-    return tuple(defn.checks)
-
-
-def judge_item(defn: ItemDef, ctx: VMEvidence) -> Item:
-    if defn.needs_azure and ctx.azure is None:
-        return Item(defn.id, defn.title, defn.ref, NA, NO_AZURE, checks=_ids(defn))
-    if defn.needs_azure and ctx.azure is not None and ctx.azure.unreadable:
-        # The catalogue's results say the same (ERROR: the subscription could not be read): say it once.
-        return combine(defn, ctx, _azure_unreadable(ctx))
-    why = defn.applies(ctx) if defn.applies is not None else None
-    if why is not None:
-        return Item(defn.id, defn.title, defn.ref, NA, why, checks=_ids(defn))
-    parts = catalogue_parts(ctx, defn.checks, defn.owner)
-    if defn.judge is not None:
-        parts += defn.judge(ctx)
-    if not parts:
-        return Item(defn.id, defn.title, defn.ref, NA, "nothing to judge", checks=_ids(defn))
-    return combine(defn, ctx, parts)
 
 
 def checklist_for(ctx: VMEvidence) -> tuple[Item, ...]:
@@ -257,26 +56,9 @@ def checklist_for(ctx: VMEvidence) -> tuple[Item, ...]:
 # --- helpers for evidence ------------------------------------------------------------------------------
 
 
-def _day(moment: dt.datetime | None) -> str:
-    return f"{moment:%Y-%m-%d}" if moment else "unknown"
-
-
-def _when(moment: dt.datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "unknown"
-
-
 def _nodes(ctx: VMEvidence) -> list[HostFacts]:
     order = {n.casefold(): i for i, n in enumerate(ctx.node_order)}
     return sorted(ctx.hosts, key=lambda h: order.get(h.node.casefold(), len(order)))
-
-
-def _azure_unreadable(ctx: VMEvidence) -> list[Part]:
-    azure = ctx.azure
-    if azure is not None and azure.unreadable:
-        # What would make the subscription readable (a role, a login), when the read says.
-        fix = azure.pair.unread[1] if azure.pair is not None and azure.pair.unread else None
-        return [Part(FAIL, f"not assessed: {azure.unreadable}", fix, AZURE_ADMIN, assessed=False)]
-    return []
 
 
 # --- the items ------------------------------------------------------------------------------------------
@@ -339,7 +121,7 @@ def _sync(ctx: VMEvidence) -> list[Part]:
         parts.append(
             Part(
                 FAIL,
-                f"{', '.join(nodes)}: last sync {_when(last)}, {left:.1f} day(s) before the 30-day limit, inside the "
+                f"{', '.join(nodes)}: last sync {when_text(last)}, {left:.1f} day(s) before the 30-day limit, inside the "
                 f"{ctx.window_days}-day window",
                 merge_fixes(fixes.host_sync(ctx.cluster, n) for n in nodes),
                 HCIBENEFIT,
@@ -357,11 +139,11 @@ def _sync_evidence(ctx: VMEvidence) -> str:
         return "no node reports a last sync"
     oldest = min(last)
     days = (ctx.now - oldest).total_seconds() / 86400
-    text = f"last sync {_when(oldest)} ({days:.1f} day(s) ago), {SYNC_LIMIT_DAYS - days:.1f} day(s) before the 30-day limit"
+    text = f"last sync {when_text(oldest)} ({days:.1f} day(s) ago), {SYNC_LIMIT_DAYS - days:.1f} day(s) before the 30-day limit"
     pair = ctx.azure.pair if ctx.azure else None
     if pair is not None and pair.azure is not None:
         azure = pair.azure
-        text += f"; Azure: lastSyncTimestamp {_when(azure.last_sync)}, {azure.status}, {azure.connectivity_status}"
+        text += f"; Azure: lastSyncTimestamp {when_text(azure.last_sync)}, {azure.status}, {azure.connectivity_status}"
     return text
 
 
@@ -402,7 +184,7 @@ def _nodes_active_evidence(ctx: VMEvidence) -> str:
     for host in _nodes(ctx):
         att = host.attestation
         shown.append(
-            f"{host.node} {att.status} until {_day(att.expiration)}" if att else f"{host.node} unknown"
+            f"{host.node} {att.status} until {day_text(att.expiration)}" if att else f"{host.node} unknown"
         )
     return ", ".join(shown) + f" (window {ctx.window_days} days)"
 
@@ -504,7 +286,7 @@ def _task_evidence(ctx: VMEvidence) -> str:
     if task.never_ran:
         ran = ", has not run yet (Windows is activated)"
     else:
-        ran = f", last run {_when(task.last_run_time)} with {task.last_result_hex}"
+        ran = f", last run {when_text(task.last_run_time)} with {task.last_result_hex}"
     return f"\\Microsoft\\Windows\\Clip\\LicenseImdsIntegration {task.state}{ran}"
 
 
@@ -520,7 +302,7 @@ def _imds_evidence(ctx: VMEvidence) -> str:
     if guest is not None and guest.document is not None and guest.document.ok:
         text += "; the attested document verifies (signature, chain, SAN, nonce)"
         if guest.document_expires is not None:
-            text += f", valid until {_when(guest.document_expires)}"
+            text += f", valid until {when_text(guest.document_expires)}"
     return text
 
 
@@ -706,215 +488,6 @@ def _imds_applies(ctx: VMEvidence) -> str | None:
     return None
 
 
-def _arc(ctx: VMEvidence) -> list[Part]:
-    azure = ctx.azure
-    assert azure is not None
-    if azure.pair is None or azure.pair.azure is None:
-        return []  # the cluster has no Azure resource: the registration item says so
-    pair = azure.vm
-    if pair is None:
-        return [
-            Part(
-                FAIL,
-                f"no Arc VM (Microsoft.HybridCompute/machines, kind HCI) in Azure for {ctx.vm.name}",
-                "create session hosts through Azure Local VM management (Azure portal or az stack-hci-vm), which "
-                "projects them into Azure with guest management",
-                AZURE_ADMIN,
-            )
-        ]
-    machine, instance = pair.azure.machine, pair.azure.instance
-    parts = [Part(PASS)]
-    agent = instance.guest_agent_status if instance else None
-    if agent != "Succeeded":
-        parts.append(
-            Part(
-                FAIL,
-                f"guest management is not installed (guestAgentInstallStatus {agent or 'not reported'})",
-                f"az stack-hci-vm update --name {fixes.sh(ctx.vm.name)} --resource-group "
-                f"{fixes.sh(machine.resource_group)} --enable-vm-config-agent true  (then check the Arc agent in the guest)",
-                AZURE_ADMIN,
-            )
-        )
-    if machine.status != "Connected":
-        parts.append(
-            Part(
-                FAIL,
-                f"Arc machine {machine.name} is {machine.status or 'in no state'}",
-                f"inside {ctx.vm.name}: azcmagent show, then azcmagent check",
-                AZURE_ADMIN,
-            )
-        )
-    return parts
-
-
-def _arc_evidence(ctx: VMEvidence) -> str:
-    pair = ctx.azure.vm if ctx.azure else None
-    if pair is None:
-        return "Arc VM present"
-    instance = pair.azure.instance
-    return (
-        f"Arc machine {pair.azure.machine.name} {pair.azure.machine.status}, guest management "
-        f"{instance.guest_agent_status if instance else 'unknown'} (joined by {pair.joined_by})"
-    )
-
-
-def _bridge(ctx: VMEvidence) -> list[Part]:
-    azure = ctx.azure
-    assert azure is not None
-    pair = azure.pair
-    if pair is None or pair.azure is None:
-        return []
-    if not pair.bridges:
-        return [
-            Part(
-                FAIL,
-                f"no Arc resource bridge serves {ctx.cluster}: AVD on Azure Local deploys and manages session hosts "
-                "through Azure Local VM management",
-                "deploy Azure Local VM management (the Arc resource bridge) for the cluster",
-                AZURE_ADMIN,
-            )
-        ]
-    return [Part(PASS)]
-
-
-def _bridge_evidence(ctx: VMEvidence) -> str:
-    pair = ctx.azure.pair if ctx.azure else None
-    bridges = pair.bridges if pair else ()
-    return ", ".join(f"{b.name} {b.status}" for b in bridges) or "resource bridge Running"
-
-
-def _session_host(ctx: VMEvidence) -> list[Part]:
-    azure = ctx.azure
-    assert azure is not None
-    if not azure.session_hosts:
-        why = (
-            "it has no Arc VM in Azure to be a session host"
-            if azure.vm is None
-            else "no AVD host pool has it as a session host"
-        )
-        return [
-            Part(
-                FAIL,
-                f"not an AVD session host: {why}",
-                "add it to the host pool (register the AVD agent with the pool's registration token)",
-                AVD_ADMIN,
-            )
-        ]
-    parts: list[Part] = []
-    for host in azure.session_hosts:
-        label = host.name
-        if host.status != "Available":
-            parts.append(
-                Part(FAIL, f"{label}: status {host.status or 'unknown'}", _health_fix(ctx), AVD_ADMIN)
-            )
-        for check in host.health_checks:
-            if check.succeeded:
-                continue
-            level = FAIL if check.name in avd.REQUIRED_HEALTH_CHECKS else WARN
-            why = f" ({check.message})" if check.message else ""
-            parts.append(
-                Part(level, f"{label}: {check.name} {check.result}{why}", _health_fix(ctx), AVD_ADMIN)
-            )
-        for required in avd.REQUIRED_HEALTH_CHECKS:
-            if host.health_check(required) is None:
-                parts.append(Part(WARN, f"{label}: the service reported no {required}", None, AVD_ADMIN))
-        if not parts:
-            parts.append(Part(PASS))
-    return parts
-
-
-def _health_fix(ctx: VMEvidence) -> str:
-    return (
-        f"Azure portal, host pool, Session hosts, {ctx.vm.name}: read the failing health check; inside "
-        f"{ctx.vm.name}: Get-Service RDAgentBootLoader, RDAgent, and the RDInfraAgent event log"
-    )
-
-
-def _session_evidence(ctx: VMEvidence) -> str:
-    hosts = ctx.azure.session_hosts if ctx.azure else ()
-    shown = []
-    for host in hosts:
-        passed = [c.name for c in host.health_checks if c.succeeded and c.name in avd.REQUIRED_HEALTH_CHECKS]
-        beat = f", heartbeat {_when(host.last_heartbeat)}" if host.last_heartbeat else ""
-        shown.append(f"{host.name} {host.status}{beat}; {', '.join(passed)} succeeded")
-    return "; ".join(shown)
-
-
-def _my_pools(ctx: VMEvidence) -> list[str]:
-    hosts = ctx.azure.session_hosts if ctx.azure else ()
-    return sorted({h.host_pool_id for h in hosts if h.host_pool_id})
-
-
-def _pools(ctx: VMEvidence) -> list[Part]:
-    azure = ctx.azure
-    assert azure is not None
-    parts: list[Part] = []
-    for pool_id in _my_pools(ctx):
-        name = pool_id.rsplit("/", 1)[-1]
-        if pool_id in azure.pool_errors:
-            parts.append(
-                Part(
-                    FAIL,
-                    f"not assessed: host pool {name}: {azure.pool_errors[pool_id]}",
-                    None,
-                    AVD_ADMIN,
-                    False,
-                )
-            )
-            continue
-        members = azure.pools.get(pool_id)
-        if members is None:
-            parts.append(Part(FAIL, f"not assessed: host pool {name} was not read", None, AVD_ADMIN, False))
-            continue
-        cloud = sorted(m.name.split("/", 1)[-1] for m in members.members if m.on_azure_vm)
-        if cloud:
-            parts.append(
-                Part(
-                    FAIL,
-                    f"host pool {name} mixes Azure VMs ({', '.join(cloud)}) with Azure Local VMs: unsupported",
-                    f"move the Azure VM session hosts to a host pool of their own (remove them from {name})",
-                    AVD_ADMIN,
-                )
-            )
-            continue
-        stale = sorted(
-            m.name.split("/", 1)[-1] for m in members.members if m.vm_resource_id not in azure.machines
-        )
-        if stale:
-            parts.append(
-                Part(
-                    WARN,
-                    f"host pool {name} also has {', '.join(stale)}, whose Arc machine is not in Azure (deleted, or in a "
-                    "subscription not read): not a VM this checklist can vouch for",
-                    f"remove the stale session hosts from {name}, or check them: hcibenefit checklist avd --host-pool "
-                    f"{fixes.sh(members.pool.id)}",
-                    AVD_ADMIN,
-                )
-            )
-            continue
-        parts.append(Part(PASS))
-    return parts
-
-
-def _pools_applies(ctx: VMEvidence) -> str | None:
-    if ctx.azure is not None and not ctx.azure.session_hosts and not ctx.azure.unreadable:
-        return "not a session host of any host pool (see the session host item)"
-    return None
-
-
-def _pools_evidence(ctx: VMEvidence) -> str:
-    azure = ctx.azure
-    if azure is None:
-        return ""
-    shown = []
-    for pool_id in _my_pools(ctx):
-        members = azure.pools.get(pool_id)
-        if members is not None:
-            count = len(members.members)
-            shown.append(f"{members.pool.name}: {count} session host(s), every one an Azure Local VM")
-    return "; ".join(shown)
-
-
 ITEMS: tuple[ItemDef, ...] = (
     ItemDef(
         "cluster-release",
@@ -1077,8 +650,8 @@ ITEMS: tuple[ItemDef, ...] = (
         "C9",
         AZURE_ADMIN,
         {"azure.vm-not-projected": FAIL},
-        judge=_arc,
-        evidence=_arc_evidence,
+        judge=arc,
+        evidence=arc_evidence,
         needs_azure=True,
     ),
     ItemDef(
@@ -1087,8 +660,8 @@ ITEMS: tuple[ItemDef, ...] = (
         "C6",
         AZURE_ADMIN,
         {"azure.resource-bridge-not-running": FAIL},
-        judge=_bridge,
-        evidence=_bridge_evidence,
+        judge=bridge,
+        evidence=bridge_evidence,
         needs_azure=True,
     ),
     ItemDef(
@@ -1107,8 +680,8 @@ ITEMS: tuple[ItemDef, ...] = (
         "C14",
         AVD_ADMIN,
         {},
-        judge=_session_host,
-        evidence=_session_evidence,
+        judge=session_host,
+        evidence=session_evidence,
         needs_azure=True,
     ),
     ItemDef(
@@ -1117,9 +690,9 @@ ITEMS: tuple[ItemDef, ...] = (
         "C15",
         AVD_ADMIN,
         {},
-        judge=_pools,
-        evidence=_pools_evidence,
-        applies=_pools_applies,
+        judge=pools,
+        evidence=pools_evidence,
+        applies=pools_applies,
         needs_azure=True,
     ),
 )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from hcibenefit.checklist import avd
-from hcibenefit.checklist.items import ITEMS, merge_fixes
+from hcibenefit.checklist.items import ITEMS
+from hcibenefit.checklist.judge import merge_fixes
 from hcibenefit.checklist.model import Checklist, Item, ItemStatus, VMChecklist, go_line, worst
 from hcibenefit.cli.checklist_cmd import exit_code, read_vm_file
 from hcibenefit.errors import UsageError

@@ -27,7 +27,8 @@ from hcibenefit.azure.ids import norm_id
 from hcibenefit.azure.join import AzureView, ClusterPair, VMPair, map_vms, match_cluster
 from hcibenefit.azure.records import AzureInventory, SessionHost
 from hcibenefit.checklist.context import AzureSide, PoolMembers, VMEvidence
-from hcibenefit.checklist.items import AVD_ADMIN, AZURE_ADMIN, checklist_for
+from hcibenefit.checklist.items import checklist_for
+from hcibenefit.checklist.judge import AVD_ADMIN, AZURE_ADMIN
 from hcibenefit.checklist.model import Checklist, Item, ItemStatus, VMChecklist
 from hcibenefit.checks.eligibility import requirement
 from hcibenefit.checks.evaluate import evaluate_cluster
