@@ -22,7 +22,12 @@ from hcibenefit.lab import pki
 from hcibenefit.lab.arm.blobs import ACCOUNT as BLOB_ACCOUNT
 from hcibenefit.lab.arm.server import ArmServer
 from hcibenefit.lab.engine import LabEngine
-from hcibenefit.lab.signing import LAB_SAN_PATTERN, LabSigningChain
+from hcibenefit.lab.signing import (
+    INTERMEDIATE_NAME,
+    LAB_SAN_PATTERN,
+    PUBLISHED_INTERMEDIATE,
+    LabSigningChain,
+)
 from hcibenefit.lab.spec import FleetSpec
 from hcibenefit.lab.state import FleetState
 from hcibenefit.lab.wsman import Endpoint, NodeFaults, WSManServer
@@ -34,6 +39,8 @@ GUEST_PASSWORD_ENV = "HCIBENEFIT_LAB_GUEST_PASSWORD"
 AZURE_TOKEN_ENV = "HCIBENEFIT_LAB_AZURE_TOKEN"
 LAB_USER = "labadmin"
 LAB_GUEST_USER = "Administrator"
+PKI_PATH = "/lab/pki"
+"""Under the control endpoint: the attestation root and intermediate, as AIA caIssuers URLs name them."""
 
 
 class Lab:
@@ -92,10 +99,13 @@ class Lab:
     def _start(self) -> None:
         # mkdtemp makes the directory 0700: TLS private keys go in it.
         self._workdir = Path(tempfile.mkdtemp(prefix="hcibenefit-lab-"))
-        self.signing = LabSigningChain.generate()
+        # Bound first (served last): its address is where the signing chain says its issuers are published.
+        self._bind_control()
+        self.signing = self._signing_chain()
         self.engine.signing = self.signing
         self.engine.guest_password = self.guest_password
-        (self._workdir / "attestation-ca.pem").write_bytes(self.signing.ca_bundle_pem())
+        trusted = self.signing.root_pem() if self.intermediate_via_aia else self.signing.ca_bundle_pem()
+        (self._workdir / "attestation-ca.pem").write_bytes(trusted)
         # One lab CA: WinRM over HTTPS (basic auth) and the ARM endpoint (always HTTPS) both use it.
         ca = pki.issue("hcibenefit lab CA", ca=True, path_length=0)
         self.server = WSManServer(
@@ -115,11 +125,30 @@ class Lab:
             self.state, token=self.azure_token, workdir=self._workdir, ca=ca, executor=self.engine
         )
         self.arm.start()
-        self._start_control()
+        self._serve_control()
+
+    @property
+    def intermediate_via_aia(self) -> bool:
+        """The fleet spec's attestation.publish_intermediate_only_via_aia."""
+        return self.spec.attestation.publish_intermediate_only_via_aia
+
+    def _signing_chain(self) -> LabSigningChain:
+        # As Azure's: the leaf (the only certificate a document embeds) names where its issuer is published,
+        # here the control endpoint. When only AIA provides the intermediate, its name is unique to this
+        # lab: each lab has new keys, and an earlier lab's intermediate that a user fetched into the
+        # per-user store must not stand in for (and read as an impostor of) this one.
+        name = INTERMEDIATE_NAME
+        if self.intermediate_via_aia:
+            name = f"{INTERMEDIATE_NAME} (lab {secrets.token_hex(4)})"
+        return LabSigningChain.generate(publish_at=self.pki_url, intermediate_name=name)
 
     def stop(self) -> None:
         if self._control is not None:
-            self._control.shutdown()
+            if self._control_thread is not None:
+                # shutdown() waits for serve_forever to end: it would wait forever on a server bound by a
+                # start that failed before serving.
+                self._control.shutdown()
+                self._control_thread = None
             self._control.server_close()
             self._control = None
         if self.server is not None:
@@ -156,6 +185,16 @@ class Lab:
             raise RuntimeError("lab is not running")
         host, port = self._control.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    @property
+    def pki_url(self) -> str:
+        """Where the lab publishes its attestation root and intermediate (DER), as AIA caIssuers names them."""
+        return f"{self.control_url}{PKI_PATH}"
+
+    @property
+    def issuer_url(self) -> str:
+        """The URL the signing leaf's AIA names: the intermediate, DER."""
+        return f"{self.pki_url}/{PUBLISHED_INTERMEDIATE}"
 
     @property
     def ca_bundle(self) -> Path | None:
@@ -241,7 +280,18 @@ class Lab:
                 for vm in self.state.vms.values()
             ]
         azure = self.arm.snapshot() if self.arm is not None else None
-        return {"source": self.spec.source, "auth": self.auth, "nodes": nodes, "vms": vms, "azure": azure}
+        attestation = {
+            "publish_intermediate_only_via_aia": self.intermediate_via_aia,
+            "issuer_url": self.issuer_url if self._control is not None else None,
+        }
+        return {
+            "source": self.spec.source,
+            "auth": self.auth,
+            "nodes": nodes,
+            "vms": vms,
+            "azure": azure,
+            "attestation": attestation,
+        }
 
     def open_shells(self) -> int:
         server = self.server
@@ -309,9 +359,15 @@ class Lab:
                 f"  stream: {self.arm.ingestion.stream}",
                 f"  cert_validation: {json.dumps(str(self.arm.ca_bundle))}",
             ]
+        trusts = (
+            "its root only: as with Azure, the intermediate comes from the URL the signer names (AIA)"
+            if self.intermediate_via_aia
+            else "its root and intermediate"
+        )
         lines += [
             "attestation:",
             "  # The lab signs attested documents with its own chain; real fleets keep the Azure default.",
+            f"  # The CA file holds {trusts}.",
             f"  ca_files: [{json.dumps(str(self.attestation_ca))}]",
             f"  san_pattern: {json.dumps(LAB_SAN_PATTERN)}",
         ]
@@ -330,7 +386,7 @@ class Lab:
 
     # --- control endpoint --------------------------------------------------------------------------
 
-    def _start_control(self) -> None:
+    def _bind_control(self) -> None:
         lab = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -348,8 +404,22 @@ class Lab:
             def do_GET(self) -> None:
                 if self.path.rstrip("/") == "/lab/state":
                     self._guarded(lambda: self._reply(200, lab.snapshot()))
+                elif self.path.startswith(f"{PKI_PATH}/"):
+                    self._guarded(lambda: self._certificate(self.path[len(PKI_PATH) + 1 :]))
                 else:
                     self._reply(404, {"error": f"no such endpoint {self.path}"})
+
+            def _certificate(self, file_name: str) -> None:
+                # DER with the type publishers use for a single certificate (RFC 2585), as AIA expects.
+                data = lab.signing.published(file_name) if lab.signing is not None else None
+                if data is None:
+                    self._reply(404, {"error": f"no such certificate {self.path}"})
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pkix-cert")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def _guarded(self, action: Any) -> None:
                 try:
@@ -398,6 +468,9 @@ class Lab:
         except OSError as exc:
             raise OSError(exc.errno, f"control endpoint 127.0.0.1:{port}: {exc.strerror or exc}") from None
         self._control.daemon_threads = True
+
+    def _serve_control(self) -> None:
+        assert self._control is not None
         self._control_thread = threading.Thread(
             target=self._control.serve_forever, name="hcibenefit-lab-control", daemon=True
         )

@@ -36,6 +36,11 @@ Fault = Literal["valid", "expired", "tampered", "missing-intermediate", "wrong-n
 DocumentShape = Literal["azure", "hci"]
 
 # Marketplace multi-session images are the guests that activate through IMDS (docs/platform.md §1 and §6).
+INTERMEDIATE_NAME = "hcibenefit lab attestation CA 01"
+PUBLISHED_ROOT = "root.cer"
+PUBLISHED_INTERMEDIATE = "ca01.cer"
+"""File names under ``publish_at`` (DER, as Microsoft's pkiops serves its .crt files)."""
+
 DEFAULT_SKU = "win11-23h2-avd"
 DEFAULT_LICENSE_TYPE = "Windows_Client"
 # ASSUMPTION: six hours between createdOn and expiresOn, as in the IMDS documentation's sample documents.
@@ -56,10 +61,20 @@ class LabSigningChain:
     orphan_leaf: pki.Issued
 
     @classmethod
-    def generate(cls, *, now: dt.datetime | None = None, publish_at: str | None = None) -> LabSigningChain:
+    def generate(
+        cls,
+        *,
+        now: dt.datetime | None = None,
+        publish_at: str | None = None,
+        intermediate_name: str = INTERMEDIATE_NAME,
+    ) -> LabSigningChain:
         """``publish_at``: a base URL where the root and intermediate are served as ``root.cer`` and
         ``ca01.cer``, named in the intermediate's and the leaf's AIA as Microsoft's certificates name
-        their issuers' (None: no AIA, so a missing intermediate has nowhere to come from)."""
+        their issuers' (None: no AIA, so a missing intermediate has nowhere to come from).
+
+        ``intermediate_name``: the intermediate's common name. Every chain has new keys, so a lab whose
+        intermediate users fetch into their per-user store names it uniquely: a stored intermediate of an
+        earlier lab with the same name would otherwise read as an impostor CA to the next one."""
         start = (now or dt.datetime.now(dt.timezone.utc)).replace(microsecond=0) - dt.timedelta(days=1)
         root = pki.issue(
             "hcibenefit lab attestation root",
@@ -69,14 +84,14 @@ class LabSigningChain:
             not_after=start + dt.timedelta(days=3650),
         )
         intermediate = pki.issue(
-            "hcibenefit lab attestation CA 01",
+            intermediate_name,
             issuer=root,
             ca=True,
             path_length=0,
             key_kind="rsa",
             not_before=start,
             not_after=start + dt.timedelta(days=730),
-            ca_issuers=[f"{publish_at}/root.cer"] if publish_at else (),
+            ca_issuers=[f"{publish_at}/{PUBLISHED_ROOT}"] if publish_at else (),
         )
         # A different name from the published intermediate on purpose: a verifier must see "issuer not found"
         # (a missing intermediate), not "same name, wrong key" (an impostor CA).
@@ -92,7 +107,9 @@ class LabSigningChain:
         return cls(
             root=root,
             intermediate=intermediate,
-            leaf=_signer(intermediate, start, [f"{publish_at}/ca01.cer"] if publish_at else []),
+            leaf=_signer(
+                intermediate, start, [f"{publish_at}/{PUBLISHED_INTERMEDIATE}"] if publish_at else []
+            ),
             orphan_intermediate=orphan,
             orphan_leaf=_signer(orphan, start),
         )
@@ -100,6 +117,16 @@ class LabSigningChain:
     def ca_bundle_pem(self) -> bytes:
         """What a client trusts for the lab: the root and the published intermediate, PEM."""
         return self.root.cert_pem + self.intermediate.cert_pem
+
+    def root_pem(self) -> bytes:
+        """The root alone, PEM: what a client trusts when, as with Azure, the intermediate comes from AIA."""
+        return self.root.cert_pem
+
+    def published(self, file_name: str) -> bytes | None:
+        """The DER certificate served as ``publish_at/file_name`` (None: not a published file)."""
+        certs = {PUBLISHED_ROOT: self.root, PUBLISHED_INTERMEDIATE: self.intermediate}
+        issued = certs.get(file_name)
+        return issued.cert.public_bytes(serialization.Encoding.DER) if issued else None
 
     def trust_store(self) -> TrustStore:
         """ca_bundle_pem() as a TrustStore, without certifi or the system store (nothing outside the lab)."""

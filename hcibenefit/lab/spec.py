@@ -144,10 +144,19 @@ class ClusterSpec:
 
 
 @dataclass
+class AttestationFleetSpec:
+    publish_intermediate_only_via_aia: bool = False
+    """Azure's shape: the generated inventory trusts only the lab's root, so a guest document's chain lacks the
+    intermediate until `attest fetch-intermediates` gets it from the URL the signer names (the lab's control
+    endpoint). Off by default: the default fleet's verdicts assume the inventory trusts the whole chain."""
+
+
+@dataclass
 class FleetSpec:
     clusters: list[ClusterSpec]
     source: str = "<built-in>"
     azure: AzureFleetSpec = field(default_factory=AzureFleetSpec)
+    attestation: AttestationFleetSpec = field(default_factory=AttestationFleetSpec)
 
     def vm_count(self) -> int:
         return sum(len(c.vms) for c in self.clusters)
@@ -250,6 +259,9 @@ FLEET = MapSpec(
     {
         "clusters": Field(ListOf(CLUSTER, min_items=1, expected="a list of clusters"), required=True),
         "azure": FLEET_AZURE,
+        "attestation": MapSpec(
+            "a mapping of attestation settings", {"publish_intermediate_only_via_aia": Bool()}
+        ),
     },
 )
 
@@ -321,8 +333,12 @@ def parse_fleet(text: str, source: str) -> FleetSpec:
         _check_unique(clusters, ctx)
     if ctx.issues or not isinstance(top, Section):
         raise FleetSpecError(sorted(ctx.issues, key=lambda i: (i.line or 0, i.col or 0)))
+    attestation = top.section("attestation")
     return FleetSpec(
-        clusters=[c for _, c in clusters], source=source, azure=fleet_azure(top.section("azure"))
+        clusters=[c for _, c in clusters],
+        source=source,
+        azure=fleet_azure(top.section("azure")),
+        attestation=AttestationFleetSpec(**_values(attestation)) if attestation else AttestationFleetSpec(),
     )
 
 
