@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from hcibenefit.facts.host import HostFacts
+
+if TYPE_CHECKING:
+    from hcibenefit.checks.assess import ClusterFacts, VMStatus
 
 VERDICT = "not-assessed"
 
@@ -39,6 +43,17 @@ class UnassessedVM:
             f"not assessed: its node {self.node} was not reached ({self.node_error}); "
             f"{self.named_by} names it as a VM role of {self.node} ({self.role_state})"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """What is known of it, for a command's JSON (`not_assessed_vms` of enable and disable)."""
+        return {
+            "name": self.name,
+            "cluster": self.cluster,
+            "node": self.node,
+            "reason": self.reason,
+            "role_state": self.role_state,
+            "named_by": self.named_by,
+        }
 
     @property
     def short_reason(self) -> str:
@@ -68,3 +83,14 @@ def vms_on_unreachable_nodes(
             seen.add(group.name.casefold())
             found.append(UnassessedVM(group.name, cluster, owner[0], owner[1], group.state, host.node))
     return sorted(found, key=lambda v: (v.node.casefold(), v.name.casefold()))
+
+
+def vms_named_on_unreachable_nodes(gathered: Iterable[ClusterFacts]) -> list[UnassessedVM]:
+    """Every cluster's VMs on its unreachable nodes, as its answering nodes name them: the candidates every
+    command adds to the VMs it selects from, so that a name or glob picks them in every command alike."""
+    return [vm for c in gathered for vm in vms_on_unreachable_nodes(c.name, c.hosts, c.unreachable)]
+
+
+def vm_name(item: VMStatus | UnassessedVM) -> str:
+    """The name a selection matches, of an assessed VM or of one named on a node that was not reached."""
+    return item.name if isinstance(item, UnassessedVM) else item.vm.name

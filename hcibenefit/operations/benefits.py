@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hcibenefit.checks.assess import Assessment, assess_cluster, merge
+from hcibenefit.checks.assess import Assessment, VMStatus, assess_cluster, merge
+from hcibenefit.checks.unassessed import VERDICT as NOT_ASSESSED
+from hcibenefit.checks.unassessed import UnassessedVM, vm_name, vms_named_on_unreachable_nodes
 from hcibenefit.errors import UsageError
 from hcibenefit.facts.host import GUEST_NIC, FactsError, HostFacts, VMFacts
 from hcibenefit.inventory import CredentialResolver, Inventory
@@ -61,10 +63,12 @@ class BenefitsResult:
     what_if: bool
     outcomes: tuple[VMOutcome, ...]
     not_assessed: dict[str, str] = field(default_factory=dict)
-    """VM name → why it could not be found (nodes unreachable)."""
+    """VM name → why it could not be found or assessed (nodes unreachable)."""
     unreachable_nodes: dict[str, str] = field(default_factory=dict)
     declined: bool = False
     """The user answered no: nothing was sent, which is not a failure (exit 0)."""
+    unassessed: tuple[UnassessedVM, ...] = ()
+    """The selected VMs another node of their cluster names on a node that was not reached: nothing sent."""
 
     @property
     def incomplete(self) -> bool:
@@ -80,6 +84,8 @@ class BenefitsPlan:
     not_assessed: dict[str, str]
     expansions: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """(glob, the VM names it matched): shown before asking, so a glob never surprises."""
+    unassessed: tuple[UnassessedVM, ...] = ()
+    """Selected VMs on nodes that were not reached (also in not_assessed, by name, with why)."""
 
 
 def plan_benefits(
@@ -90,6 +96,7 @@ def plan_benefits(
     transport: TransportChoice = "auto",
     force: bool = False,
     exclusion: Callable[[str], str | None] = lambda name: None,
+    unassessed: Sequence[UnassessedVM] = (),
 ) -> BenefitsPlan:
     """A plan for every selected VM: change, already, refused (with why and the fix) or skipped.
 
@@ -97,12 +104,14 @@ def plan_benefits(
     guest OS is unknown) is `skipped`: listed with why, not touched, not a failure. Named exactly, the
     same VM is `refused`, since the user asked for it. Raises UsageError for a name or glob found nowhere
     when every node answered; with nodes unreachable such a name is reported as not assessed instead,
-    since the VM may live there.
+    since the VM may live there. A VM in `unassessed` (another node of its cluster names it on a node
+    that was not reached) is selected like any other and reported as not assessed by name, with why.
     """
-    match = selection.match_vms(assessment.vms, name_of=lambda s: s.vm.name, exclusion=exclusion)
+    candidates: list[VMStatus | UnassessedVM] = [*assessment.vms, *unassessed]
+    match = selection.match_vms(candidates, name_of=vm_name, exclusion=exclusion)
     if match.ambiguous:
         places = {
-            name: ", ".join(s.vm.node for s in assessment.vms if s.vm.name.casefold() == name.casefold())
+            name: ", ".join(_node(c) for c in candidates if vm_name(c).casefold() == name.casefold())
             for name in match.ambiguous
         }
         raise UsageError(
@@ -115,7 +124,7 @@ def plan_benefits(
         unreachable = [n.name for n in assessment.nodes if n.facts is None]
         if not unreachable:
             match.raise_unmatched(
-                [s.vm.name for s in assessment.vms],
+                [vm_name(c) for c in candidates],
                 where="on any node of the selected clusters",
                 nothing_done="nothing was changed",
             )
@@ -124,8 +133,10 @@ def plan_benefits(
                 f"not found on the nodes that answered; unreachable: {', '.join(unreachable)}"
             )
     plans = []
+    named = [c for c in match.selected if isinstance(c, UnassessedVM) and selection.keeps(NOT_ASSESSED)]
+    not_assessed.update((vm.name, vm.reason) for vm in named)
     for status in match.selected:
-        if not selection.keeps(status.verdict):
+        if isinstance(status, UnassessedVM) or not selection.keeps(status.verdict):
             continue
         explicit = selection.explicit(status.vm.name)
         if status.verdict == "excluded":
@@ -140,7 +151,11 @@ def plan_benefits(
             plan = replace(plan, decision="skipped")
         plans.append(plan)
     expansions = tuple((glob, tuple(names)) for glob, names in match.expansions)
-    return BenefitsPlan(tuple(plans), not_assessed, expansions)
+    return BenefitsPlan(tuple(plans), not_assessed, expansions, tuple(named))
+
+
+def _node(item: VMStatus | UnassessedVM) -> str:
+    return item.node if isinstance(item, UnassessedVM) else item.vm.node
 
 
 def _apply_on_node(
@@ -314,22 +329,29 @@ def run_benefits(
         transport=transport,
         force=force,
         exclusion=inventory.policy.exclusion,
+        unassessed=vms_named_on_unreachable_nodes(gathered),
     )
-    plans, not_assessed = proposal.plans, proposal.not_assessed
+    plans, not_assessed, named = proposal.plans, proposal.not_assessed, proposal.unassessed
     changes = [p for p in plans if p.decision == "change"]
     if what_if or not changes:
         outcomes = tuple(_passive(p) for p in plans)
-        return BenefitsResult(action, what_if, outcomes, not_assessed, unreachable)
+        return BenefitsResult(action, what_if, outcomes, not_assessed, unreachable, unassessed=named)
     if not confirm(proposal):
         return BenefitsResult(
-            action, False, tuple(_passive(p) for p in plans), not_assessed, unreachable, declined=True
+            action,
+            False,
+            tuple(_passive(p) for p in plans),
+            not_assessed,
+            unreachable,
+            declined=True,
+            unassessed=named,
         )
     if audit is None:
         raise ValueError("changes are sent only with an audit log (AuditLog.open)")
     outcomes_list = apply_plans(
         inventory, resolver, plans, action=action, audit=audit, workers=workers, cancel=cancel
     )
-    return BenefitsResult(action, False, tuple(outcomes_list), not_assessed, unreachable)
+    return BenefitsResult(action, False, tuple(outcomes_list), not_assessed, unreachable, unassessed=named)
 
 
 def describe_call(action: Action, plans: Sequence[VMPlan]) -> list[dict[str, Any]]:
@@ -365,6 +387,7 @@ def benefits_report(
         "vms": records,
         "calls": calls,
         "not_assessed": result.not_assessed,
+        "not_assessed_vms": [vm.to_dict() for vm in result.unassessed],
         "unreachable_nodes": result.unreachable_nodes,
         "declined": result.declined,
     }
@@ -382,7 +405,17 @@ def benefits_report(
         }
         for o in result.outcomes
     ]
-    rows += [{"vm": name, "result": "not assessed", "why": why} for name, why in result.not_assessed.items()]
+    where = {vm.name: vm for vm in result.unassessed}
+    rows += [
+        {
+            "vm": name,
+            "cluster": where[name].cluster if name in where else None,
+            "node": where[name].node if name in where else None,
+            "result": "not assessed",
+            "why": where[name].short_reason if name in where else why,
+        }
+        for name, why in result.not_assessed.items()
+    ]
     table = Table(
         f"{result.action} {'(what-if: nothing was sent)' if result.what_if else ''}".strip(),
         columns(

@@ -17,7 +17,7 @@ from typing import Any
 from hcibenefit.checks.assess import Assessment, NodeStatus, VMStatus, assess_cluster, merge
 from hcibenefit.checks.model import Finding, Severity
 from hcibenefit.checks.unassessed import VERDICT as NOT_ASSESSED
-from hcibenefit.checks.unassessed import UnassessedVM, vms_on_unreachable_nodes
+from hcibenefit.checks.unassessed import UnassessedVM, vm_name, vms_named_on_unreachable_nodes
 from hcibenefit.facts.host import HOST_SWITCH
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.gather import gather_clusters
@@ -90,9 +90,9 @@ def gather_status(
             for facts, cluster in zip(gathered, clusters, strict=True)
         ]
     )
-    named = [u for c in gathered for u in vms_on_unreachable_nodes(c.name, c.hosts, c.unreachable)]
+    named = vms_named_on_unreachable_nodes(gathered)
     candidates: list[VMStatus | UnassessedVM] = [*assessment.vms, *named]
-    match = selection.match_vms(candidates, name_of=_vm_name, exclusion=inventory.policy.exclusion)
+    match = selection.match_vms(candidates, name_of=vm_name, exclusion=inventory.policy.exclusion)
     selected = [v for v in match.selected if isinstance(v, VMStatus)]
     unassessed = [v for v in match.selected if isinstance(v, UnassessedVM)]
     # Where a node of the cluster answered Get-ClusterGroup, the unreachable nodes' VM roles are named.
@@ -115,7 +115,7 @@ def gather_status(
     if match.unmatched:
         if not unreachable:
             match.raise_unmatched(
-                [_vm_name(v) for v in candidates],
+                [vm_name(v) for v in candidates],
                 where="on any node of " + ", ".join(c.name for c in clusters),
                 nothing_done="nothing to report",
             )
@@ -127,10 +127,6 @@ def gather_status(
     return StatusResult(
         assessment, selection, tuple(selected), tuple(match.excluded), tuple(not_assessed), tuple(unassessed)
     )
-
-
-def _vm_name(item: VMStatus | UnassessedVM) -> str:
-    return item.name if isinstance(item, UnassessedVM) else item.vm.name
 
 
 def _vm_where(item: VMStatus | UnassessedVM) -> tuple[str, str, str]:

@@ -136,3 +136,75 @@ def test_policy_exclusions_apply_to_them_too(split: LabClient) -> None:
     assert not any(f["vm"] == "avd-down-2" for f in sweep["findings"])
     excluded = sweep["run"]["targets"]["excluded"]
     assert [(e["vm"], e["node"], e["rule"]) for e in excluded] == [("avd-down-2", "s-down", "avd-down-2")]
+
+
+# --- the same selection in guest check, guest kick, enable and disable -------------------------------
+
+
+def _guest_records(document: dict[str, object]) -> dict[str, dict[str, object]]:
+    vms = document["vms"]
+    assert isinstance(vms, list)
+    return {str(v["vm"]): v for v in vms}
+
+
+def test_guest_check_glob_names_the_vms_of_an_unreachable_node(split: LabClient) -> None:
+    result = split.cli("guest", "check", "-o", "json", "--cluster", "split", "--vm", "avd-down-*")
+    assert result.code & ExitCode.INCOMPLETE, result.err
+    records = _guest_records(result.json())
+    assert set(records) == {"avd-down-1", "avd-down-2"}
+    for record in records.values():
+        assert (record["verdict"], record["reason"], record["node"], record["cluster"]) == (
+            "not-assessable",
+            "node-unreachable",
+            "s-down",
+            "split",
+        )
+        assert "its node s-down was not reached" in str(record["detail"])
+        assert "s-ok names it" in str(record["detail"])
+    assert "s-down" in result.json()["unreachable_nodes"]
+
+
+def test_guest_check_of_the_whole_cluster_lists_them_too(split: LabClient) -> None:
+    result = split.cli("guest", "check", "-o", "json", "--cluster", "split", "--all")
+    records = _guest_records(result.json())
+    assert {"avd-down-1", "avd-down-2", "sql-auth"} <= set(records)
+    assert records["sql-auth"]["node"] == "s-auth" and "authentication" in str(records["sql-auth"]["detail"])
+
+
+def test_guest_kick_of_a_vm_on_an_unreachable_node_says_so_and_sends_nothing(split: LabClient) -> None:
+    result = split.cli("guest", "kick", "-o", "json", "--vm", "avd-down-1", "--yes")
+    assert result.code == ExitCode.INCOMPLETE, result.err
+    document = result.json()
+    (record,) = document["vms"]
+    assert (record["vm"], record["node"], record["result"]) == ("avd-down-1", "s-down", "skipped")
+    assert "its node s-down was not reached" in record["why"]
+    assert document["calls"] == []
+
+
+@pytest.mark.parametrize("action", ["enable", "disable"])
+def test_enable_and_disable_name_a_vm_on_an_unreachable_node_and_change_nothing(
+    split: LabClient, action: str
+) -> None:
+    result = split.cli(action, "-o", "json", "--vm", "avd-down-1", "--yes")
+    assert result.code == ExitCode.INCOMPLETE, result.err
+    document = result.json()
+    assert document["vms"] == [] and document["calls"] == []
+    assert document["not_assessed"]["avd-down-1"].startswith("not assessed: its node s-down was not reached")
+    (vm,) = document["not_assessed_vms"]
+    assert (vm["name"], vm["cluster"], vm["node"], vm["named_by"]) == (
+        "avd-down-1",
+        "split",
+        "s-down",
+        "s-ok",
+    )
+    table = split.cli(action, "--vm", "avd-down-1", "--yes")
+    row = next(line for line in table.out.splitlines() if "avd-down-1" in line)
+    assert "s-down" in row and "not assessed" in row, table.out
+
+
+def test_enable_glob_lists_the_vms_of_an_unreachable_node_as_not_assessed(split: LabClient) -> None:
+    result = split.cli("enable", "-o", "json", "--vm", "avd-down-*", "--what-if")
+    assert result.code == ExitCode.INCOMPLETE, result.err
+    document = result.json()
+    assert set(document["not_assessed"]) == {"avd-down-1", "avd-down-2"}
+    assert "avd-down-*" not in document["not_assessed"]

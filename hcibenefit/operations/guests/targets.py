@@ -16,6 +16,7 @@ from hcibenefit.checks.guest_checks import (
     NotProbed,
     not_running,
 )
+from hcibenefit.checks.unassessed import UnassessedVM, vms_named_on_unreachable_nodes
 from hcibenefit.errors import UsageError
 from hcibenefit.facts.guest import (
     FanOut,
@@ -128,16 +129,20 @@ def locate(
         inventory, clusters, resolver, workers=workers, cancel=cancel, holder=holder, hold=runs_a_selected_vm
     )
     unreachable = {name: why for facts in gathered for name, why in facts.unreachable.items()}
-    candidates = [
+    # What the nodes reported, and the VMs a node of the same cluster names on a node that did not answer
+    # (as status lists them): a name or glob picks both, so such a VM is reported by name, not assessed.
+    cluster_of = {cluster.name: cluster for cluster in clusters}
+    candidates: list[Candidate] = [
         (vm, host, cluster)
         for facts, cluster in zip(gathered, clusters, strict=True)
         for host in facts.hosts
         for vm in host.vms
     ]
+    candidates += [(u, None, cluster_of[u.cluster]) for u in vms_named_on_unreachable_nodes(gathered)]
     match = selection.match_vms(candidates, name_of=lambda c: c[0].name, exclusion=inventory.policy.exclusion)
     if match.ambiguous:
         places = {
-            name: ", ".join(h.node for vm, h, _ in candidates if vm.name.casefold() == name.casefold())
+            name: ", ".join(_node_of(c) for c in candidates if c[0].name.casefold() == name.casefold())
             for name in match.ambiguous
         }
         raise UsageError(
@@ -145,11 +150,11 @@ def locate(
             + "; ".join(f"{name} ({nodes})" for name, nodes in places.items())
             + f"; {nothing}"
         )
-    targets = [_target(inventory, vm, host, cluster) for vm, host, cluster in match.selected]
+    targets = [_target(inventory, *candidate) for candidate in match.selected]
     if match.unmatched:
         if not unreachable:
             match.raise_unmatched(
-                [vm.name for vm, _, _ in candidates],
+                [c[0].name for c in candidates],
                 where="on any node of the selected clusters",
                 nothing_done=nothing,
             )
@@ -163,9 +168,27 @@ def locate(
     return targets, unreachable
 
 
-def _target(inventory: Inventory, vm: VMFacts, host: HostFacts, cluster: Cluster) -> GuestTarget:
-    node = next(n for n in cluster.nodes if n.name.casefold() == host.node.casefold())
+Candidate: TypeAlias = "tuple[VMFacts, HostFacts, Cluster] | tuple[UnassessedVM, None, Cluster]"
+"""A VM a node reported (with that node's facts), or one named on a node that did not answer."""
+
+
+def _node_of(candidate: Candidate) -> str:
+    item, host, _ = candidate
+    return item.node if isinstance(item, UnassessedVM) else host.node if host else "?"
+
+
+def _target(
+    inventory: Inventory, vm: VMFacts | UnassessedVM, host: HostFacts | None, cluster: Cluster
+) -> GuestTarget:
     access = cluster.guests.vm(vm.name)
+    if isinstance(vm, UnassessedVM):
+        # Nothing is sent for it: its owner node, the only way to its guest or its facts, did not answer.
+        owner = next((n for n in cluster.nodes if n.name == vm.node), None)
+        return GuestTarget(
+            vm.name, cluster, owner, None, None, None, access, NotProbed("node-unreachable", vm.reason)
+        )
+    assert host is not None
+    node = next(n for n in cluster.nodes if n.name.casefold() == host.node.casefold())
     reason = None
     if not vm.running:
         reason = NotProbed(not_running(vm.state), f"the VM is {vm.state}; only a running guest can be asked")
