@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
-from hcibenefit.checks.unassessed import vms_on_unreachable_nodes
+from hcibenefit.checks.assess import ClusterFacts, assess_cluster
+from hcibenefit.checks.unassessed import vm_name, vms_named_on_unreachable_nodes, vms_on_unreachable_nodes
 from hcibenefit.facts.host import ClusterGroupFacts, HostFacts, parse_host_facts
+from hcibenefit.inventory.model import Policy
 from hcibenefit.lab.spec import parse_fleet
 from hcibenefit.remoting.catalog import HOST_FACTS
 from tests.conftest import EngineDriver
+
+NOW = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
 
 FLEET = """
 clusters:
@@ -61,3 +66,23 @@ def test_nothing_when_no_node_could_read_the_roles() -> None:
     blind = dataclasses.replace(hosts["n1"], cluster_groups=None)
     assert vms_on_unreachable_nodes("c", [blind], {"n3": "down"}) == []
     assert vms_on_unreachable_nodes("c", [], {"n1": "down", "n2": "down", "n3": "down"}) == []
+
+
+def test_every_cluster_s_named_vms_are_the_candidates_every_command_adds() -> None:
+    hosts = _hosts()
+    gathered = [
+        ClusterFacts("c", (hosts["n1"],), {"n2": "down", "n3": "down"}),
+        ClusterFacts("dark", (), {"d1": "down"}),
+    ]
+    named = vms_named_on_unreachable_nodes(gathered)
+    assert [(v.cluster, v.node, v.name) for v in named] == [("c", "n2", "b"), ("c", "n3", "c")]
+    assert named[0].to_dict() == {
+        "name": "b",
+        "cluster": "c",
+        "node": "n2",
+        "reason": named[0].reason,
+        "role_state": "Online",
+        "named_by": "n1",
+    }
+    assessed = assess_cluster(gathered[0], ["n1", "n2", "n3"], Policy(), NOW).vms
+    assert [vm_name(v) for v in [*assessed, *named]] == ["a", "b", "c"]
