@@ -76,15 +76,18 @@ def test_ctrl_c_closes_every_shell_and_exits_130(tmp_path: Path) -> None:
     lab = start_lab(spec)
     try:
         process = _start_client(lab, tmp_path, "status", "--parallel", "6")
+        # Interrupted once every node has its shell, mid-pipeline: each is then deleted from outside in
+        # one round trip. (A Create still in flight at Ctrl-C is answered later; whether its shell is
+        # deleted within the grace then depends on the machine's load, and the run says so when not.)
         deadline = time.monotonic() + 20
-        while lab.open_shells() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert lab.open_shells() > 0, "the sweep never opened a shell"
+        while lab.open_shells() < len(spec.clusters[0].nodes) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert lab.open_shells() == len(spec.clusters[0].nodes), "the run never had every shell open"
         took, err = _interrupt(process)
         assert process.returncode == 130, err
         assert "Traceback" not in err
         assert took < ANSWER_WITHIN_S, f"answered after {took:.2f} s: {err}"
-        assert lab.open_shells() == 0
+        assert lab.open_shells() == 0, err
     finally:
         lab.stop()
 
