@@ -73,14 +73,25 @@ def _get_parser() -> Any:
 
 
 def parse(text: str) -> n.Block:
-    """The script's tree; cached, since the lab runs the same few scripts over and over."""
+    """The script's tree; cached, since the lab runs the same few scripts over and over.
+
+    A fleet run sends the same script to every node at once: the first caller parses while the others
+    wait for its tree (under one lock; parsing holds the GIL anyway), rather than each parsing it again."""
     with _lock:
         cached = _cache.get(text)
         if cached is not None:
             _cache.move_to_end(text)
             return cached
-        source = text.encode("utf-8")
-        tree = _get_parser().parse(source)
+        block = _parse(text)
+        _cache[text] = block
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+        return block
+
+
+def _parse(text: str) -> n.Block:
+    source = text.encode("utf-8")
+    tree = _get_parser().parse(source)
     root = tree.root_node
     bad = _first_error(root) if root.has_error else None
     if bad is not None:
@@ -95,12 +106,7 @@ def parse(text: str) -> n.Block:
                 exception_type="System.Management.Automation.ParseException",
             )
         )
-    block = _Converter(source).program(root)
-    with _lock:
-        _cache[text] = block
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return block
+    return _Converter(source).program(root)
 
 
 def _param_block_quirk(node: Any) -> bool:
