@@ -18,6 +18,7 @@ from typing import Any
 
 from hcibenefit.lab.powershell.errors import ErrorRecord, PSError
 from hcibenefit.lab.powershell.values import (
+    MISSING,
     ArrayList,
     PSDateTime,
     PSDict,
@@ -315,8 +316,16 @@ _TYPE_ALIASES = {
 }
 
 
+_CANONICAL: dict[str, str | None] = {}
+
+
 def canonical_type(name: str) -> str | None:
-    return _TYPE_ALIASES.get(name.strip().casefold())
+    found = _CANONICAL.get(name, MISSING)
+    if found is MISSING:
+        found = _TYPE_ALIASES.get(name.strip().casefold())
+        if len(_CANONICAL) < 4096:  # spellings come from scripts: bounded, but a hostile one may not be
+            _CANONICAL[name] = found
+    return found  # type: ignore[no-any-return]
 
 
 def parse_datetime(text: str) -> PSDateTime | None:

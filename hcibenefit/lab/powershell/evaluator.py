@@ -10,7 +10,8 @@ scoping); ForEach-Object and Where-Object blocks run in the current scope.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hcibenefit.lab.powershell import convert as cv
@@ -39,6 +40,7 @@ from hcibenefit.lab.powershell.values import MISSING, PSDict, PSObject, ScriptBl
 
 VOID: Any = object()
 MAX_CALL_DEPTH = 100
+_CONSTANT_VARIABLES: dict[str, Any] = {"true": True, "false": False, "null": None}
 
 
 class TypeRef:
@@ -165,8 +167,12 @@ class Interpreter:
     # --- statements --------------------------------------------------------------------------------
 
     def exec_statements(self, statements: Sequence[n.Stmt], scope: Scope, out: list[Any]) -> None:
-        for statement in statements:
-            self.exec_statement(statement, scope, out)
+        # exec_statement inlined: this loop runs every statement of every script, function and block.
+        for stmt in statements:
+            try:
+                _EXEC.get(type(stmt), Interpreter._exec_unsupported)(self, stmt, scope, out)
+            except PSError as exc:
+                self._statement_error(exc, scope)
 
     def exec_statement(self, stmt: n.Stmt, scope: Scope, out: list[Any]) -> None:
         try:
@@ -194,51 +200,67 @@ class Interpreter:
             self.sink.write_error_record(exc.record)
 
     def _exec(self, stmt: n.Stmt, scope: Scope, out: list[Any]) -> None:
-        if isinstance(stmt, n.PipelineStmt):
-            elements = stmt.pipeline.elements
-            if len(elements) == 1 and isinstance(elements[0], n.PostIncrement):
-                self.eval(elements[0], scope)
+        """One statement, dispatched on its node type (a table, not a chain of isinstance tests)."""
+        _EXEC.get(type(stmt), Interpreter._exec_unsupported)(self, stmt, scope, out)
+
+    def _exec_unsupported(self, stmt: n.Stmt, scope: Scope, out: list[Any]) -> None:
+        raise Unsupported(type(stmt).__name__, stmt.line)
+
+    def _exec_PipelineStmt(self, stmt: n.PipelineStmt, scope: Scope, out: list[Any]) -> None:
+        elements = stmt.pipeline.elements
+        if len(elements) == 1 and type(elements[0]) is n.PostIncrement:
+            self.eval(elements[0], scope)
+            return
+        out.extend(self.run_pipeline(stmt.pipeline, scope))
+
+    def _exec_Assign(self, stmt: n.Assign, scope: Scope, out: list[Any]) -> None:
+        self.assign(stmt, scope)
+
+    def _exec_If(self, stmt: n.If, scope: Scope, out: list[Any]) -> None:
+        for condition, body in stmt.clauses:
+            if cv.to_bool(self.pipeline_value(condition, scope)):
+                self.exec_statements(body, scope, out)
                 return
-            out.extend(self.run_pipeline(stmt.pipeline, scope))
-        elif isinstance(stmt, n.Assign):
-            self.assign(stmt, scope)
-        elif isinstance(stmt, n.If):
-            for condition, body in stmt.clauses:
-                if cv.to_bool(self.pipeline_value(condition, scope)):
-                    self.exec_statements(body, scope, out)
-                    return
-            if stmt.otherwise is not None:
-                self.exec_statements(stmt.otherwise, scope, out)
-        elif isinstance(stmt, n.ForEach):
-            items = self.pipeline_value(stmt.iterable, scope)
-            for item in [] if items is None else enumerate_value(items):
-                scope.vars[stmt.variable.casefold()] = item
-                try:
-                    self.exec_statements(stmt.body, scope, out)
-                except Break:
-                    break
-                except Continue:
-                    continue
-        elif isinstance(stmt, n.For):
-            self._for(stmt, scope, out)
-        elif isinstance(stmt, n.While):
-            self._while(stmt, scope, out)
-        elif isinstance(stmt, n.Try):
-            self._try(stmt, scope, out)
-        elif isinstance(stmt, n.Throw):
-            self._throw(stmt, scope)
-        elif isinstance(stmt, n.Return):
-            if stmt.value is not None:
-                out.extend(self.run_pipeline(stmt.value, scope))
-            raise Return()
-        elif isinstance(stmt, n.Break):
-            raise Break()
-        elif isinstance(stmt, n.Continue):
-            raise Continue()
-        elif isinstance(stmt, n.FunctionDef):
-            scope.functions[stmt.name.casefold()] = Function(stmt.name, stmt.block)
-        else:
-            raise Unsupported(type(stmt).__name__, stmt.line)
+        if stmt.otherwise is not None:
+            self.exec_statements(stmt.otherwise, scope, out)
+
+    def _exec_ForEach(self, stmt: n.ForEach, scope: Scope, out: list[Any]) -> None:
+        items = self.pipeline_value(stmt.iterable, scope)
+        variable = stmt.variable.casefold()
+        for item in [] if items is None else enumerate_value(items):
+            scope.vars[variable] = item
+            try:
+                self.exec_statements(stmt.body, scope, out)
+            except Break:
+                break
+            except Continue:
+                continue
+
+    def _exec_For(self, stmt: n.For, scope: Scope, out: list[Any]) -> None:
+        self._for(stmt, scope, out)
+
+    def _exec_While(self, stmt: n.While, scope: Scope, out: list[Any]) -> None:
+        self._while(stmt, scope, out)
+
+    def _exec_Try(self, stmt: n.Try, scope: Scope, out: list[Any]) -> None:
+        self._try(stmt, scope, out)
+
+    def _exec_Throw(self, stmt: n.Throw, scope: Scope, out: list[Any]) -> None:
+        self._throw(stmt, scope)
+
+    def _exec_Return(self, stmt: n.Return, scope: Scope, out: list[Any]) -> None:
+        if stmt.value is not None:
+            out.extend(self.run_pipeline(stmt.value, scope))
+        raise Return()
+
+    def _exec_Break(self, stmt: n.Break, scope: Scope, out: list[Any]) -> None:
+        raise Break()
+
+    def _exec_Continue(self, stmt: n.Continue, scope: Scope, out: list[Any]) -> None:
+        raise Continue()
+
+    def _exec_FunctionDef(self, stmt: n.FunctionDef, scope: Scope, out: list[Any]) -> None:
+        scope.functions[stmt.name.casefold()] = Function(stmt.name, stmt.block)
 
     def _for(self, stmt: n.For, scope: Scope, out: list[Any]) -> None:
         if stmt.init is not None:
@@ -415,19 +437,31 @@ class Interpreter:
     # --- variables ---------------------------------------------------------------------------------
 
     def get_variable(self, var: n.Variable, scope: Scope) -> Any:
-        name = var.name.casefold()
-        if var.scope == "env":
+        name = var.key
+        where_scope = var.scope
+        if where_scope is None:
+            # The common case, kept short: a plain $name read through the scope chain.
+            if name in _CONSTANT_VARIABLES:
+                return _CONSTANT_VARIABLES[name]
+            chain: Scope | None = scope
+            while chain is not None:
+                found = chain.vars
+                if name in found:
+                    return found[name]
+                chain = chain.parent
+            return self._automatic_variable(name)
+        if where_scope == "env":
             return self.runspace.env(var.name)
-        if name == "true":
-            return True
-        if name == "false":
-            return False
-        if name == "null":
-            return None
-        where = self.runspace.global_scope if var.scope in ("global", "script") else scope
-        value = where.vars.get(name, MISSING) if var.scope in ("local", "private") else where.find(name)
+        if name in _CONSTANT_VARIABLES:
+            return _CONSTANT_VARIABLES[name]
+        where = self.runspace.global_scope if where_scope in ("global", "script") else scope
+        value = where.vars.get(name, MISSING) if where_scope in ("local", "private") else where.find(name)
         if value is not MISSING:
             return value
+        return self._automatic_variable(name)
+
+    def _automatic_variable(self, name: str) -> Any:
+        """A variable no scope holds: the automatic ones the runspace provides, else $null."""
         if name == "host":
             return self.runspace.host
         if name == "error":
@@ -563,7 +597,10 @@ class Interpreter:
 
     def value(self, expr: n.Expr, scope: Scope) -> Any:
         """The expression's value where a value is needed: a void result is $null."""
-        result = self.eval(expr, scope)
+        method = _DISPATCH.get(type(expr))
+        if method is None:
+            raise Unsupported(type(expr).__name__, expr.line)
+        result = method(self, expr, scope)
         return None if result is VOID else result
 
     def _eval_Constant(self, expr: n.Constant, scope: Scope) -> Any:
@@ -583,8 +620,7 @@ class Interpreter:
                 parts.append(cv.to_string(None if value is VOID else value))
         return "".join(parts)
 
-    def _eval_Variable(self, expr: n.Variable, scope: Scope) -> Any:
-        return self.get_variable(expr, scope)
+    _eval_Variable = get_variable
 
     def _eval_Member(self, expr: n.Member, scope: Scope) -> Any:
         name = expr.name if isinstance(expr.name, str) else cv.to_string(self.value(expr.name, scope))
@@ -690,48 +726,15 @@ class Interpreter:
         return self.binary(op, left, right, scope, expr.line)
 
     def binary(self, op: str, left: Any, right: Any, scope: Scope, line: int) -> Any:
-        import re
-
-        if op == "-xor":
-            return cv.to_bool(left) != cv.to_bool(right)
-        if op in ("+", "-", "*", "/", "%"):
-            return {"+": cv.add, "-": cv.subtract, "*": cv.multiply, "/": cv.divide, "%": cv.modulo}[op](
-                left, right
-            )
-        if op in ("-is", "-isnot"):
-            type_name = right.name if isinstance(right, TypeRef) else cv.to_string(right)
-            result = cv.is_instance(left, type_name)
-            return result if op == "-is" else not result
-        if op in ("-in", "-notin"):
-            found = cv.contains(right, left)
-            return found if op == "-in" else not found
-        if op in ("-contains", "-notcontains"):
-            found = cv.contains(left, right)
-            return found if op == "-contains" else not found
-        if op in ("-replace", "-ireplace"):
-            pattern, replacement = [*right, ""][:2] if isinstance(right, list) else (right, "")
-            regex = re.compile(cv.to_string(pattern), re.IGNORECASE)
-            template = re.sub(
-                r"\$(\d+)|\$\{(\w+)\}",
-                lambda m: "\\g<" + (m.group(1) or m.group(2)) + ">",
-                cv.to_string(replacement),
-            )
-            return regex.sub(template.replace("$$", "$"), cv.to_string(left))
-        base = op.lstrip("-")
-        case_sensitive = base.startswith("c")
-        base = (
-            base[1:]
-            if base[:1] in ("c", "i")
-            and base[1:] in ("eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch")
-            else base
-        )
+        operator = _OPERATORS.get(op)
+        if operator is not None:
+            return operator(left, right)
+        base, case_sensitive = _comparison(op)
         if isinstance(left, list):
             return [item for item in left if self._compare(base, item, right, case_sensitive, scope)]
         return self._compare(base, left, right, case_sensitive, scope)
 
     def _compare(self, op: str, left: Any, right: Any, case_sensitive: bool, scope: Scope) -> bool:
-        import re
-
         if op == "eq":
             return cv.equals(left, right, case_sensitive=case_sensitive)
         if op == "ne":
@@ -765,10 +768,67 @@ class Interpreter:
         return ScriptBlock(expr.block, expr.text)
 
 
+def _xor(left: Any, right: Any) -> bool:
+    return cv.to_bool(left) != cv.to_bool(right)
+
+
+def _type_name(right: Any) -> str:
+    return right.name if isinstance(right, TypeRef) else cv.to_string(right)
+
+
+def _replace(left: Any, right: Any) -> str:
+    pattern, replacement = [*right, ""][:2] if isinstance(right, list) else (right, "")
+    regex = re.compile(cv.to_string(pattern), re.IGNORECASE)
+    template = re.sub(
+        r"\$(\d+)|\$\{(\w+)\}",
+        lambda m: "\\g<" + (m.group(1) or m.group(2)) + ">",
+        cv.to_string(replacement),
+    )
+    return regex.sub(template.replace("$$", "$"), cv.to_string(left))
+
+
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "-xor": _xor,
+    "+": cv.add,
+    "-": cv.subtract,
+    "*": cv.multiply,
+    "/": cv.divide,
+    "%": cv.modulo,
+    "-is": lambda left, right: cv.is_instance(left, _type_name(right)),
+    "-isnot": lambda left, right: not cv.is_instance(left, _type_name(right)),
+    "-in": lambda left, right: cv.contains(right, left),
+    "-notin": lambda left, right: not cv.contains(right, left),
+    "-contains": lambda left, right: cv.contains(left, right),
+    "-notcontains": lambda left, right: not cv.contains(left, right),
+    "-replace": _replace,
+    "-ireplace": _replace,
+}
+"""The operators that are not comparisons, by their (lower-case) token."""
+
+_COMPARISON_BASES = frozenset({"eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch"})
+_COMPARISONS: dict[str, tuple[str, bool]] = {}
+
+
+def _comparison(op: str) -> tuple[str, bool]:
+    """A comparison operator as (base operator, case-sensitive): -ceq is ("eq", True), -ilike ("like", False)."""
+    found = _COMPARISONS.get(op)
+    if found is None:
+        base = op.lstrip("-")
+        case_sensitive = base.startswith("c")
+        base = base[1:] if base[:1] in ("c", "i") and base[1:] in _COMPARISON_BASES else base
+        found = _COMPARISONS[op] = (base, case_sensitive)
+    return found
+
+
 _DISPATCH: dict[type, Any] = {
     kind: getattr(Interpreter, "_eval_" + kind.__name__)
     for kind in vars(n).values()
     if isinstance(kind, type) and hasattr(Interpreter, "_eval_" + kind.__name__)
+}
+_EXEC: dict[type, Any] = {
+    kind: getattr(Interpreter, "_exec_" + kind.__name__)
+    for kind in vars(n).values()
+    if isinstance(kind, type) and hasattr(Interpreter, "_exec_" + kind.__name__)
 }
 
 __all__ = ["VOID", "Function", "Interpreter", "TypeRef", "collapse", "enumerate_value"]

@@ -34,6 +34,11 @@ class Expandable(Node):
 class Variable(Node):
     name: str
     scope: str | None = None  # global, script, local, env
+    key: str = field(init=False, repr=False, compare=False)
+    """The name case-folded once, as scopes key variables (looked up on every read)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.name.casefold())
 
 
 @dataclass(frozen=True)

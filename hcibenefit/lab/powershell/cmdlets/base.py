@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -108,6 +108,48 @@ class Cmdlet:
     @property
     def command_part(self) -> str:
         return self.type_name or self.name
+
+    # What binding needs of the declaration, worked out once per cmdlet rather than on every call.
+
+    @cached_property
+    def by_name(self) -> dict[str, P]:
+        return {p.name: p for p in self.params}
+
+    @cached_property
+    def parameter_names(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Every name -Name can resolve to with its aliases: the cmdlet's, the common ones, ShouldProcess's."""
+        names = [(p.name, p.aliases) for p in self.params]
+        names += list(COMMON_PARAMETERS.items())
+        if self.should_process:
+            names += [("WhatIf", ("wi",)), ("Confirm", ("cf",))]
+        return names
+
+    @cached_property
+    def _resolved(self) -> dict[str, str | None]:
+        return {}
+
+    def resolve_parameter(self, given: str) -> str | None:
+        """`resolve_name` over parameter_names, remembered per spelling (an ambiguous one raises every time)."""
+        key = given.casefold()
+        try:
+            return self._resolved[key]
+        except KeyError:
+            resolved = self._resolved[key] = resolve_name(given, self.parameter_names, self.command_part)
+            return resolved
+
+    @cached_property
+    def _positional(self) -> dict[str, list[P]]:
+        return {}
+
+    def positional(self, set_name: str) -> list[P]:
+        """The parameters that take positional arguments in a set, by position (declaration order on ties)."""
+        found = self._positional.get(set_name)
+        if found is None:
+            found = self._positional[set_name] = sorted(
+                (p for p in self.params if p.position_in(set_name) is not None),
+                key=lambda p: p.position_in(set_name) or 0,
+            )
+        return found
 
     @property
     def is_function(self) -> bool:
@@ -201,11 +243,7 @@ class Call:
     # --- binding -------------------------------------------------------------------------------------
 
     def _names(self) -> list[tuple[str, tuple[str, ...]]]:
-        names = [(p.name, p.aliases) for p in self.cmdlet.params]
-        names += list(COMMON_PARAMETERS.items())
-        if self.cmdlet.should_process:
-            names += [("WhatIf", ("wi",)), ("Confirm", ("cf",))]
-        return names
+        return self.cmdlet.parameter_names
 
     def _documented(self, given: str) -> bool:
         entry = documented_parameters().get(self.cmdlet.name.casefold())
@@ -216,7 +254,7 @@ class Call:
 
     def bind(self, args: Sequence[Arg], *, has_input: bool) -> None:
         command = self.cmdlet.command_part
-        by_name = {p.name: p for p in self.cmdlet.params}
+        by_name = self.cmdlet.by_name
         named: dict[str, Any] = {}
         positional: list[Any] = []
         pending = list(args)
@@ -227,7 +265,7 @@ class Call:
             if arg.name is None:
                 positional.append(arg.value)
                 continue
-            resolved = resolve_name(arg.name, self._names(), command)
+            resolved = self.cmdlet.resolve_parameter(arg.name)
             if resolved is None:
                 if self._documented(arg.name):
                     raise NotEmulated(f"the parameter -{arg.name} of {self.cmdlet.name}")
@@ -278,14 +316,7 @@ class Call:
             )
         chosen = None
         for set_name in candidates:
-            slots = sorted(
-                (
-                    p
-                    for p in self.cmdlet.params
-                    if p.position_in(set_name) is not None and p.name not in self.given
-                ),
-                key=lambda p: p.position_in(set_name) or 0,
-            )
+            slots = [p for p in self.cmdlet.positional(set_name) if p.name not in self.given]
             if len(positional) <= len(slots):
                 chosen = set_name
                 for param, value in zip(slots, positional, strict=False):
