@@ -173,6 +173,58 @@ def _timespan_member(value: PSTimeSpan, key: str) -> Any:
     return table.get(key, MISSING)
 
 
+def _psobject_member(value: PSObject, name: str, key: str) -> Any:
+    found = value.get(name)
+    if found is not MISSING:
+        return found
+    if value.base is not None:
+        return get_member(value.base, name)
+    if key in ("count", "length") and not value.is_custom:
+        return 1
+    return MISSING
+
+
+def _dict_member(value: PSDict, name: str, key: str) -> Any:
+    if name in value:
+        return value[name]
+    if key == "count":
+        return len(value)
+    if key == "keys":
+        return value.keys()
+    if key == "values":
+        return value.values()
+    return MISSING
+
+
+def _list_member(value: list[Any], name: str, key: str) -> Any:
+    if key in ("count", "length"):
+        return len(value)
+    return _enumerate_member(value, name)
+
+
+def _string_member(value: str, name: str, key: str) -> Any:
+    if key == "length":
+        return len(value)
+    if key == "count":
+        return 1
+    return MISSING
+
+
+def _xml_member(value: XmlNode, name: str, key: str) -> Any:
+    return value.member(name)
+
+
+_MEMBERS_BY_TYPE: dict[type, Callable[[Any, str, str], Any]] = {
+    PSObject: _psobject_member,
+    PSDict: _dict_member,
+    list: _list_member,
+    ArrayList: _list_member,
+    str: _string_member,
+    XmlNode: _xml_member,
+}
+"""The common receivers by exact type, each the same branch get_member's chain would take."""
+
+
 def get_member(value: Any, name: str) -> Any:
     """`$value.Name`; MISSING when the member does not exist."""
     key = name.casefold()
@@ -181,35 +233,18 @@ def get_member(value: Any, name: str) -> Any:
         return 0 if key in ("count", "length") else MISSING
     if key == "psobject":
         return PSObjectView(value)
+    by_type = _MEMBERS_BY_TYPE.get(type(value))
+    if by_type is not None:
+        return by_type(value, name, key)
+    # Subclasses of the types above (and every other receiver) go down the chain.
     if isinstance(value, PSObject):
-        found = value.get(name)
-        if found is not MISSING:
-            return found
-        if value.base is not None:
-            return get_member(value.base, name)
-        if key in ("count", "length") and not value.is_custom:
-            return 1
-        return MISSING
+        return _psobject_member(value, name, key)
     if isinstance(value, PSDict):
-        if name in value:
-            return value[name]
-        if key == "count":
-            return len(value)
-        if key == "keys":
-            return value.keys()
-        if key == "values":
-            return value.values()
-        return MISSING
+        return _dict_member(value, name, key)
     if isinstance(value, list):
-        if key in ("count", "length"):
-            return len(value)
-        return _enumerate_member(value, name)
+        return _list_member(value, name, key)
     if isinstance(value, str):
-        if key == "length":
-            return len(value)
-        if key == "count":
-            return 1
-        return MISSING
+        return _string_member(value, name, key)
     if isinstance(value, bool | int | float):
         return 1 if key == "count" else MISSING
     if isinstance(value, PSEnum):

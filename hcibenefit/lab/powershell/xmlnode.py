@@ -14,32 +14,44 @@ from hcibenefit.lab.powershell.values import MISSING
 
 
 class XmlNode:
-    __slots__ = ("element", "is_document")
+    """An XmlDocument or XmlElement. The lab's XML is read-only, so each node indexes its members by
+    folded name the first time one is read, and hands out the same child nodes every time (as .NET
+    hands out the same XmlElement)."""
+
+    __slots__ = ("_attributes", "_children", "element", "is_document")
 
     def __init__(self, element: ET.Element, *, is_document: bool = False) -> None:
         self.element = element
         self.is_document = is_document
+        self._attributes: dict[str, str] | None = None
+        self._children: dict[str, list[Any]] = {}
 
     @property
     def type_name(self) -> str:
         return "System.Xml.XmlDocument" if self.is_document else "System.Xml.XmlElement"
 
-    def _children(self) -> list[ET.Element]:
-        return [self.element] if self.is_document else list(self.element)
+    def _index(self) -> dict[str, str]:
+        attributes: dict[str, str] = {}
+        if not self.is_document:
+            for attribute, value in self.element.attrib.items():
+                attributes.setdefault(attribute.casefold(), value)
+        for child in [self.element] if self.is_document else list(self.element):
+            self._children.setdefault(child.tag.casefold(), []).append(_adapt(child))
+        self._attributes = attributes
+        return attributes
 
     def member(self, name: str) -> Any:
         folded = name.casefold()
-        if not self.is_document:
-            for attribute, value in self.element.attrib.items():
-                if attribute.casefold() == folded:
-                    return value
-        matches = [child for child in self._children() if child.tag.casefold() == folded]
-        if not matches:
+        attributes = self._attributes if self._attributes is not None else self._index()
+        if folded in attributes:
+            return attributes[folded]
+        values = self._children.get(folded)
+        if not values:
             if folded == "innertext":
                 return "".join(self.element.itertext())
             return MISSING
-        values = [_adapt(child) for child in matches]
-        return values[0] if len(values) == 1 else values
+        # A fresh array each time: a script may change the one it got.
+        return values[0] if len(values) == 1 else list(values)
 
     def ps_string(self) -> str:
         return self.type_name
