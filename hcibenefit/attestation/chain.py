@@ -27,7 +27,6 @@ from cryptography.x509.verification import (
     Criticality,
     ExtensionPolicy,
     PolicyBuilder,
-    Store,
     VerificationError,
 )
 
@@ -44,6 +43,9 @@ _CA_POLICY = ExtensionPolicy.webpki_defaults_ca().may_be_present(
     x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None
 )
 _MAX_DEPTH = 8  # the verifier's own default; Azure's chain has 3 certificates
+# Answers remembered per trust store. A fleet's documents carry a handful of signers; a sweep asks once per
+# node and signer. The bound only keeps a run over many thousands of nodes from growing without end.
+_REMEMBERED = 4096
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,38 @@ def name(cert: x509.Certificate) -> str:
 def validate_chain(
     signer: x509.Certificate, embedded: tuple[x509.Certificate, ...], trust: TrustStore, at: dt.datetime
 ) -> ChainResult:
+    """Whether ``signer`` chains to one of the store's anchors at ``at``, through ``embedded`` and the store's
+    intermediates; why not, when it does not.
+
+    The answer is a function of its arguments alone (certificates are immutable and compare by their DER
+    bytes, the store is frozen), so it is remembered per store under all of them, ``at`` included: the
+    documents of a fleet are signed by the same few certificates, and a run judges every guest's document
+    at the same moment (a sweep, one moment per node). A document signed by another certificate, or
+    judged at another moment, is a different question and gets its own answer. What belongs to each
+    document alone (its signature, nonce and validity) is never remembered: ``verify_document`` checks it
+    every time.
+    """
+    # isoformat, not the datetime: two equal moments in different zones read differently in a reason.
+    key = (signer, embedded, at.isoformat())
+    results = trust.chain_results
+    known = results.get(key)
+    if known is not None:
+        return known
+    result = _validate_chain(signer, embedded, trust, at)
+    if len(results) < _REMEMBERED:
+        results[key] = result
+    return result
+
+
+def _validate_chain(
+    signer: x509.Certificate, embedded: tuple[x509.Certificate, ...], trust: TrustStore, at: dt.datetime
+) -> ChainResult:
     pool = [c for c in embedded if c != signer] + [c for c in trust.intermediates if c != signer]
-    if trust.anchors:
+    anchors = trust.anchor_store
+    if anchors is not None:
         verifier = (
             PolicyBuilder()
-            .store(Store(list(trust.anchors)))
+            .store(anchors)
             .time(at)
             .max_chain_depth(_MAX_DEPTH)
             .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
