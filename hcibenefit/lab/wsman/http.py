@@ -146,6 +146,10 @@ class Listener:
             except OSError:
                 break
             client.settimeout(None)
+            # A response larger than one TLS record is two writes; with Nagle on, the second waits for
+            # the client's delayed ACK (40 ms on Linux) before it leaves. Windows' HTTP.sys adds no such
+            # stall, so neither may the lab: the injected latency must be the only latency.
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(
                 target=self._serve, args=(client, peer[0]), name=f"wsman-{self.name}-conn", daemon=True
             ).start()
