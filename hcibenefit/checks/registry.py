@@ -135,6 +135,12 @@ def _load() -> None:
     _loaded = True
 
 
+def load_checks() -> None:
+    """Import every check module now rather than at the first assessment (a fleet run does it while it
+    waits on the hosts)."""
+    _load()
+
+
 def all_checks() -> list[CheckMeta]:
     _load()
     return [r.meta for table in _tables() for r in table]

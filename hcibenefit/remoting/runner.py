@@ -8,6 +8,9 @@
   hosts and widens while this process's CPU is not busy, i.e. while the work is waiting on the network:
   a fleet behind 200 ms of latency gets wide parallelism, a CPU-bound run stays narrow instead of
   drowning in threads, and nobody has to guess the right number.
+- **Idle time.** `when_idle` (importing what the command needs once the hosts have answered, say) runs
+  on the calling thread in the first interval this process spent waiting on the network, so it costs
+  no wall time; if the run never waits, the command does that work later, as it would have anyway.
 - **Ctrl-C.** The shared `Cancellation` is set (workers stop at their next step and delete their shell),
   sessions still open are deleted from outside (a worker may be blocked in a long Receive), and after
   at most `GRACE_S` the run raises `Interrupted`, which says what was done, what was stopped and which
@@ -118,10 +121,12 @@ def run_per_host(
     workers: int = DEFAULT_WORKERS,
     cancel: threading.Event | None = None,
     activity: str = "",
+    when_idle: Callable[[], None] | None = None,
 ) -> list[Outcome[T, R]]:
     """Run `work(target, cancel)` for every target; outcomes in the order of `targets`.
 
-    `activity` names the work for a person ("host facts"); an interrupted run says it.
+    `activity` names the work for a person ("host facts"); an interrupted run says it. `when_idle` runs
+    at most once, while the workers wait on the network; what it raises is logged and ignored.
     """
     # Workers always get a Cancellation, so that the sessions they open can be closed from outside on
     # Ctrl-C; a plain Event the caller passed (a deadline, say) is followed within WIDEN_EVERY_S.
@@ -168,7 +173,7 @@ def run_per_host(
 
     with _CtrlC() as ctrl_c:
         try:
-            return _wait_for(run, token, outer, start_more, ctrl_c)
+            return _wait_for(run, token, outer, start_more, ctrl_c, when_idle)
         except KeyboardInterrupt:
             if outer is not None:
                 outer.set()
@@ -181,6 +186,7 @@ def _wait_for(
     outer: threading.Event | None,
     start_more: Callable[[], None],
     ctrl_c: _CtrlC,
+    when_idle: Callable[[], None] | None = None,
 ) -> list[Outcome[T, R]]:
     """The calling thread's part: start workers, widen while the CPU idles, until every target is done."""
     cpu, wall = time.process_time(), time.monotonic()
@@ -198,8 +204,23 @@ def _wait_for(
                 cpu, wall = now_cpu, now_wall
                 if busy < BUSY and run.pending and len(run.running) >= run.width:
                     run.width = min(run.cap, run.width + max(1, run.width // 2))
+                if busy < BUSY and when_idle is not None and run.finished < len(run.targets):
+                    idle_task, when_idle = when_idle, None
+                    _run_unlocked(run.changed, idle_task)
+                    cpu, wall = time.process_time(), time.monotonic()  # its own CPU is not the workers'
             start_more()
     return [o for o in run.outcomes if o is not None]
+
+
+def _run_unlocked(lock: threading.Condition, task: Callable[[], None]) -> None:
+    """Run `task` without holding `lock` (workers report their outcome under it meanwhile)."""
+    lock.release()
+    try:
+        task()
+    except Exception:
+        log.debug("work done while waiting failed; the command does it later", exc_info=True)
+    finally:
+        lock.acquire()
 
 
 def _interrupted(

@@ -162,6 +162,40 @@ def test_runner_counts_ctrl_c_instead_of_raising_it_inside_a_wait() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_runner_does_idle_work_while_the_workers_wait_and_workers_report_meanwhile() -> None:
+    """The calling thread runs `when_idle` once, while the hosts keep it waiting, without holding the lock
+    workers report under; a failing idle task is logged, not raised."""
+    ran: list[tuple[int, str]] = []
+    idle_started = threading.Event()
+
+    def work(target: int, ev: threading.Event) -> int:
+        if target == 1:
+            idle_started.wait(2)
+        else:
+            ev.wait(0.4)  # waiting on the network
+        return target
+
+    def idle() -> None:
+        idle_started.set()
+        # h1's thread ends only after recording its outcome under the runner's lock: were that lock
+        # held here, this would wait in vain.
+        deadline = time.monotonic() + 2
+        while any(t.name == "hcibenefit-h1" for t in threading.enumerate()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert time.monotonic() < deadline
+        ran.append((len(ran), threading.current_thread().name))
+
+    outcomes = run_per_host([1, 2, 3], work, name_of=lambda t: f"h{t}", workers=3, when_idle=idle)
+    assert [o.value for o in outcomes] == [1, 2, 3]
+    assert ran == [(0, threading.current_thread().name)]
+
+    def broken() -> None:
+        raise RuntimeError("an import failed")
+
+    outcomes = run_per_host([2, 3], work, name_of=lambda t: f"h{t}", workers=2, when_idle=broken)
+    assert [o.value for o in outcomes] == [2, 3]
+
+
 def test_runner_answers_an_interrupt_in_time_while_a_worker_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
     import hcibenefit.remoting.runner as runner
 
