@@ -100,6 +100,9 @@ class Changes:
 def compare(before: Iterable[Record], after: Iterable[Record]) -> Changes:
     """What a reader of last night's report needs to know about tonight's.
 
+    Only the problems of `before` are read (History.problems gives just those); `after` must be whole, since
+    a resolved problem says what it is now.
+
     A problem is new when it was not a problem before (absent, PASS or N/A), resolved when it is no problem
     now, changed when it stays a problem but its status or waiver changed. Messages that tick (expires in 3
     days, then 2) are not changes.

@@ -191,3 +191,40 @@ def test_a_file_that_is_not_a_history_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text("not a database " * 100)
     with pytest.raises(UsageError, match="not a usable hcibenefit history"):
         History(path)
+
+
+def test_compare_with_the_earlier_runs_problems_only_is_compare_with_all_of_it(tmp_path: Path) -> None:
+    """The sweep reads only the FAIL and ERROR results of the run before (History.problems): every kind of
+    change comes out as it does from the whole run, including a waived problem and one now resolved."""
+    before = _records(
+        ("a", "FAIL"),
+        ("b", "FAIL"),
+        ("c", "PASS"),
+        ("d", "ERROR"),
+        ("e", "PASS"),
+        ("f", "N/A"),
+        ("g", "FAIL"),
+    )
+    before[6]["waived"] = True
+    after = _records(
+        ("a", "FAIL"),
+        ("b", "PASS"),
+        ("c", "FAIL"),
+        ("d", "FAIL"),
+        ("e", "N/A"),
+        ("f", "ERROR"),
+        ("g", "FAIL"),
+    )
+    with History(tmp_path / "h.sqlite") as h:
+        run_id = h.record(_run("2026-05-30T00:00:00+00:00"), before, inventory_hash="x", scope="s")
+        problems = h.problems(run_id)
+        whole = h.records(run_id)
+
+    assert [r["id"] for r in problems] == ["a", "b", "d", "g"]
+    assert problems == [r for r in whole if r["status"] in ("FAIL", "ERROR")]
+    assert whole == sorted(before, key=lambda r: str(r["id"]))  # stored as given, read back whole
+    assert compare(problems, after).to_dict(None) == compare(whole, after).to_dict(None)
+    changes = compare(problems, after)
+    assert [r["id"] for r in changes.new] == ["c", "f"]
+    assert [(r["id"], r["now"]) for r in changes.resolved] == [("b", "PASS")]
+    assert [(a["id"], b["status"]) for a, b in changes.changed] == [("d", "FAIL"), ("g", "FAIL")]

@@ -254,7 +254,7 @@ def _conclude(
         )
         run["id"] = run_id
         outcome.run_id = run_id
-        before = history.records(previous.id) if previous else []
+        before = history.problems(previous.id) if previous else []
         changes = compare(before, records)
         document.changes = changes.to_dict(
             {"id": previous.id, "started": previous.started} if previous else None
@@ -414,7 +414,7 @@ def stored_document(
     records = history.records(info.id)
     document = RunDocument(run, records, waivers=list(info.meta.get("waivers", [])))
     previous = history.previous(inventory_hash=info.inventory_hash, scope=info.scope, before_id=info.id)
-    before = history.records(previous.id) if previous else []
+    before = history.problems(previous.id) if previous else []
     document.changes = compare(before, records).to_dict(
         {"id": previous.id, "started": previous.started} if previous else None
     )
