@@ -1,4 +1,4 @@
-"""Client CPU per VM for what a sweep does with the nodes' answers: parse them and verify the guests' documents.
+"""Client CPU per VM for what a sweep does with the nodes' answers: parse, verify, judge, remember, render.
 
 A sweep's client CPU per VM (issue 14's target: 0.3 ms) is spent in a few places: the remoting layer
 (requests, PSRP), the Azure reads, and this path, which runs once per node and once per probed guest
@@ -8,7 +8,10 @@ after the answers have arrived:
   document into per-VM outputs (``parse_fan_out``);
 - per probed guest: its probe body into a GuestProbe (``body_document``, ``parse_probe_body``), its
   attested document verified (envelope, CMS, signature, chain to a trusted root, signer SAN, nonce,
-  validity) and turned into evidence (``probe_evidence``).
+  validity) and turned into evidence (``probe_evidence``);
+- once the evidence is in: the checks judge it and the results become the run document
+  (``_conclude``), stored in the sweep history (sqlite; the fleet's run before is read for comparison)
+  unless ``--no-history``, and rendered as JSON.
 
 The answers are real: a lab fleet (in this process) is swept once through the real CLI and the documents
 the nodes returned are recorded. Then only the client's part is timed, over and over, as process CPU
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,32 +48,52 @@ from hcibenefit.inventory.loader import load_inventory
 from hcibenefit.lab.fleet import Lab
 from hcibenefit.lab.spec import generate_fleet
 from hcibenefit.operations.guests.check import trust_for
+from hcibenefit.operations.sweep import run as sweep_run
 from hcibenefit.operations.sweep.collect import probe_evidence
 from hcibenefit.remoting import session as remoting_session
 from hcibenefit.remoting.catalog import GUEST_PROBE, GUEST_PROBE_BODY, HOST_FACTS
+from hcibenefit.report.sweep import render
+from hcibenefit.sweep.history import History
 
 Answers = list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]
 """(script key, parameters sent, document returned) in the order the nodes answered."""
 
 
-def record_sweep(
-    clusters: int, nodes: int, vms: int, workdir: Path
-) -> tuple[Answers, Inventory, TrustStore, float, int]:
-    """Sweep a lab fleet through the real CLI: what every node answered, the inventory, the trust store a
-    sweep builds (and the CPU seconds building it took), the VM count."""
+@dataclass
+class Recorded:
+    answers: Answers
+    inventory: Inventory
+    trust: TrustStore
+    trust_s: float
+    """CPU seconds building the trust store."""
+    vm_count: int
+    conclude: tuple[Any, ...]
+    """The arguments the sweep concluded with (the collected evidence among them)."""
+
+
+def record_sweep(clusters: int, nodes: int, vms: int, workdir: Path) -> Recorded:
+    """Sweep a lab fleet through the real CLI: what every node answered, what the run concluded from, the
+    inventory and the trust store a sweep builds."""
     captured: Answers = []
+    concluded: list[tuple[Any, ...]] = []
     original = remoting_session.HostSession.run
+    original_conclude = sweep_run._conclude
 
     def recording(self: Any, script: Any, parameters: Any = None, **kwargs: Any) -> Any:
         document = original(self, script, parameters, **kwargs)
         captured.append((script.key, dict(parameters or {}), document))
         return document
 
+    def concluding(*args: Any) -> Any:
+        concluded.append(args)
+        return original_conclude(*args)
+
     spec = generate_fleet(clusters, nodes, vms, seed=1)
     with Lab(spec) as lab:
         inventory_path = lab.write_inventory(workdir / "inventory.yaml")
         os.environ.update(lab.environment())
         remoting_session.HostSession.run = recording  # type: ignore[method-assign]
+        sweep_run._conclude = concluding  # type: ignore[assignment]
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 code = run(
@@ -77,13 +101,15 @@ def record_sweep(
                 )
         finally:
             remoting_session.HostSession.run = original  # type: ignore[method-assign]
+            sweep_run._conclude = original_conclude
         if code not in (0, 1):
             raise SystemExit(f"the recording sweep exited {code}")
         inventory = load_inventory(inventory_path)
         # The inventory names the lab's CA file, which goes with the lab: the trust store is read now.
         started = time.process_time()
         trust = trust_for(inventory)
-        return captured, inventory, trust, time.process_time() - started, spec.vm_count()
+        trust_s = time.process_time() - started
+    return Recorded(captured, inventory, trust, trust_s, spec.vm_count(), concluded[0])
 
 
 def client_pass(answers: Answers, inventory: Inventory, trust: TrustStore) -> tuple[int, int, int]:
@@ -124,29 +150,47 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     clusters, nodes, vms = (int(p) for p in args.fleet.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
-        answers, inventory, trust, trust_s, vm_count = record_sweep(clusters, nodes, vms, Path(tmp))
-    hosts = [a for a in answers if a[0] == HOST_FACTS.key]
-    probes = [a for a in answers if a[0] == GUEST_PROBE.key]
-    # The first pass warms what a run warms once (imports, the trust store's anchor store), as in a sweep.
-    node_count, guests, documents = client_pass(answers, inventory, trust)
-    host_s = cpu_of(lambda: client_pass(hosts, inventory, trust), args.repeat)
-    probe_s = cpu_of(lambda: client_pass(probes, inventory, trust), args.repeat)
+        rec = record_sweep(clusters, nodes, vms, Path(tmp))
+        answers, inventory, trust, vm_count = rec.answers, rec.inventory, rec.trust, rec.vm_count
+        hosts = [a for a in answers if a[0] == HOST_FACTS.key]
+        probes = [a for a in answers if a[0] == GUEST_PROBE.key]
+        # The first pass warms what a run warms once (imports, the trust store's anchor store), as in a sweep.
+        node_count, guests, documents = client_pass(answers, inventory, trust)
+        host_s = cpu_of(lambda: client_pass(hosts, inventory, trust), args.repeat)
+        probe_s = cpu_of(lambda: client_pass(probes, inventory, trust), args.repeat)
+        inv, request, collected, waivers, _, started, finished, azure = rec.conclude
+
+        def conclude(history: History | None) -> Any:
+            return sweep_run._conclude(inv, request, collected, waivers, history, started, finished, azure)
+
+        judge_s = cpu_of(lambda: conclude(None), args.repeat)
+        with History(Path(tmp) / "history.sqlite") as history:
+            conclude(history)  # the run before, which every later run is compared with
+            history_s = cpu_of(lambda: conclude(history), args.repeat) - judge_s
+        document = conclude(None).document
+        render_s = cpu_of(lambda: render(document, "json", io.StringIO(), None), args.repeat)
+    results = len(document["findings"])
+
+    def per(seconds: float, what: str = "VM", count: int = vm_count) -> str:
+        return f"{seconds * 1000:7.1f} ms = {seconds * 1000 / max(count, 1):.3f} ms per {what}"
+
     print(
-        f"fleet {args.fleet}: {node_count} nodes, {vm_count} VMs, {guests} guests probed, {documents} documents"
+        f"fleet {args.fleet}: {node_count} nodes, {vm_count} VMs, {guests} guests probed, {documents} "
+        f"documents, {results} results"
     )
-    print(f"  trust store (certifi, system, CA files), once per run: {trust_s * 1000:.1f} ms")
+    print(f"  trust store (certifi, system, CA files), once per run: {rec.trust_s * 1000:.1f} ms")
     print(
-        f"  host facts parse:  {host_s * 1000:7.1f} ms  = {host_s * 1000 / max(node_count, 1):.2f} ms per node, "
-        f"{host_s * 1000 / max(vm_count, 1):.3f} ms per VM"
+        f"  host facts parse:                      {per(host_s)} ({host_s * 1000 / max(node_count, 1):.2f} ms per node)"
     )
     print(
-        f"  guest answers parse + document verification: {probe_s * 1000:7.1f} ms  = "
-        f"{probe_s * 1000 / max(guests, 1):.3f} ms per probed guest, "
-        f"{probe_s * 1000 / max(vm_count, 1):.3f} ms per VM of the fleet"
+        f"  guest answers parse + verification:    {per(probe_s)} ({probe_s * 1000 / max(guests, 1):.3f} ms per probed guest)"
     )
-    total = host_s + probe_s
+    print(f"  checks and the run document:           {per(judge_s)}")
+    print(f"  sweep history (store, compare):        {per(history_s)}")
+    print(f"  JSON rendering:                        {per(render_s)}")
+    total = host_s + probe_s + judge_s + history_s + render_s
     print(
-        f"  this path in all: {total * 1000 / max(vm_count, 1):.3f} ms per VM (issue 14's budget: 0.3 ms per VM)"
+        f"  in all:                                {per(total)} (issue 14's budget for everything: 0.3 ms per VM)"
     )
     return 0
 
