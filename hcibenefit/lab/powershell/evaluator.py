@@ -11,12 +11,14 @@ scoping); ForEach-Object and Where-Object blocks run in the current scope.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from hcibenefit.lab.powershell import convert as cv
 from hcibenefit.lab.powershell import nodes as n
 from hcibenefit.lab.powershell.binding import Arg, bind_block, default_value
+from hcibenefit.lab.powershell.compiler import compiled
+from hcibenefit.lab.powershell.compiler import pipeline_value as compiled_pipeline_value
 from hcibenefit.lab.powershell.errors import (
     Break,
     Continue,
@@ -36,21 +38,18 @@ from hcibenefit.lab.powershell.members import (
     static_member,
 )
 from hcibenefit.lab.powershell.runspace import Runspace, Scope, Sink
+from hcibenefit.lab.powershell.runtime import (
+    CONSTANT_VARIABLES,
+    OPERATORS,
+    VOID,
+    TypeRef,
+    collapse,
+    comparison,
+    enumerate_value,
+)
 from hcibenefit.lab.powershell.values import MISSING, PSDict, PSObject, ScriptBlock
 
-VOID: Any = object()
 MAX_CALL_DEPTH = 100
-_CONSTANT_VARIABLES: dict[str, Any] = {"true": True, "false": False, "null": None}
-
-
-class TypeRef:
-    """A type literal used as a value: `-is [datetime]`, `[string]` passed as an argument."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def ps_string(self) -> str:
-        return self.name
 
 
 class Function:
@@ -65,27 +64,6 @@ class _Signal(FlowControl):
     def __init__(self, output: list[Any] | None = None) -> None:
         super().__init__()
         self.output = output or []
-
-
-def enumerate_value(value: Any) -> list[Any]:
-    """What writing a value to the pipeline produces: arrays unrolled one level, anything else itself."""
-    if value is VOID:
-        return []
-    if isinstance(value, list):
-        return list(value)
-    enumerate_items = getattr(value, "ps_enumerate", None)
-    if callable(enumerate_items):
-        return list(enumerate_items())
-    return [value]
-
-
-def collapse(items: list[Any]) -> Any:
-    """A pipeline's result as a value: none -> $null, one -> the item, several -> object[]."""
-    if not items:
-        return None
-    if len(items) == 1:
-        return items[0]
-    return list(items)
 
 
 class Interpreter:
@@ -441,8 +419,8 @@ class Interpreter:
         where_scope = var.scope
         if where_scope is None:
             # The common case, kept short: a plain $name read through the scope chain.
-            if name in _CONSTANT_VARIABLES:
-                return _CONSTANT_VARIABLES[name]
+            if name in CONSTANT_VARIABLES:
+                return CONSTANT_VARIABLES[name]
             chain: Scope | None = scope
             while chain is not None:
                 found = chain.vars
@@ -452,8 +430,8 @@ class Interpreter:
             return self._automatic_variable(name)
         if where_scope == "env":
             return self.runspace.env(var.name)
-        if name in _CONSTANT_VARIABLES:
-            return _CONSTANT_VARIABLES[name]
+        if name in CONSTANT_VARIABLES:
+            return CONSTANT_VARIABLES[name]
         where = self.runspace.global_scope if where_scope in ("global", "script") else scope
         value = where.vars.get(name, MISSING) if where_scope in ("local", "private") else where.find(name)
         if value is not MISSING:
@@ -530,9 +508,10 @@ class Interpreter:
 
     def pipeline_value(self, pipeline: n.Pipeline, scope: Scope) -> Any:
         """A pipeline used as a value: a lone expression keeps its value, commands are collapsed."""
-        if len(pipeline.elements) == 1 and not isinstance(pipeline.elements[0], n.Command):
-            return self.eval(pipeline.elements[0], scope)
-        return collapse(self.run_pipeline(pipeline, scope))
+        fn = pipeline.compiled
+        if fn is None:
+            fn = compiled_pipeline_value(pipeline)
+        return fn(self, scope)
 
     def command_args(self, command: n.Command, scope: Scope) -> list[Arg]:
         args: list[Arg] = []
@@ -590,17 +569,17 @@ class Interpreter:
 
     def eval(self, expr: n.Expr, scope: Scope) -> Any:
         """The expression's value; VOID for a void method call or a [void] cast (which output nothing)."""
-        method = _DISPATCH.get(type(expr))
-        if method is None:
-            raise Unsupported(type(expr).__name__, expr.line)
-        return method(self, expr, scope)
+        fn = expr.compiled
+        if fn is None:
+            fn = compiled(expr)
+        return fn(self, scope)
 
     def value(self, expr: n.Expr, scope: Scope) -> Any:
         """The expression's value where a value is needed: a void result is $null."""
-        method = _DISPATCH.get(type(expr))
-        if method is None:
-            raise Unsupported(type(expr).__name__, expr.line)
-        result = method(self, expr, scope)
+        fn = expr.compiled
+        if fn is None:
+            fn = compiled(expr)
+        result = fn(self, scope)
         return None if result is VOID else result
 
     def _eval_Constant(self, expr: n.Constant, scope: Scope) -> Any:
@@ -726,10 +705,10 @@ class Interpreter:
         return self.binary(op, left, right, scope, expr.line)
 
     def binary(self, op: str, left: Any, right: Any, scope: Scope, line: int) -> Any:
-        operator = _OPERATORS.get(op)
+        operator = OPERATORS.get(op)
         if operator is not None:
             return operator(left, right)
-        base, case_sensitive = _comparison(op)
+        base, case_sensitive = comparison(op)
         if isinstance(left, list):
             return [item for item in left if self._compare(base, item, right, case_sensitive, scope)]
         return self._compare(base, left, right, case_sensitive, scope)
@@ -768,63 +747,6 @@ class Interpreter:
         return ScriptBlock(expr.block, expr.text)
 
 
-def _xor(left: Any, right: Any) -> bool:
-    return cv.to_bool(left) != cv.to_bool(right)
-
-
-def _type_name(right: Any) -> str:
-    return right.name if isinstance(right, TypeRef) else cv.to_string(right)
-
-
-def _replace(left: Any, right: Any) -> str:
-    pattern, replacement = [*right, ""][:2] if isinstance(right, list) else (right, "")
-    regex = re.compile(cv.to_string(pattern), re.IGNORECASE)
-    template = re.sub(
-        r"\$(\d+)|\$\{(\w+)\}",
-        lambda m: "\\g<" + (m.group(1) or m.group(2)) + ">",
-        cv.to_string(replacement),
-    )
-    return regex.sub(template.replace("$$", "$"), cv.to_string(left))
-
-
-_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "-xor": _xor,
-    "+": cv.add,
-    "-": cv.subtract,
-    "*": cv.multiply,
-    "/": cv.divide,
-    "%": cv.modulo,
-    "-is": lambda left, right: cv.is_instance(left, _type_name(right)),
-    "-isnot": lambda left, right: not cv.is_instance(left, _type_name(right)),
-    "-in": lambda left, right: cv.contains(right, left),
-    "-notin": lambda left, right: not cv.contains(right, left),
-    "-contains": lambda left, right: cv.contains(left, right),
-    "-notcontains": lambda left, right: not cv.contains(left, right),
-    "-replace": _replace,
-    "-ireplace": _replace,
-}
-"""The operators that are not comparisons, by their (lower-case) token."""
-
-_COMPARISON_BASES = frozenset({"eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch"})
-_COMPARISONS: dict[str, tuple[str, bool]] = {}
-
-
-def _comparison(op: str) -> tuple[str, bool]:
-    """A comparison operator as (base operator, case-sensitive): -ceq is ("eq", True), -ilike ("like", False)."""
-    found = _COMPARISONS.get(op)
-    if found is None:
-        base = op.lstrip("-")
-        case_sensitive = base.startswith("c")
-        base = base[1:] if base[:1] in ("c", "i") and base[1:] in _COMPARISON_BASES else base
-        found = _COMPARISONS[op] = (base, case_sensitive)
-    return found
-
-
-_DISPATCH: dict[type, Any] = {
-    kind: getattr(Interpreter, "_eval_" + kind.__name__)
-    for kind in vars(n).values()
-    if isinstance(kind, type) and hasattr(Interpreter, "_eval_" + kind.__name__)
-}
 _EXEC: dict[type, Any] = {
     kind: getattr(Interpreter, "_exec_" + kind.__name__)
     for kind in vars(n).values()

@@ -13,6 +13,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Node:
     line: int
+    compiled: Any = field(init=False, repr=False, compare=False, default=None)
+    """What the node was compiled to (`compiler`), on first evaluation; trees are shared and immutable."""
 
 
 # --- expressions ----------------------------------------------------------------------------------

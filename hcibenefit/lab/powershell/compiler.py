@@ -1,0 +1,330 @@
+"""Expressions compiled to closures, once per syntax-tree node, so evaluating one is a call, not a walk.
+
+The evaluator used to find each node's `_eval_<Type>` method in a table, call it, and have it read the
+node's fields and look up its children's methods again, for every evaluation (a host-facts script
+evaluates some 17,000 expressions per node). Parsed trees are cached and immutable, so each expression
+node is compiled once, on first evaluation, into a closure over its children's closures and its
+pre-computed parts (folded names, the operator's function, the cast's canonical type). The closures
+call the very functions the methods call (`get_member`, `call_method`, `cv.cast`, `cv.equals`...), in
+the same order, so results, errors and their order do not change; shapes that are rare or need the
+interpreter's state (static members, `$x++`, -match's $Matches) call the interpreter's method.
+
+A compiled expression is `fn(interp, scope) -> value`; like `Interpreter.eval` it returns VOID for a
+void method call or a [void] cast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hcibenefit.lab.powershell import convert as cv
+from hcibenefit.lab.powershell import nodes as n
+from hcibenefit.lab.powershell.errors import ErrorRecord, PSError, Unsupported
+from hcibenefit.lab.powershell.members import call_method, get_member, index
+from hcibenefit.lab.powershell.runtime import (
+    CONSTANT_VARIABLES,
+    OPERATORS,
+    VOID,
+    collapse,
+    comparison,
+)
+from hcibenefit.lab.powershell.values import MISSING, PSDict, PSObject
+
+if TYPE_CHECKING:
+    from hcibenefit.lab.powershell.evaluator import Interpreter
+    from hcibenefit.lab.powershell.runspace import Scope
+
+Compiled = Callable[["Interpreter", "Scope"], Any]
+
+
+def compiled(expr: n.Node) -> Compiled:
+    """The node's closure, compiled on first use."""
+    fn = expr.compiled
+    if fn is None:
+        fn = _compile(expr)
+        if type(expr) is n.Pipeline:
+            return fn  # not an expression: its slot holds its pipeline_value closure
+        object.__setattr__(expr, "compiled", fn)
+    return fn  # type: ignore[no-any-return]
+
+
+def pipeline_value(pipeline: n.Pipeline) -> Compiled:
+    """`Interpreter.pipeline_value`: a lone expression keeps its value, commands are collapsed."""
+    fn = pipeline.compiled
+    if fn is None:
+        elements = pipeline.elements
+        if len(elements) == 1 and not isinstance(elements[0], n.Command):
+            fn = compiled(elements[0])
+        else:
+
+            def fn(interp: Interpreter, scope: Scope) -> Any:
+                return collapse(interp.run_pipeline(pipeline, scope))
+
+        object.__setattr__(pipeline, "compiled", fn)
+    return fn  # type: ignore[no-any-return]
+
+
+def _compile(expr: n.Node) -> Compiled:
+    compile_kind = _COMPILERS.get(type(expr))
+    return compile_kind(expr) if compile_kind is not None else _method(expr)
+
+
+def _method(expr: n.Node) -> Compiled:
+    """The interpreter's own `_eval_<Type>` method bound to this node (for the shapes not specialised)."""
+    from hcibenefit.lab.powershell.evaluator import Interpreter
+
+    method = getattr(Interpreter, "_eval_" + type(expr).__name__, None)
+    if method is None:
+
+        def unsupported(interp: Interpreter, scope: Scope) -> Any:
+            raise Unsupported(type(expr).__name__, expr.line)
+
+        return unsupported
+
+    def call(interp: Interpreter, scope: Scope) -> Any:
+        return method(interp, expr, scope)
+
+    return call
+
+
+def _value_of(expr: n.Node) -> Compiled:
+    """The node's closure giving $null for VOID, as `Interpreter.value` does (for binary operands)."""
+    fn = compiled(expr)
+
+    def value(interp: Interpreter, scope: Scope) -> Any:
+        result = fn(interp, scope)
+        return None if result is VOID else result
+
+    return fn if isinstance(expr, _NEVER_VOID) else value
+
+
+# Node kinds whose closures never give VOID (checked in their compilers below), so no wrapper is needed.
+_NEVER_VOID = (n.Constant, n.Variable, n.Member, n.Binary, n.ArrayLiteral, n.HashLiteral)
+
+
+def _constant(expr: n.Constant) -> Compiled:
+    constant = expr.value
+
+    def value(interp: Interpreter, scope: Scope) -> Any:
+        return constant
+
+    return value
+
+
+def _variable(expr: n.Variable) -> Compiled:
+    if expr.scope is not None:
+        return _method(expr)
+    key = expr.key
+    if key in CONSTANT_VARIABLES:
+        return _constant(n.Constant(expr.line, CONSTANT_VARIABLES[key]))
+
+    def variable(interp: Interpreter, scope: Scope) -> Any:
+        chain: Scope | None = scope
+        while chain is not None:
+            found = chain.vars
+            if key in found:
+                return found[key]
+            chain = chain.parent
+        return interp._automatic_variable(key)
+
+    return variable
+
+
+def _member(expr: n.Member) -> Compiled:
+    name = expr.name
+    if expr.static or not isinstance(name, str):
+        return _method(expr)
+    target = compiled(expr.target)
+
+    def member(interp: Interpreter, scope: Scope) -> Any:
+        owner = target(interp, scope)
+        found = get_member(None if owner is VOID else owner, name)
+        return None if found is MISSING else found
+
+    return member
+
+
+def _invoke(expr: n.Invoke) -> Compiled:
+    if expr.static:
+        return _method(expr)
+    args = [compiled(a) for a in expr.args]
+    target = compiled(expr.target)
+    name = expr.name
+
+    def invoke(interp: Interpreter, scope: Scope) -> Any:
+        values = [None if (value := arg(interp, scope)) is VOID else value for arg in args]
+        owner = target(interp, scope)
+        result = call_method(None if owner is VOID else owner, name, values)
+        # The lab's methods return None only when the .NET method is void: it writes nothing.
+        return VOID if result is None else result
+
+    return invoke
+
+
+def _index(expr: n.Index) -> Compiled:
+    target = compiled(expr.target)
+    key = compiled(expr.index)
+
+    def indexed(interp: Interpreter, scope: Scope) -> Any:
+        owner = target(interp, scope)
+        position = key(interp, scope)
+        return index(None if owner is VOID else owner, None if position is VOID else position)
+
+    return indexed
+
+
+def _array_literal(expr: n.ArrayLiteral) -> Compiled:
+    items = [compiled(item) for item in expr.items]
+
+    def array(interp: Interpreter, scope: Scope) -> list[Any]:
+        return [None if (value := item(interp, scope)) is VOID else value for item in items]
+
+    return array
+
+
+def _paren(expr: n.Paren) -> Compiled:
+    return pipeline_value(expr.pipeline)
+
+
+def _hash_literal(expr: n.HashLiteral, *, ordered: bool = False) -> Compiled:
+    entries = [
+        (key if isinstance(key, str) else compiled(key), pipeline_value(value)) for key, value in expr.entries
+    ]
+
+    def table(interp: Interpreter, scope: Scope) -> PSDict:
+        result = PSDict(ordered=ordered)
+        for key_of, value in entries:
+            key: Any = key_of
+            if not isinstance(key_of, str):
+                key = key_of(interp, scope)
+                key = None if key is VOID else key
+            if key in result:
+                raise PSError(
+                    ErrorRecord(
+                        f"Duplicate keys '{key}' are not allowed in hash literals.",
+                        "DuplicateKeyInHashLiteral",
+                        "ParserError",
+                    )
+                )
+            item = value(interp, scope)
+            result[key] = None if item is VOID else item
+        return result
+
+    return table
+
+
+def _cast(expr: n.Cast) -> Compiled:
+    kind = expr.type_name.casefold()
+    if kind == "ordered":
+        if not isinstance(expr.expr, n.HashLiteral):
+            return _method(expr)  # raises the parser's error when evaluated
+        return _hash_literal(expr.expr, ordered=True)
+    if kind in ("pscustomobject", "system.management.automation.pscustomobject") and isinstance(
+        expr.expr, n.HashLiteral
+    ):
+        ordered_table = _hash_literal(expr.expr, ordered=True)
+
+        def custom_object(interp: Interpreter, scope: Scope) -> PSObject:
+            return PSObject(props=list(ordered_table(interp, scope).items()))
+
+        return custom_object
+    inner = compiled(expr.expr)
+    if kind == "void":
+
+        def void(interp: Interpreter, scope: Scope) -> Any:
+            inner(interp, scope)
+            return VOID
+
+        return void
+    type_name = expr.type_name
+    cast = cv.cast
+
+    def converted(interp: Interpreter, scope: Scope) -> Any:
+        value = inner(interp, scope)
+        return cast(None if value is VOID else value, type_name)
+
+    return converted
+
+
+def _unary(expr: n.Unary) -> Compiled:
+    operand = compiled(expr.expr)
+    op = expr.op
+    if op in ("-not", "!"):
+        to_bool = cv.to_bool
+
+        def negated(interp: Interpreter, scope: Scope) -> bool:
+            value = operand(interp, scope)
+            return not to_bool(None if value is VOID else value)
+
+        return negated
+    if op == ",":
+
+        def wrapped(interp: Interpreter, scope: Scope) -> list[Any]:
+            value = operand(interp, scope)
+            return [None if value is VOID else value]
+
+        return wrapped
+    return _method(expr)
+
+
+def _binary(expr: n.Binary) -> Compiled:
+    op = expr.op
+    left = _value_of(expr.left)
+    right = _value_of(expr.right)
+    to_bool = cv.to_bool
+    if op == "-and":
+
+        def both(interp: Interpreter, scope: Scope) -> bool:
+            return to_bool(left(interp, scope)) and to_bool(right(interp, scope))
+
+        return both
+    if op == "-or":
+
+        def either(interp: Interpreter, scope: Scope) -> bool:
+            return to_bool(left(interp, scope)) or to_bool(right(interp, scope))
+
+        return either
+    operator = OPERATORS.get(op)
+    if operator is not None:
+
+        def operation(interp: Interpreter, scope: Scope) -> Any:
+            return operator(left(interp, scope), right(interp, scope))
+
+        return operation
+    base, case_sensitive = comparison(op)
+    if base in ("eq", "ne"):
+        equals = cv.equals
+        negate = base == "ne"
+
+        def equality(interp: Interpreter, scope: Scope) -> Any:
+            a = left(interp, scope)
+            b = right(interp, scope)
+            if isinstance(a, list):
+                return [item for item in a if equals(item, b, case_sensitive=case_sensitive) != negate]
+            return equals(a, b, case_sensitive=case_sensitive) != negate
+
+        return equality
+    line = expr.line
+
+    def compared(interp: Interpreter, scope: Scope) -> Any:
+        return interp.binary(op, left(interp, scope), right(interp, scope), scope, line)
+
+    return compared
+
+
+_COMPILERS: dict[type, Callable[[Any], Compiled]] = {
+    n.Constant: _constant,
+    n.Variable: _variable,
+    n.Member: _member,
+    n.Invoke: _invoke,
+    n.Index: _index,
+    n.ArrayLiteral: _array_literal,
+    n.Paren: _paren,
+    n.HashLiteral: _hash_literal,
+    n.Cast: _cast,
+    n.Unary: _unary,
+    n.Binary: _binary,
+}
+
+__all__ = ["Compiled", "compiled", "pipeline_value"]
