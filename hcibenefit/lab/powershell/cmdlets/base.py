@@ -141,6 +141,11 @@ class Cmdlet:
     def _positional(self) -> dict[str, list[P]]:
         return {}
 
+    @cached_property
+    def bind_plans(self) -> dict[tuple[tuple[str | None, bool], ...], _BindPlan]:
+        """Binding plans by argument shape (`Call.bind`)."""
+        return {}
+
     def positional(self, set_name: str) -> list[P]:
         """The parameters that take positional arguments in a set, by position (declaration order on ties)."""
         found = self._positional.get(set_name)
@@ -189,6 +194,56 @@ class Cmdlet:
             call.params[pipeline_param.name] = call.convert(pipeline_param, item)
             self.run(call)
         return call.output
+
+
+_MAX_BIND_PLANS = 256
+"""Shapes remembered per cmdlet: scripts use a handful each; hostile text cannot grow this without bound."""
+
+
+class _Slot:
+    """Stands for the value of argument `index` while a binding plan is worked out."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+@dataclass(frozen=True)
+class _BindPlan:
+    """Where each argument of one shape binds: parameters and common parameters in binding order (a
+    `_Slot` for an argument's value, True for a switch given alone), the given set and parameter set."""
+
+    params: tuple[tuple[str, Any], ...]
+    common: tuple[tuple[str, Any], ...]
+    given: frozenset[str]
+    candidates: tuple[str, ...]
+    set_name: str
+
+    @classmethod
+    def of(cls, scratch: Call, args: Sequence[Arg]) -> _BindPlan:
+        """Bind placeholders for the values on a scratch call; the shape has just bound without error."""
+        scratch._bind_structure(
+            [Arg(a.name, a.value if a.value is NO_VALUE else _Slot(i), a.line) for i, a in enumerate(args)]
+        )
+        return cls(
+            tuple(scratch.params.items()),
+            tuple(scratch.common.items()),
+            frozenset(scratch.given),
+            tuple(scratch.candidates),
+            scratch.set_name,
+        )
+
+    def apply(self, call: Call, args: Sequence[Arg]) -> None:
+        call.params = {
+            name: args[token.index].value if type(token) is _Slot else token for name, token in self.params
+        }
+        call.common = {
+            name: args[token.index].value if type(token) is _Slot else token for name, token in self.common
+        }
+        call.given = set(self.given)
+        call.candidates = list(self.candidates)
+        call.set_name = self.set_name
 
 
 @cache
@@ -253,6 +308,32 @@ class Call:
         return any(p.casefold() == folded or p.casefold().startswith(folded) for p in entry["parameters"])
 
     def bind(self, args: Sequence[Arg], *, has_input: bool) -> None:
+        """Bind the arguments: names and positions to parameters and a parameter set, then conversion.
+
+        Which parameter and set each argument binds to depends only on the arguments' shape (their
+        names, which ones are positional, which names stand alone), so it is worked out once per shape
+        and cmdlet and replayed (`_BindPlan`); the conversions, -ErrorAction and -ErrorVariable run for
+        every call. A shape that fails to bind is never remembered: it fails, with its values in the
+        message, every time."""
+        cmdlet = self.cmdlet
+        shape = tuple((None if a.name is None else a.name.casefold(), a.value is NO_VALUE) for a in args)
+        plan = cmdlet.bind_plans.get(shape)
+        if plan is None:
+            self._bind_structure(args)
+            if len(cmdlet.bind_plans) < _MAX_BIND_PLANS:
+                cmdlet.bind_plans[shape] = _BindPlan.of(Call(cmdlet, self.interp, self.scope), args)
+        else:
+            plan.apply(self, args)
+        by_name = cmdlet.by_name
+        for name in list(self.params):
+            self.params[name] = self.convert(by_name[name], self.params[name])
+        for param in cmdlet.params:
+            if param.name not in self.params:
+                self.params[param.name] = False if param.type == "switch" else None
+        self._bind_common(cmdlet.command_part)
+
+    def _bind_structure(self, args: Sequence[Arg]) -> None:
+        """Names, positions and the parameter set, with the binder's errors (values not yet converted)."""
         command = self.cmdlet.command_part
         by_name = self.cmdlet.by_name
         named: dict[str, Any] = {}
@@ -347,12 +428,6 @@ class Call:
             if satisfied and chosen not in satisfied:
                 chosen = satisfied[0]
         self.set_name = chosen
-        for name in list(self.params):
-            self.params[name] = self.convert(by_name[name], self.params[name])
-        for param in self.cmdlet.params:
-            if param.name not in self.params:
-                self.params[param.name] = False if param.type == "switch" else None
-        self._bind_common(command)
 
     def check_mandatory(self, *, pipeline_bound: bool) -> None:
         missing = [
