@@ -28,6 +28,7 @@ from hcibenefit.lab.powershell.runtime import (
     VOID,
     collapse,
     comparison,
+    enumerate_value,
 )
 from hcibenefit.lab.powershell.values import MISSING, PSDict, PSObject
 
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from hcibenefit.lab.powershell.runspace import Scope
 
 Compiled = Callable[["Interpreter", "Scope"], Any]
+Runner = Callable[["Interpreter", "Scope"], list[Any]]
+Executed = Callable[["Interpreter", "Scope", list[Any]], None]
 
 
 def compiled(expr: n.Node) -> Compiled:
@@ -313,6 +316,125 @@ def _binary(expr: n.Binary) -> Compiled:
     return compared
 
 
+# --- pipelines and statements --------------------------------------------------------------------------
+
+
+def runner(pipeline: n.Pipeline) -> Runner:
+    """`Interpreter.run_pipeline` for this pipeline: the items it writes."""
+    fn = pipeline.runner
+    if fn is None:
+        fn = _compile_runner(pipeline)
+        object.__setattr__(pipeline, "runner", fn)
+    return fn  # type: ignore[no-any-return]
+
+
+def _compile_runner(pipeline: n.Pipeline) -> Runner:
+    from hcibenefit.lab.powershell.evaluator import Interpreter
+
+    elements = pipeline.elements
+    if not elements or any(not isinstance(e, n.Command) for e in elements[1:]):
+        # Empty, or an expression after the first element (an error, raised when it is reached).
+        def walk(interp: Interpreter, scope: Scope) -> list[Any]:
+            return interp.walk_pipeline(pipeline, scope)
+
+        return walk
+    first = elements[0]
+    commands = [e for e in elements[1:] if isinstance(e, n.Command)]
+    head: Runner
+    if isinstance(first, n.Command):
+
+        def head(interp: Interpreter, scope: Scope) -> list[Any]:
+            return interp.invoke_command(first, scope, None)
+
+    elif isinstance(first, n.Paren | n.SubExpr) and Interpreter._is_command_pipeline(first):
+
+        def head(interp: Interpreter, scope: Scope) -> list[Any]:
+            return interp._statement_outputs(first, scope)
+
+    else:
+        expression = compiled(first)
+        if not commands:
+
+            def written(interp: Interpreter, scope: Scope) -> list[Any]:
+                return enumerate_value(expression(interp, scope))
+
+            return written
+
+        def head(interp: Interpreter, scope: Scope) -> list[Any]:
+            return enumerate_value(expression(interp, scope))
+
+    def run(interp: Interpreter, scope: Scope) -> list[Any]:
+        items = head(interp, scope)
+        for command in commands:
+            items = interp.invoke_command(command, scope, items)
+        return items or []
+
+    return run
+
+
+def statement(stmt: n.Stmt) -> Executed:
+    """The statement's closure `fn(interp, scope, out)`, compiled on first use."""
+    fn = stmt.compiled
+    if fn is None:
+        fn = _compile_statement(stmt)
+        object.__setattr__(stmt, "compiled", fn)
+    return fn  # type: ignore[no-any-return]
+
+
+def _compile_statement(stmt: n.Stmt) -> Executed:
+    if isinstance(stmt, n.PipelineStmt):
+        elements = stmt.pipeline.elements
+        if len(elements) == 1 and type(elements[0]) is n.PostIncrement:
+            increment = compiled(elements[0])
+
+            def incremented(interp: Interpreter, scope: Scope, out: list[Any]) -> None:
+                increment(interp, scope)
+
+            return incremented
+        run = runner(stmt.pipeline)
+
+        def written(interp: Interpreter, scope: Scope, out: list[Any]) -> None:
+            out.extend(run(interp, scope))
+
+        return written
+    if isinstance(stmt, n.Assign) and stmt.op == "=" and isinstance(stmt.value, n.Pipeline):
+        value_of = pipeline_value(stmt.value)
+        target = stmt.target
+
+        def assigned(interp: Interpreter, scope: Scope, out: list[Any]) -> None:
+            value = value_of(interp, scope)
+            interp.store(target, None if value is VOID else value, scope)
+
+        return assigned
+    if isinstance(stmt, n.If):
+        clauses = [(pipeline_value(condition), body) for condition, body in stmt.clauses]
+        otherwise = stmt.otherwise
+        to_bool = cv.to_bool
+
+        def branched(interp: Interpreter, scope: Scope, out: list[Any]) -> None:
+            for condition, body in clauses:
+                if to_bool(condition(interp, scope)):
+                    interp.exec_statements(body, scope, out)
+                    return
+            if otherwise is not None:
+                interp.exec_statements(otherwise, scope, out)
+
+        return branched
+    return _statement_method(stmt)
+
+
+def _statement_method(stmt: n.Stmt) -> Executed:
+    """The interpreter's `_exec_<Type>` method bound to this statement."""
+    from hcibenefit.lab.powershell.evaluator import Interpreter
+
+    method = getattr(Interpreter, "_exec_" + type(stmt).__name__, Interpreter._exec_unsupported)
+
+    def call(interp: Interpreter, scope: Scope, out: list[Any]) -> None:
+        method(interp, stmt, scope, out)
+
+    return call
+
+
 _COMPILERS: dict[type, Callable[[Any], Compiled]] = {
     n.Constant: _constant,
     n.Variable: _variable,
@@ -327,4 +449,4 @@ _COMPILERS: dict[type, Callable[[Any], Compiled]] = {
     n.Binary: _binary,
 }
 
-__all__ = ["Compiled", "compiled", "pipeline_value"]
+__all__ = ["Compiled", "Executed", "Runner", "compiled", "pipeline_value", "runner", "statement"]

@@ -19,6 +19,8 @@ from hcibenefit.lab.powershell import nodes as n
 from hcibenefit.lab.powershell.binding import Arg, bind_block, default_value
 from hcibenefit.lab.powershell.compiler import compiled
 from hcibenefit.lab.powershell.compiler import pipeline_value as compiled_pipeline_value
+from hcibenefit.lab.powershell.compiler import runner as compiled_runner
+from hcibenefit.lab.powershell.compiler import statement as compiled_statement
 from hcibenefit.lab.powershell.errors import (
     Break,
     Continue,
@@ -147,8 +149,11 @@ class Interpreter:
     def exec_statements(self, statements: Sequence[n.Stmt], scope: Scope, out: list[Any]) -> None:
         # exec_statement inlined: this loop runs every statement of every script, function and block.
         for stmt in statements:
+            fn = stmt.compiled
+            if fn is None:
+                fn = compiled_statement(stmt)
             try:
-                _EXEC.get(type(stmt), Interpreter._exec_unsupported)(self, stmt, scope, out)
+                fn(self, scope, out)
             except PSError as exc:
                 self._statement_error(exc, scope)
 
@@ -178,8 +183,8 @@ class Interpreter:
             self.sink.write_error_record(exc.record)
 
     def _exec(self, stmt: n.Stmt, scope: Scope, out: list[Any]) -> None:
-        """One statement, dispatched on its node type (a table, not a chain of isinstance tests)."""
-        _EXEC.get(type(stmt), Interpreter._exec_unsupported)(self, stmt, scope, out)
+        """One statement, by its compiled closure (`compiler.statement`)."""
+        compiled_statement(stmt)(self, scope, out)
 
     def _exec_unsupported(self, stmt: n.Stmt, scope: Scope, out: list[Any]) -> None:
         raise Unsupported(type(stmt).__name__, stmt.line)
@@ -474,6 +479,14 @@ class Interpreter:
     # --- pipelines and commands ---------------------------------------------------------------------
 
     def run_pipeline(self, pipeline: n.Pipeline, scope: Scope) -> list[Any]:
+        """What the pipeline writes, by its compiled closure (`compiler.runner`)."""
+        fn = pipeline.runner
+        if fn is None:
+            fn = compiled_runner(pipeline)
+        return fn(self, scope)  # type: ignore[no-any-return]
+
+    def walk_pipeline(self, pipeline: n.Pipeline, scope: Scope) -> list[Any]:
+        """What the pipeline writes, element by element (for the shapes the compiler leaves to it)."""
         items: list[Any] | None = None
         for position, element in enumerate(pipeline.elements):
             if isinstance(element, n.Command):
@@ -746,11 +759,5 @@ class Interpreter:
     def _eval_ScriptBlockExpr(self, expr: n.ScriptBlockExpr, scope: Scope) -> ScriptBlock:
         return ScriptBlock(expr.block, expr.text)
 
-
-_EXEC: dict[type, Any] = {
-    kind: getattr(Interpreter, "_exec_" + kind.__name__)
-    for kind in vars(n).values()
-    if isinstance(kind, type) and hasattr(Interpreter, "_exec_" + kind.__name__)
-}
 
 __all__ = ["VOID", "Function", "Interpreter", "TypeRef", "collapse", "enumerate_value"]

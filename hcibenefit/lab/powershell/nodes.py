@@ -174,9 +174,13 @@ class Command(Node):
 
 @dataclass(frozen=True)
 class Pipeline(Node):
-    """A pipeline: an expression or command first, then commands joined by |."""
+    """A pipeline: an expression or command first, then commands joined by |.
+
+    Its `compiled` slot holds its value as an expression (`compiler.pipeline_value`), `runner` what it
+    writes (`compiler.runner`); a statement's `compiled` slot holds the statement's closure."""
 
     elements: tuple[Expr | Command, ...]
+    runner: Any = field(init=False, repr=False, compare=False, default=None)
 
 
 # --- statements -------------------------------------------------------------------------------------
