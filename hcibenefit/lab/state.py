@@ -13,6 +13,7 @@ timeouts advance it instead of blocking, so a kick that waits two minutes for a 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 import uuid
@@ -43,6 +44,7 @@ EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 _NAMESPACE = uuid.UUID("6f1c7a52-8d1e-4c51-9a3e-5b0f1d2c3e4f")
 
 
+@functools.lru_cache(maxsize=65536)
 def stable_id(*parts: str) -> str:
     """Deterministic GUIDs so a reset fleet keeps its VM ids (scripts and tests may remember them)."""
     return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))

@@ -241,6 +241,20 @@ def _cast(expr: n.Cast) -> Compiled:
 
         return void
     type_name = expr.type_name
+    canonical = cv.canonical_type(type_name)
+    simple = _SIMPLE_CASTS.get(canonical or "")
+    if simple is not None:
+        # cv.cast's own branch for these kinds, without its look-ups: unwrap, then convert.
+
+        def simply_converted(interp: Interpreter, scope: Scope) -> Any:
+            value = inner(interp, scope)
+            if value is VOID:
+                value = None
+            elif isinstance(value, PSObject) and value.base is not None:
+                value = value.base
+            return simple(value)
+
+        return simply_converted
     cast = cv.cast
 
     def converted(interp: Interpreter, scope: Scope) -> Any:
@@ -248,6 +262,15 @@ def _cast(expr: n.Cast) -> Compiled:
         return cast(None if value is VOID else value, type_name)
 
     return converted
+
+
+_SIMPLE_CASTS: dict[str, Callable[[Any], Any]] = {
+    "string": cv.to_string,
+    "int": lambda value: cv.to_integer(value, cv.INT32, "System.Int32"),
+    "bool": cv.to_bool,
+    "switch": cv.to_bool,
+}
+"""The casts `cv.cast` does as unwrap-then-convert, by canonical type."""
 
 
 def _unary(expr: n.Unary) -> Compiled:

@@ -351,8 +351,6 @@ def parse_datetime(text: str) -> PSDateTime | None:
 
 def cast(value: Any, type_name: str) -> Any:
     """`[type]$value` for the types our scripts use; anything else raises (never a silent pass)."""
-    from hcibenefit.lab.powershell.xmlnode import parse_xml  # import here: xmlnode imports convert
-
     kind = canonical_type(type_name)
     if isinstance(value, PSObject) and value.base is not None and kind not in ("object", None):
         value = value.base
@@ -402,6 +400,8 @@ def cast(value: Any, type_name: str) -> Any:
             return PSDict(value.items())
         raise _cast_error(value, "System.Collections.Hashtable", None)
     if kind == "xml":
+        from hcibenefit.lab.powershell.xmlnode import parse_xml  # import here: xmlnode imports convert
+
         return parse_xml(to_string(value))
     if kind == "scriptblock":
         if isinstance(value, ScriptBlock):

@@ -57,6 +57,16 @@ def _is_container(value: Any) -> bool:
 
 
 def _value(value: Any, level: int, depth: int) -> str:
+    # Plain scalars first, by exact type: never containers, so never cut by -Depth.
+    kind = type(value)
+    if kind is str:
+        return escape(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
     if isinstance(value, PSObject) and value.base is not None and not value.properties():
         value = value.base
     if _is_container(value) and level > depth:

@@ -215,11 +215,12 @@ class PSObject:
         string: str | None = None,
     ) -> None:
         self.type_names = [type_name] if isinstance(type_name, str) else list(type_name)
-        self._props: dict[str, tuple[str, Any]] = {}
-        for name, value in props.items() if isinstance(props, Mapping) else props:
-            self._props[name.casefold()] = (name, value)
+        # Cmdlets build thousands of these per script: a dict is tested by exact type before the
+        # (slow) Mapping ABC check.
+        pairs = props.items() if type(props) is dict or isinstance(props, Mapping) else props
+        self._props: dict[str, tuple[str, Any]] = {name.casefold(): (name, value) for name, value in pairs}
         self.base = base
-        self.methods = {k.casefold(): v for k, v in (methods or {}).items()}
+        self.methods = {k.casefold(): v for k, v in methods.items()} if methods else {}
         self.string = string
         """What ToString()/[string] gives for a .NET object (None: the type name, or @{...} for PSCustomObject)."""
 
