@@ -8,7 +8,8 @@ The wire shape copies real Azure documents (docs/platform.md §8): CMS SignedDat
 content, **no signed attributes** (the RSA PKCS#1 v1.5 signature is over the content bytes), the SignerInfo's
 digestAlgorithm carrying sha256WithRSAEncryption, and only the leaf certificate embedded. cryptography's
 ``PKCS7SignatureBuilder`` can leave out attributes (``PKCS7Options.NoAttributes``) but always writes the plain
-SHA-256 OID as digestAlgorithm, so the structure is assembled here with asn1crypto.
+SHA-256 OID as digestAlgorithm, so the structure is assembled here: the signer's constant parts encoded
+with asn1crypto, the document's around them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -187,6 +189,11 @@ def sign_without_attributes(
 
     ``signed_bytes`` lets a caller sign something other than what is embedded, which is how a tampered
     document is made; leave it None for an honest signature.
+
+    Everything but the content and the signature is the same for every document a signer signs (a lab
+    guest probe signs one per VM), so those parts are encoded once per signer with asn1crypto and the
+    rest is plain DER around them (`tests/lab_model/test_lab_signing.py` checks the bytes against
+    asn1crypto's own encoding).
     """
     key = signer.key
     if not isinstance(key, rsa.RSAPrivateKey):
@@ -194,32 +201,72 @@ def sign_without_attributes(
     signature = key.sign(
         content if signed_bytes is None else signed_bytes, padding.PKCS1v15(), hashes.SHA256()
     )
-    leaf = asn1_x509.Certificate.load(signer.cert.public_bytes(serialization.Encoding.DER))
-    digest_algorithm = algos.DigestAlgorithm({"algorithm": _SHA256_WITH_RSA, "parameters": core.Null()})
-    signer_info = cms.SignerInfo(
-        {
-            "version": "v1",
-            "sid": cms.SignerIdentifier(
-                "issuer_and_serial_number",
-                cms.IssuerAndSerialNumber({"issuer": leaf.issuer, "serial_number": leaf.serial_number}),
-            ),
-            "digest_algorithm": digest_algorithm,
-            "signature_algorithm": algos.SignedDigestAlgorithm(
-                {"algorithm": _RSA_ENCRYPTION, "parameters": core.Null()}
-            ),
-            "signature": signature,
-        }
+    parts = _signer_parts(signer)
+    signer_info = _tlv(
+        0x30,
+        _VERSION_1 + parts.sid + parts.digest_algorithm + parts.signature_algorithm + _tlv(0x04, signature),
     )
-    signed_data = cms.SignedData(
-        {
-            "version": "v1",
-            "digest_algorithms": [digest_algorithm],
-            "encap_content_info": {"content_type": "data", "content": content},
-            "certificates": [leaf],
-            "signer_infos": [signer_info],
-        }
+    encapsulated = _tlv(0x30, _OID_DATA + _tlv(0xA0, _tlv(0x04, content)))
+    signed_data = _tlv(
+        0x30,
+        _VERSION_1
+        + _tlv(0x31, parts.digest_algorithm)
+        + encapsulated
+        + _tlv(0xA0, parts.certificate)  # certificates [0] IMPLICIT SET OF: the leaf only
+        + _tlv(0x31, signer_info),
     )
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
+    return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, signed_data))
+
+
+_VERSION_1 = b"\x02\x01\x01"  # INTEGER 1 (CMSVersion v1)
+_OID_DATA = bytes.fromhex("06092a864886f70d010701")  # 1.2.840.113549.1.7.1
+_OID_SIGNED_DATA = bytes.fromhex("06092a864886f70d010702")  # 1.2.840.113549.1.7.2
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    """One DER element: tag, definite length (short or long form), body."""
+    size = len(body)
+    if size < 0x80:
+        return bytes((tag, size)) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + body
+
+
+@dataclass(frozen=True)
+class _SignerParts:
+    """A signer's constant DER parts: IssuerAndSerialNumber, the two algorithm identifiers, its certificate."""
+
+    sid: bytes
+    digest_algorithm: bytes
+    signature_algorithm: bytes
+    certificate: bytes
+
+
+_SIGNER_PARTS: dict[bytes, _SignerParts] = {}
+_SIGNER_PARTS_LOCK = threading.Lock()
+
+
+def _signer_parts(signer: pki.Issued) -> _SignerParts:
+    certificate = signer.cert.public_bytes(serialization.Encoding.DER)
+    with _SIGNER_PARTS_LOCK:
+        parts = _SIGNER_PARTS.get(certificate)
+    if parts is not None:
+        return parts
+    leaf = asn1_x509.Certificate.load(certificate)
+    parts = _SignerParts(
+        sid=cms.IssuerAndSerialNumber({"issuer": leaf.issuer, "serial_number": leaf.serial_number}).dump(),
+        digest_algorithm=algos.DigestAlgorithm(
+            {"algorithm": _SHA256_WITH_RSA, "parameters": core.Null()}
+        ).dump(),
+        signature_algorithm=algos.SignedDigestAlgorithm(
+            {"algorithm": _RSA_ENCRYPTION, "parameters": core.Null()}
+        ).dump(),
+        certificate=certificate,
+    )
+    with _SIGNER_PARTS_LOCK:
+        if len(_SIGNER_PARTS) < 64:  # a lab has two signers; tests make a few more
+            _SIGNER_PARTS[certificate] = parts
+    return parts
 
 
 def _signer(issuer: pki.Issued, start: dt.datetime, ca_issuers: list[str] | None = None) -> pki.Issued:
