@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from hcibenefit.lab.powershell import nodes as n
 from hcibenefit.lab.powershell.convert import (
@@ -52,9 +52,10 @@ SWITCH_COMMON = frozenset({"verbose", "debug", "whatif", "confirm"})
 ACTION_PREFERENCES = ("SilentlyContinue", "Stop", "Continue", "Inquire", "Ignore", "Suspend")
 
 
-@dataclass(frozen=True)
-class Arg:
-    """One evaluated command argument: `-Name`, `-Name:value`, or a positional value."""
+class Arg(NamedTuple):
+    """One evaluated command argument: `-Name`, `-Name:value`, or a positional value.
+
+    A named tuple: every command call makes a few, and a frozen dataclass is several times slower to build."""
 
     name: str | None
     value: Any = NO_VALUE

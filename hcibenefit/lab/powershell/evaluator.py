@@ -11,8 +11,8 @@ scoping); ForEach-Object and Where-Object blocks run in the current scope.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from hcibenefit.lab.powershell import convert as cv
 from hcibenefit.lab.powershell import nodes as n
@@ -51,7 +51,20 @@ from hcibenefit.lab.powershell.runtime import (
 )
 from hcibenefit.lab.powershell.values import MISSING, PSDict, PSObject, ScriptBlock
 
+if TYPE_CHECKING:
+    from hcibenefit.lab.powershell.cmdlets.base import Cmdlet
+
 MAX_CALL_DEPTH = 100
+_RESOLVE: list[Callable[[str, Any], Cmdlet | None]] = []
+
+
+def _cmdlet_resolver() -> Callable[[str, Any], Cmdlet | None]:
+    """cmdlets.resolve, imported on first use (the cmdlet modules import this one)."""
+    if not _RESOLVE:
+        from hcibenefit.lab.powershell.cmdlets import resolve
+
+        _RESOLVE.append(resolve)
+    return _RESOLVE[0]
 
 
 class Function:
@@ -542,9 +555,8 @@ class Interpreter:
         return self.value(expr, scope)
 
     def invoke_command(self, command: n.Command, scope: Scope, input_items: list[Any] | None) -> list[Any]:
-        from hcibenefit.lab.powershell.cmdlets import resolve
-
-        function = scope.function(command.name)
+        resolve = _cmdlet_resolver()
+        function = scope.function_by_key(command.key)
         args = self.command_args(command, scope)
         if function is not None:
             if input_items:

@@ -170,6 +170,11 @@ class CommandParameter(Node):
 class Command(Node):
     name: str
     elements: tuple[CommandParameter | Expr, ...]
+    key: str = field(init=False, repr=False, compare=False)
+    """The name case-folded once, as functions are looked up by it."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.name.casefold())
 
 
 @dataclass(frozen=True)

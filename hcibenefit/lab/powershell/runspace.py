@@ -114,7 +114,10 @@ class Scope:
         return MISSING
 
     def function(self, name: str) -> Any:
-        key = name.casefold()
+        return self.function_by_key(name.casefold())
+
+    def function_by_key(self, key: str) -> Any:
+        """`function` for a name already case-folded."""
         scope: Scope | None = self
         while scope is not None:
             if key in scope.functions:
