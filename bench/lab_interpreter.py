@@ -4,7 +4,8 @@ The lab engine runs in-process (no WinRM transport, no client), so the figures a
 own cost: parse (cached after the first call), parameter binding, evaluation, the emulated cmdlets and
 ConvertTo-Json. Each figure is process CPU time per call: the best of --repeat rounds over the 4 nodes,
 after one warm-up round.
-- host-facts on a node with 25 and with 100 VMs (a status sends one per node);
+- host-facts on a node with 25 and with 100 VMs (a status sends one per node), and with 25 VMs in a
+  fleet of 400 nodes (per-node work must not grow with the fleet);
 - guest-probe on a node with 25 VMs, every running VM probed (a sweep sends one per node after
   host-facts), per node and per probed VM.
 Run: python bench/lab_interpreter.py [--repeat N] [--profile host-facts|guest-probe]
@@ -69,8 +70,8 @@ class _Credential:
         self.Password = _SecureString(password)
 
 
-def _engine(vms_per_node: int) -> tuple[LabEngine, FleetState]:
-    state = FleetState(generate_fleet(1, 4, vms_per_node, seed=3))
+def _engine(vms_per_node: int, clusters: int = 1) -> tuple[LabEngine, FleetState]:
+    state = FleetState(generate_fleet(clusters, 4, vms_per_node, seed=3))
     engine = LabEngine(state)
     engine.signing = LabSigningChain.generate()
     engine.guest_password = GUEST_PASSWORD
@@ -118,6 +119,13 @@ def measure(repeat: int) -> None:
         calls = [_host_facts_call(node) for node in state.nodes]
         ms = _cpu_per_call(engine, calls, repeat)
         print(f"host-facts, {vms} VMs per node: {ms:.1f} ms lab CPU per node")
+    # The same script on 4 nodes of a 400-node fleet: what the lab does per node must not grow with the fleet.
+    engine, state = _engine(25, clusters=100)
+    calls = [_host_facts_call(node) for node in list(state.nodes)[:4]]
+    ms = _cpu_per_call(engine, calls, repeat)
+    print(
+        f"host-facts, 25 VMs per node, in a fleet of {len(state.nodes)} nodes: {ms:.1f} ms lab CPU per node"
+    )
     engine, state = _engine(25)
     probes = [_probe_call(state, node) for node in state.nodes]
     probed = sum(count for _, count in probes) / len(probes)

@@ -17,6 +17,7 @@ import functools
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from hcibenefit.lab.spec import ClusterSpec, FaultsSpec, FleetSpec, GuestSpec, NodeSpec, VMSpec
@@ -203,6 +204,21 @@ class Cluster:
         return self.version in V2_VERSIONS
 
 
+class _VMIndex:
+    """The fleet's VMs by node (lower case), by cluster and by id, each in the fleet's order."""
+
+    def __init__(self, vms: Iterable[VM]) -> None:
+        self.by_node: dict[str, list[VM]] = {}
+        self.by_cluster: dict[str, list[VM]] = {}
+        self.by_id: dict[str, VM] = {}
+        self.count = 0
+        for vm in vms:
+            self.by_node.setdefault(vm.node.lower(), []).append(vm)
+            self.by_cluster.setdefault(vm.cluster, []).append(vm)
+            self.by_id.setdefault(vm.id, vm)
+            self.count += 1
+
+
 class FleetState:
     """All clusters, nodes and VMs; one lock guards every read and change."""
 
@@ -216,6 +232,7 @@ class FleetState:
         self.clusters: dict[str, Cluster] = {}
         self.nodes: dict[str, Node] = {}
         self.vms: dict[str, VM] = {}
+        self._index: _VMIndex | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -224,6 +241,7 @@ class FleetState:
             self.clusters.clear()
             self.nodes.clear()
             self.vms.clear()
+            self._index = None
             started = self.clock.now().replace(microsecond=0)
             for cluster in self.spec.clusters:
                 self.clusters[cluster.name] = Cluster(
@@ -278,16 +296,25 @@ class FleetState:
     def cluster_of(self, node_name: str) -> Cluster:
         return self.clusters[self.node(node_name).cluster]
 
+    def _vm_index(self) -> _VMIndex:
+        """VMs by node, cluster and id. A VM never changes node, cluster or id, and VMs are only added
+        by reset(), which drops the index; a look-up in a fleet of 10,000 VMs is then not a scan."""
+        index = self._index
+        if index is None or index.count != len(self.vms):
+            index = self._index = _VMIndex(self.vms.values())
+        return index
+
     def vms_on(self, node_name: str) -> list[VM]:
-        key = node_name.lower()
-        return [vm for vm in self.vms.values() if vm.node.lower() == key]
+        return list(self._vm_index().by_node.get(node_name.lower(), ()))
+
+    def vms_of_cluster(self, cluster_name: str) -> list[VM]:
+        return list(self._vm_index().by_cluster.get(cluster_name, ()))
 
     def vm(self, name: str) -> VM | None:
         return self.vms.get(name.lower())
 
     def vm_by_id(self, vm_id: str) -> VM | None:
-        wanted = vm_id.lower()
-        return next((vm for vm in self.vms.values() if vm.id == wanted), None)
+        return self._vm_index().by_id.get(vm_id.lower())
 
     # --- derived facts ---------------------------------------------------------------------------
 

@@ -282,9 +282,7 @@ def get_cluster_group(call: Call) -> None:
         ]
         # Every VM of the lab is a clustered role named after the VM (Get-VM reports IsClustered), as
         # Windows Admin Center, Failover Cluster Manager and Arc VM management name the roles they create.
-        for vm in sorted(
-            (v for v in state.vms.values() if v.cluster == cluster.name), key=lambda v: v.name.casefold()
-        ):
+        for vm in sorted(state.vms_of_cluster(cluster.name), key=lambda v: v.name.casefold()):
             owner = state.node(vm.node)
             groups.append(
                 _group(
