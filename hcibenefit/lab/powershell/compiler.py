@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hcibenefit.lab.powershell import convert as cv
 from hcibenefit.lab.powershell import nodes as n
+from hcibenefit.lab.powershell.binding import NO_VALUE, Arg
 from hcibenefit.lab.powershell.errors import ErrorRecord, PSError, Unsupported
 from hcibenefit.lab.powershell.members import call_method, get_member, index
 from hcibenefit.lab.powershell.runtime import (
@@ -30,7 +31,7 @@ from hcibenefit.lab.powershell.runtime import (
     comparison,
     enumerate_value,
 )
-from hcibenefit.lab.powershell.values import MISSING, PSDict, PSObject
+from hcibenefit.lab.powershell.values import MISSING, PSDict, PSObject, ScriptBlock
 
 if TYPE_CHECKING:
     from hcibenefit.lab.powershell.evaluator import Interpreter
@@ -458,6 +459,90 @@ def _statement_method(stmt: n.Stmt) -> Executed:
     return call
 
 
+def command_args(command: n.Command) -> Callable[[Interpreter, Scope], list[Arg]]:
+    """`Interpreter.command_args` for this command: its arguments evaluated, in order (its `compiled` slot)."""
+    fn = command.compiled
+    if fn is None:
+        fn = _compile_command_args(command)
+        object.__setattr__(command, "compiled", fn)
+    return fn  # type: ignore[no-any-return]
+
+
+def _compile_command_args(command: n.Command) -> Callable[[Interpreter, Scope], list[Arg]]:
+    parts: list[tuple[str | None, Compiled | None, int]] = []
+    for element in command.elements:
+        if isinstance(element, n.CommandParameter):
+            given = element.value if element.colon and element.value is not None else None
+            parts.append((element.name, None if given is None else compiled(given), element.line))
+        else:
+            parts.append((None, compiled(element), element.line))
+
+    def arguments(interp: Interpreter, scope: Scope) -> list[Arg]:
+        args: list[Arg] = []
+        for name, value_of, line in parts:
+            if value_of is None:
+                args.append(Arg(name, NO_VALUE, line))
+            else:
+                value = value_of(interp, scope)
+                args.append(Arg(name, None if value is VOID else value, line))
+        return args
+
+    return arguments
+
+
+def _array_expr(expr: n.ArrayExpr) -> Compiled:
+    body = expr.body
+
+    def array(interp: Interpreter, scope: Scope) -> list[Any]:
+        out: list[Any] = []
+        interp.exec_statements(body, scope, out)
+        return out
+
+    return array
+
+
+def _sub_expr(expr: n.SubExpr) -> Compiled:
+    body = expr.body
+
+    def sub_expression(interp: Interpreter, scope: Scope) -> Any:
+        out: list[Any] = []
+        interp.exec_statements(body, scope, out)
+        return collapse(out)
+
+    return sub_expression
+
+
+def _script_block(expr: n.ScriptBlockExpr) -> Compiled:
+    block, text = expr.block, expr.text
+
+    def script_block(interp: Interpreter, scope: Scope) -> ScriptBlock:
+        return ScriptBlock(block, text)
+
+    return script_block
+
+
+def _expandable(expr: n.Expandable) -> Compiled:
+    parts: list[str | Compiled] = [part if isinstance(part, str) else compiled(part) for part in expr.parts]
+    to_string = cv.to_string
+
+    def expanded(interp: Interpreter, scope: Scope) -> str:
+        # $OFS is read once, before the parts, as the interpreter's method does (reading has no effects).
+        separator = interp.preference(scope, "OFS")
+        texts = []
+        for part in parts:
+            if isinstance(part, str):
+                texts.append(part)
+                continue
+            value = part(interp, scope)
+            if isinstance(value, list) and separator is not None:
+                texts.append(to_string(separator).join(to_string(v, nested=True) for v in value))
+            else:
+                texts.append(to_string(None if value is VOID else value))
+        return "".join(texts)
+
+    return expanded
+
+
 _COMPILERS: dict[type, Callable[[Any], Compiled]] = {
     n.Constant: _constant,
     n.Variable: _variable,
@@ -470,6 +555,19 @@ _COMPILERS: dict[type, Callable[[Any], Compiled]] = {
     n.Cast: _cast,
     n.Unary: _unary,
     n.Binary: _binary,
+    n.ArrayExpr: _array_expr,
+    n.SubExpr: _sub_expr,
+    n.ScriptBlockExpr: _script_block,
+    n.Expandable: _expandable,
 }
 
-__all__ = ["Compiled", "Executed", "Runner", "compiled", "pipeline_value", "runner", "statement"]
+__all__ = [
+    "Compiled",
+    "Executed",
+    "Runner",
+    "command_args",
+    "compiled",
+    "pipeline_value",
+    "runner",
+    "statement",
+]

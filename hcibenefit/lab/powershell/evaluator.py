@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from hcibenefit.lab.powershell import convert as cv
 from hcibenefit.lab.powershell import nodes as n
 from hcibenefit.lab.powershell.binding import Arg, bind_block, default_value
+from hcibenefit.lab.powershell.compiler import command_args as compiled_command_args
 from hcibenefit.lab.powershell.compiler import compiled
 from hcibenefit.lab.powershell.compiler import pipeline_value as compiled_pipeline_value
 from hcibenefit.lab.powershell.compiler import runner as compiled_runner
@@ -540,19 +541,11 @@ class Interpreter:
         return fn(self, scope)
 
     def command_args(self, command: n.Command, scope: Scope) -> list[Arg]:
-        args: list[Arg] = []
-        for element in command.elements:
-            if isinstance(element, n.CommandParameter):
-                if element.colon and element.value is not None:
-                    args.append(Arg(element.name, self._argument(element.value, scope), element.line))
-                else:
-                    args.append(Arg(element.name, line=element.line))
-            else:
-                args.append(Arg(None, self._argument(element, scope), element.line))
-        return args
-
-    def _argument(self, expr: n.Expr, scope: Scope) -> Any:
-        return self.value(expr, scope)
+        """`-Name`, `-Name:value` and positional values, evaluated in order (`compiler.command_args`)."""
+        fn = command.compiled
+        if fn is None:
+            fn = compiled_command_args(command)
+        return fn(self, scope)  # type: ignore[no-any-return]
 
     def invoke_command(self, command: n.Command, scope: Scope, input_items: list[Any] | None) -> list[Any]:
         resolve = _cmdlet_resolver()
@@ -636,7 +629,7 @@ class Interpreter:
         return None if value is MISSING else value
 
     def _eval_Invoke(self, expr: n.Invoke, scope: Scope) -> Any:
-        args = [self._argument(a, scope) for a in expr.args]
+        args = [self.value(a, scope) for a in expr.args]
         if expr.static:
             if not isinstance(expr.target, n.TypeLiteral):
                 raise Unsupported("a static method of a computed type", expr.line)

@@ -142,6 +142,28 @@ class Cmdlet:
         return {}
 
     @cached_property
+    def _per_set(self) -> dict[tuple[str, str], list[P]]:
+        return {}
+
+    def mandatory(self, set_name: str) -> list[P]:
+        """The parameters mandatory in a set, in declaration order."""
+        found = self._per_set.get(("mandatory", set_name))
+        if found is None:
+            found = self._per_set["mandatory", set_name] = [
+                p for p in self.params if p.mandatory_in(set_name)
+            ]
+        return found
+
+    def pipeline_params(self, set_name: str) -> list[P]:
+        """The parameters of a set that take pipeline input, in declaration order."""
+        found = self._per_set.get(("pipeline", set_name))
+        if found is None:
+            found = self._per_set["pipeline", set_name] = [
+                p for p in self.params if p.pipeline and p.in_set(set_name)
+            ]
+        return found
+
+    @cached_property
     def bind_plans(self) -> dict[tuple[tuple[str | None, bool], ...], _BindPlan]:
         """Binding plans by argument shape (`Call.bind`)."""
         return {}
@@ -432,10 +454,8 @@ class Call:
     def check_mandatory(self, *, pipeline_bound: bool) -> None:
         missing = [
             p.name
-            for p in self.cmdlet.params
-            if p.mandatory_in(self.set_name)
-            and p.name not in self.given
-            and not (pipeline_bound and p.pipeline)
+            for p in self.cmdlet.mandatory(self.set_name)
+            if p.name not in self.given and not (pipeline_bound and p.pipeline)
         ]
         if missing:
             raise binding_error(
@@ -454,8 +474,8 @@ class Call:
         options = [
             (set_name, param)
             for set_name in sets
-            for param in self.cmdlet.params
-            if param.pipeline and param.in_set(set_name) and param.name not in self.given
+            for param in self.cmdlet.pipeline_params(set_name)
+            if param.name not in self.given
         ]
         if not options:
             return None
