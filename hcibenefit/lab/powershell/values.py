@@ -16,6 +16,7 @@ how these behave; the conversions themselves live in `convert`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -169,7 +170,7 @@ class PSGuid:
     __slots__ = ("text",)
 
     def __init__(self, value: str | uuid.UUID) -> None:
-        self.text = str(uuid.UUID(str(value)))
+        self.text = _guid_text(value) if isinstance(value, str) else str(uuid.UUID(str(value)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PSGuid) and other.text == self.text
@@ -179,6 +180,13 @@ class PSGuid:
 
     def __repr__(self) -> str:
         return f"PSGuid({self.text})"
+
+
+@functools.lru_cache(maxsize=65536)
+def _guid_text(text: str) -> str:
+    """A GUID's text in the "D" format (raises ValueError as uuid.UUID does); cmdlets make one per VM
+    object, and the fleet's ids are few."""
+    return str(uuid.UUID(text))
 
 
 EMPTY_GUID = PSGuid("00000000-0000-0000-0000-000000000000")
