@@ -13,7 +13,7 @@ Sources: [SD:CTJ] ConvertToJsonCommand.cs, [NET:JSS] JavaScriptSerializer.cs, [N
 
 from __future__ import annotations
 
-import re
+from json.encoder import encode_basestring  # the C encoder where CPython has it
 from typing import Any
 
 from hcibenefit.lab.powershell.convert import format_double, to_string
@@ -31,18 +31,27 @@ MAX_DEPTH = 100
 _EPOCH_TICKS = 621355968000000000
 
 
-_SPECIAL = re.compile(r"[\x00-\x1f\"\\'<>&\x85\u2028\u2029]")
-_NAMED = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _escape_char(match: re.Match[str]) -> str:
-    ch = match.group(0)
-    return _NAMED.get(ch) or f"\\u{ord(ch):04x}"
+# JavaScriptStringEncode escapes what JSON must (", \\, control characters: the named escapes where JSON has
+# one, else \u00xx in lower case), which is exactly what Python's C JSON string encoder writes, and also
+# these, which it leaves alone (its own escapes never contain them, so they are replaced afterwards).
+_ALSO_ESCAPED = (
+    ("'", "\\u0027"),
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\x85", "\\u0085"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
 
 
 def escape(text: str) -> str:
-    """HttpUtility.JavaScriptStringEncode, as 5.1's JavaScriptSerializer applies it."""
-    return '"' + _SPECIAL.sub(_escape_char, text) + '"'
+    """HttpUtility.JavaScriptStringEncode, as 5.1's JavaScriptSerializer applies it (quotes included)."""
+    encoded: str = encode_basestring(text)
+    for char, escaped in _ALSO_ESCAPED:
+        if char in encoded:
+            encoded = encoded.replace(char, escaped)
+    return encoded
 
 
 def _date(value: PSDateTime) -> str:
