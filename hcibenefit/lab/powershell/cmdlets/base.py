@@ -236,11 +236,13 @@ class _BindPlan:
     """Where each argument of one shape binds: parameters and common parameters in binding order (a
     `_Slot` for an argument's value, True for a switch given alone), the given set and parameter set."""
 
-    params: tuple[tuple[str, Any], ...]
+    params: tuple[tuple[P, Any], ...]
     common: tuple[tuple[str, Any], ...]
     given: frozenset[str]
     candidates: tuple[str, ...]
     set_name: str
+    defaults: tuple[tuple[str, Any], ...]
+    """The parameters no argument binds to, with their value ($false for a switch, else $null)."""
 
     @classmethod
     def of(cls, scratch: Call, args: Sequence[Arg]) -> _BindPlan:
@@ -248,24 +250,35 @@ class _BindPlan:
         scratch._bind_structure(
             [Arg(a.name, a.value if a.value is NO_VALUE else _Slot(i), a.line) for i, a in enumerate(args)]
         )
+        by_name = scratch.cmdlet.by_name
         return cls(
-            tuple(scratch.params.items()),
+            tuple((by_name[name], token) for name, token in scratch.params.items()),
             tuple(scratch.common.items()),
             frozenset(scratch.given),
             tuple(scratch.candidates),
             scratch.set_name,
+            tuple(
+                (p.name, False if p.type == "switch" else None)
+                for p in scratch.cmdlet.params
+                if p.name not in scratch.params
+            ),
         )
 
     def apply(self, call: Call, args: Sequence[Arg]) -> None:
-        call.params = {
-            name: args[token.index].value if type(token) is _Slot else token for name, token in self.params
-        }
-        call.common = {
-            name: args[token.index].value if type(token) is _Slot else token for name, token in self.common
-        }
+        """The bound parameters converted, in binding order (as `Call.bind` converts them), then the rest."""
         call.given = set(self.given)
         call.candidates = list(self.candidates)
         call.set_name = self.set_name
+        call.common = {
+            name: args[token.index].value if type(token) is _Slot else token for name, token in self.common
+        }
+        params = call.params = {}
+        for param, token in self.params:
+            params[param.name] = call.convert(
+                param, args[token.index].value if type(token) is _Slot else token
+            )
+        for name, default in self.defaults:
+            params[name] = default
 
 
 @cache
@@ -340,12 +353,13 @@ class Call:
         cmdlet = self.cmdlet
         shape = tuple((None if a.name is None else a.name.casefold(), a.value is NO_VALUE) for a in args)
         plan = cmdlet.bind_plans.get(shape)
-        if plan is None:
-            self._bind_structure(args)
-            if len(cmdlet.bind_plans) < _MAX_BIND_PLANS:
-                cmdlet.bind_plans[shape] = _BindPlan.of(Call(cmdlet, self.interp, self.scope), args)
-        else:
+        if plan is not None:
             plan.apply(self, args)
+            self._bind_common(cmdlet.command_part)
+            return
+        self._bind_structure(args)
+        if len(cmdlet.bind_plans) < _MAX_BIND_PLANS:
+            cmdlet.bind_plans[shape] = _BindPlan.of(Call(cmdlet, self.interp, self.scope), args)
         by_name = cmdlet.by_name
         for name in list(self.params):
             self.params[name] = self.convert(by_name[name], self.params[name])
