@@ -22,7 +22,7 @@ from hcibenefit.lab.powershell import convert as cv
 from hcibenefit.lab.powershell import nodes as n
 from hcibenefit.lab.powershell.binding import NO_VALUE, Arg
 from hcibenefit.lab.powershell.errors import ErrorRecord, PSError, Unsupported
-from hcibenefit.lab.powershell.members import call_method, get_member, index
+from hcibenefit.lab.powershell.members import call_method, get_member_folded, index
 from hcibenefit.lab.powershell.runtime import (
     CONSTANT_VARIABLES,
     OPERATORS,
@@ -140,10 +140,11 @@ def _member(expr: n.Member) -> Compiled:
     if expr.static or not isinstance(name, str):
         return _method(expr)
     target = compiled(expr.target)
+    key = name.casefold()
 
     def member(interp: Interpreter, scope: Scope) -> Any:
         owner = target(interp, scope)
-        found = get_member(None if owner is VOID else owner, name)
+        found = get_member_folded(None if owner is VOID else owner, name, key)
         return None if found is MISSING else found
 
     return member

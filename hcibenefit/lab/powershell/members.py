@@ -174,7 +174,7 @@ def _timespan_member(value: PSTimeSpan, key: str) -> Any:
 
 
 def _psobject_member(value: PSObject, name: str, key: str) -> Any:
-    found = value.get(name)
+    found = value.get_folded(key)
     if found is not MISSING:
         return found
     if value.base is not None:
@@ -185,8 +185,9 @@ def _psobject_member(value: PSObject, name: str, key: str) -> Any:
 
 
 def _dict_member(value: PSDict, name: str, key: str) -> Any:
-    if name in value:
-        return value[name]
+    entry = value.entry_folded(key)
+    if entry is not None:
+        return entry[1]
     if key == "count":
         return len(value)
     if key == "keys":
@@ -211,7 +212,7 @@ def _string_member(value: str, name: str, key: str) -> Any:
 
 
 def _xml_member(value: XmlNode, name: str, key: str) -> Any:
-    return value.member(name)
+    return value.member_folded(key)
 
 
 _MEMBERS_BY_TYPE: dict[type, Callable[[Any, str, str], Any]] = {
@@ -227,7 +228,11 @@ _MEMBERS_BY_TYPE: dict[type, Callable[[Any, str, str], Any]] = {
 
 def get_member(value: Any, name: str) -> Any:
     """`$value.Name`; MISSING when the member does not exist."""
-    key = name.casefold()
+    return get_member_folded(value, name, name.casefold())
+
+
+def get_member_folded(value: Any, name: str, key: str) -> Any:
+    """`get_member` with the name already case-folded (`key`), as compiled member expressions have it."""
     if value is None:
         # PowerShell 3+ gives every object, $null included, a Count and Length (0 for $null).
         return 0 if key in ("count", "length") else MISSING

@@ -78,6 +78,10 @@ class PSDict:
     def __contains__(self, key: Any) -> bool:
         return self._fold(key) in self._items
 
+    def entry_folded(self, key: Any) -> tuple[Any, Any] | None:
+        """(original key, value) for a key already case-folded, or None."""
+        return self._items.get(key)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -241,7 +245,11 @@ class PSObject:
         return self.type_name == "System.Management.Automation.PSCustomObject" and self.base is None
 
     def get(self, name: str) -> Any:
-        found = self._props.get(name.casefold())
+        return self.get_folded(name.casefold())
+
+    def get_folded(self, key: str) -> Any:
+        """`get` for a name already case-folded."""
+        found = self._props.get(key)
         if found is None:
             return MISSING
         value = found[1]

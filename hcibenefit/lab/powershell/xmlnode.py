@@ -41,7 +41,10 @@ class XmlNode:
         return attributes
 
     def member(self, name: str) -> Any:
-        folded = name.casefold()
+        return self.member_folded(name.casefold())
+
+    def member_folded(self, folded: str) -> Any:
+        """`member` for a name already case-folded."""
         attributes = self._attributes if self._attributes is not None else self._index()
         if folded in attributes:
             return attributes[folded]
