@@ -328,6 +328,10 @@ def _binary(expr: n.Binary) -> Compiled:
         def equality(interp: Interpreter, scope: Scope) -> Any:
             a = left(interp, scope)
             b = right(interp, scope)
+            if type(a) is str and type(b) is str:
+                # cv.equals for two strings, without its unwrapping and conversions (none applies).
+                same = a == b if case_sensitive else a.casefold() == b.casefold()
+                return same != negate
             if isinstance(a, list):
                 return [item for item in a if equals(item, b, case_sensitive=case_sensitive) != negate]
             return equals(a, b, case_sensitive=case_sensitive) != negate
