@@ -196,6 +196,20 @@ def _hash_literal(expr: n.HashLiteral, *, ordered: bool = False) -> Compiled:
     entries = [
         (key if isinstance(key, str) else compiled(key), pipeline_value(value)) for key, value in expr.entries
     ]
+    folded = [key.casefold() for key, _ in entries if isinstance(key, str)]
+    if len(folded) == len(entries) and len(set(folded)) == len(folded):
+        # Every key a name, none twice: no key to evaluate and no duplicate to report, so the entries go
+        # straight in under their folded names, values evaluated in order.
+        named = [(fold, key, value) for fold, (key, value) in zip(folded, entries, strict=True)]
+
+        def named_table(interp: Interpreter, scope: Scope) -> PSDict:
+            items: dict[Any, tuple[Any, Any]] = {}
+            for fold, key, value in named:
+                item = value(interp, scope)
+                items[fold] = (key, None if item is VOID else item)
+            return PSDict.of_folded(items, ordered=ordered)
+
+        return named_table
 
     def table(interp: Interpreter, scope: Scope) -> PSDict:
         result = PSDict(ordered=ordered)

@@ -54,6 +54,13 @@ class PSDict:
         for key, value in items:
             self[key] = value
 
+    @classmethod
+    def of_folded(cls, items: dict[Any, tuple[Any, Any]], *, ordered: bool = False) -> PSDict:
+        """A dictionary from {folded key: (key, value)}, taken as it is (compiled hash literals build it)."""
+        table = cls(ordered=ordered)
+        table._items = items
+        return table
+
     @property
     def type_name(self) -> str:
         return (
