@@ -90,7 +90,7 @@ def serve(
     ] = DEFAULT_CONTROL_PORT,
 ) -> int:
     """Start the fleet and serve until Ctrl-C / SIGTERM."""
-    from hcibenefit.lab.fleet import Lab
+    from hcibenefit.lab.fleet import Lab, tune_for_serving
 
     appctx = app_context(ctx)
     if not 0 <= control_port <= 65535:
@@ -115,6 +115,7 @@ def serve(
                 f"cannot start the lab: {exc.strerror or exc}",
                 hint="another lab may be running: stop it, or pass --control-port N (0 picks a free port)",
             ) from None
+        tune_for_serving()  # this process only serves the lab
         try:
             _serve(appctx, lab, spec, auth, write_inventory)
         finally:
