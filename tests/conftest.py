@@ -4,6 +4,7 @@ session-wide check that no lab leaves a private directory or an open remote shel
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -117,6 +118,31 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not present (a user's clone has none)")
     return SHARED
+
+
+_LOGGERS = ("hcibenefit", "pypsrp", "psrpcore", "spnego", "urllib3", "requests", "azure")
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """Each test gets the loggers as they were: a CLI run points the hcibenefit logger at the stderr of
+    that test (closed afterwards) and stops it propagating, which would hide a later test's records from
+    caplog and print "Logging error: I/O operation on closed file"."""
+    saved = {
+        name: (list(logger.handlers), logger.level, logger.propagate)
+        for name in _LOGGERS
+        for logger in (logging.getLogger(name),)
+    }
+    root_handlers = list(logging.getLogger().handlers)
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h not in root_handlers]:
+        root.removeHandler(handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
