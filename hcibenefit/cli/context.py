@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from hcibenefit.errors import OutputClosed, UsageError
 
@@ -106,32 +106,26 @@ class AppContext:
 
     def emit(self, report: Report, fmt: str) -> None:
         """Render the report whole, then write it: a failure while rendering leaves no half report."""
-        import io
-
         from hcibenefit.report import render
 
         if fmt == "json":
             # Every command's JSON carries when, which hcibenefit, which inventory and which command.
             report = dataclasses.replace(report, data=self.with_envelope(report.data))
-        buffer = io.StringIO()
-        with self.open_output() as stream:
+        with self.open_output() as stream, _render_buffer() as buffer:
             render(report, fmt, buffer, self.render_options(stream))
-            write_text(stream, buffer.getvalue())
+            _copy(buffer, stream)
 
     def emit_document(
         self, document: Any, fmt: str, render: Callable[[Any, str, TextIO, int | None], None]
     ) -> None:
         """A document with its own renderers (sweep, checklist): rendered whole, then written."""
-        import io
-
         if fmt == "json":
             document = self.with_envelope(document)
 
-        buffer = io.StringIO()
-        with self.open_output() as stream:
+        with self.open_output() as stream, _render_buffer() as buffer:
             options = self.render_options(stream)
             render(document, fmt, buffer, None if options.wide else options.width)
-            write_text(stream, buffer.getvalue())
+            _copy(buffer, stream)
 
     @contextlib.contextmanager
     def open_output(self) -> Iterator[TextIO]:
@@ -237,6 +231,32 @@ class _PrintableFormatter(logging.Formatter):
         from hcibenefit.report.text import printable
 
         return "\n".join(printable(line) for line in super().format(record).split("\n"))
+
+
+_SPOOL_CHARS = 8 * 1024 * 1024
+_COPY_CHARS = 1024 * 1024
+
+
+def _render_buffer() -> TextIO:
+    """Where a report is rendered whole before any of it is written (a failure while rendering leaves no
+    half report): in memory up to 8 Mi characters, then in an unlinked private temporary file. A
+    10,000-VM sweep's JSON is some 70 MB and need not sit in memory, twice, to be written whole.
+
+    surrogatepass: a host's lone surrogate survives the round trip; `write_text` escapes it for the
+    real stream as before.
+    """
+    import tempfile  # not at the top: --help need not load it
+
+    spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (the caller closes it with `with`)
+        max_size=_SPOOL_CHARS, mode="w+", encoding="utf-8", errors="surrogatepass", newline=""
+    )
+    return cast(TextIO, spool)  # a text file in all but typeshed's name
+
+
+def _copy(buffer: TextIO, stream: TextIO) -> None:
+    buffer.seek(0)
+    while chunk := buffer.read(_COPY_CHARS):
+        write_text(stream, chunk)
 
 
 def write_text(stream: TextIO, text: str) -> None:
