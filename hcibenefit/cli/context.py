@@ -112,7 +112,8 @@ class AppContext:
             # Every command's JSON carries when, which hcibenefit, which inventory and which command.
             report = dataclasses.replace(report, data=self.with_envelope(report.data))
         with self.open_output() as stream, _render_buffer() as buffer:
-            render(report, fmt, buffer, self.render_options(stream))
+            with _spool_errors():
+                render(report, fmt, buffer, self.render_options(stream))
             _copy(buffer, stream)
 
     def emit_document(
@@ -124,7 +125,8 @@ class AppContext:
 
         with self.open_output() as stream, _render_buffer() as buffer:
             options = self.render_options(stream)
-            render(document, fmt, buffer, None if options.wide else options.width)
+            with _spool_errors():
+                render(document, fmt, buffer, None if options.wide else options.width)
             _copy(buffer, stream)
 
     @contextlib.contextmanager
@@ -251,6 +253,21 @@ def _render_buffer() -> TextIO:
         max_size=_SPOOL_CHARS, mode="w+", encoding="utf-8", errors="surrogatepass", newline=""
     )
     return cast(TextIO, spool)  # a text file in all but typeshed's name
+
+
+@contextlib.contextmanager
+def _spool_errors() -> Iterator[None]:
+    """A report too large for memory that cannot go to the temporary directory either (full, read-only)
+    is one clear line; nothing of it was written."""
+    try:
+        yield
+    except OSError as exc:
+        import tempfile
+
+        raise UsageError(
+            f"cannot hold the report in {tempfile.gettempdir()} before writing it: {exc.strerror or exc}; "
+            "nothing of it was written (set TMPDIR to a directory with room)"
+        ) from None
 
 
 def _copy(buffer: TextIO, stream: TextIO) -> None:

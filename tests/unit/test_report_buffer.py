@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
 import pytest
 
 import hcibenefit.cli.context as context_module
 from hcibenefit.cli.context import AppContext
+from hcibenefit.errors import UsageError
 from hcibenefit.report.sweep.machine import render_json
 
 DOCUMENTS: list[dict[str, Any]] = [
@@ -76,4 +78,17 @@ def test_a_failure_while_rendering_writes_nothing(capsys: pytest.CaptureFixture[
 
     with pytest.raises(RuntimeError):
         AppContext().emit_document({}, "csv", broken)
+    assert capsys.readouterr().out == ""
+
+
+def test_a_report_that_cannot_spill_to_the_temporary_directory_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(context_module, "_SPOOL_CHARS", 10)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(UsageError) as caught:
+        AppContext().emit_document({"findings": list(range(100))}, "csv", _render)
+    assert "before writing it" in str(caught.value) and "nothing of it was written" in str(caught.value)
     assert capsys.readouterr().out == ""
