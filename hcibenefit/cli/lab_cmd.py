@@ -32,7 +32,12 @@ ScaleOption = Annotated[
 SeedOption = Annotated[int, typer.Option("--seed", metavar="N", help="Seed for --scale.")]
 AuthOption = Annotated[
     str,
-    typer.Option("--auth", metavar="basic|ntlm", help="basic (over HTTPS) or ntlm (over HTTP, encrypted)."),
+    typer.Option(
+        "--auth",
+        metavar="basic|ntlm|certificate",
+        help="basic (over HTTPS), ntlm (over HTTP, encrypted) or certificate (a client certificate over HTTPS; "
+        "the written inventory names it, and no host password is used).",
+    ),
 ]
 
 
@@ -49,7 +54,7 @@ def _spec(fleet: Path | None, scale: str | None, seed: int) -> Any:
 
 
 def _auth(value: str) -> Any:
-    return choice(value, ("basic", "ntlm"), option="--auth")
+    return choice(value, ("basic", "ntlm", "certificate"), option="--auth")
 
 
 SERVE_EXAMPLES = """Examples:
@@ -57,6 +62,8 @@ SERVE_EXAMPLES = """Examples:
   hcibenefit lab serve --write-inventory lab.yaml          # then, in another shell: hcibenefit -i lab.yaml status
 
   hcibenefit lab serve --scale 10,4,25 --auth ntlm         # 40 nodes, 1000 VMs, NTLM over HTTP
+
+  hcibenefit lab serve --auth certificate --write-inventory lab.yaml   # client-certificate logons, no host password
 """
 STATE_EXAMPLES = """Examples:
 
@@ -117,7 +124,7 @@ def serve(
             ) from None
         tune_for_serving()  # this process only serves the lab
         try:
-            _serve(appctx, lab, spec, auth, write_inventory)
+            _serve(appctx, lab, spec, chosen_auth, write_inventory)
         finally:
             lab.stop()
     finally:
@@ -147,7 +154,7 @@ def _serve(appctx: Any, lab: Any, spec: Any, auth: str, write_inventory: Path) -
         print(f"export {name}={value}", file=appctx.stderr)
     print(
         f"lab ready: {spec.node_count()} nodes, {spec.vm_count()} VMs ({spec.source}), auth {auth} over "
-        f"{'https' if auth == 'basic' else 'http'}; inventory {write_inventory}; "
+        f"{'http' if auth == 'ntlm' else 'https'}; inventory {write_inventory}; "
         f"azure {lab.arm.url if lab.arm else '-'}; control {lab.control_url}/lab/state",
         file=appctx.stdout,
         flush=True,

@@ -17,7 +17,7 @@ from collections.abc import Collection
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hcibenefit.lab import pki
 from hcibenefit.lab.arm.blobs import ACCOUNT as BLOB_ACCOUNT
@@ -32,6 +32,7 @@ from hcibenefit.lab.signing import (
 from hcibenefit.lab.spec import FleetSpec
 from hcibenefit.lab.state import FleetState
 from hcibenefit.lab.wsman import Endpoint, NodeFaults, WSManServer
+from hcibenefit.lab.wsman.server import LabAuth
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Lab:
         self,
         spec: FleetSpec,
         *,
-        auth: Literal["basic", "ntlm"] = "basic",
+        auth: LabAuth = "basic",
         password: str | None = None,
         guest_password: str | None = None,
         azure_token: str | None = None,
@@ -121,14 +122,14 @@ class Lab:
         self.engine.guest_password = self.guest_password
         trusted = self.signing.root_pem() if self.intermediate_via_aia else self.signing.ca_bundle_pem()
         (self._workdir / "attestation-ca.pem").write_bytes(trusted)
-        # One lab CA: WinRM over HTTPS (basic auth) and the ARM endpoint (always HTTPS) both use it.
+        # One lab CA: WinRM over HTTPS (basic and certificate auth) and the ARM endpoint (always HTTPS).
         ca = pki.issue("hcibenefit lab CA", ca=True, path_length=0)
         self.server = WSManServer(
             self.engine,
             auth=self.auth,
             username=self.username,
             password=self.password,
-            ca=ca if self.auth == "basic" else None,
+            ca=None if self.auth == "ntlm" else ca,
         )
         for cluster in self.spec.clusters:
             for node in cluster.nodes:
@@ -318,24 +319,34 @@ class Lab:
 
     def inventory_text(self, *, arc_clusters: Collection[str] = ()) -> str:
         """An inventory every command accepts, pointing at this lab (passwords through environment variables)."""
-        https = self.auth == "basic"
+        https = self.auth != "ntlm"
+        client = self.server.client_certificate if self.server is not None else None
         lines = [
             "# Written by hcibenefit's lab. Valid while that lab runs (its ports change on every start).",
-            f"# Host password: environment variable {PASSWORD_ENV}; guest password: {GUEST_PASSWORD_ENV}.",
+            f"# Host password: environment variable {PASSWORD_ENV}; guest password: {GUEST_PASSWORD_ENV}."
+            if client is None
+            else f"# Host credential: the client certificate below; guest password: {GUEST_PASSWORD_ENV}.",
             "defaults:",
             "  winrm:",
             f"    transport: {'https' if https else 'http'}",
-            f"    auth: {'basic' if https else 'ntlm'}",
+            f"    auth: {self.auth}",
         ]
         if https and self.ca_bundle is not None:
             lines.append(f"    cert_validation: {json.dumps(str(self.ca_bundle))}")
+        if client is not None:
+            # Certificate authentication: the client certificate is the credential, no host password.
+            lines += [
+                f"    certificate_pem: {json.dumps(str(client[0]))}",
+                f"    certificate_key_pem: {json.dumps(str(client[1]))}",
+            ]
         lines += [
             "    connection_timeout: 5",
             f"    read_timeout: {self.read_timeout:g}",
             f"    operation_timeout: {max(1.0, self.read_timeout - 5):g}",
-            "  credentials:",
-            f"    username: {self.username}",
-            f"    password_env: {PASSWORD_ENV}",
+        ]
+        if client is None:
+            lines += ["  credentials:", f"    username: {self.username}", f"    password_env: {PASSWORD_ENV}"]
+        lines += [
             "  guest_credentials:",
             f"    username: {self.guest_username}",
             f"    password_env: {GUEST_PASSWORD_ENV}",

@@ -63,6 +63,7 @@ def issue(
     not_after: dt.datetime | None = None,
     extended_usages: Iterable[x509.ObjectIdentifier] = (),
     ca_issuers: Iterable[str] = (),
+    user_principal_names: Iterable[str] = (),
 ) -> Issued:
     """Issue a certificate signed by ``issuer`` (self-signed when None).
 
@@ -105,6 +106,7 @@ def issue(
     )
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
+    sans += [x509.OtherName(UPN_OID, _der_utf8(upn)) for upn in user_principal_names]
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     aia = [
@@ -120,6 +122,19 @@ def issue(
     return Issued(cert=cert, key=key)
 
 
+UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+"""szOID_NT_PRINCIPAL_NAME: the user principal name a Windows client certificate carries in its SAN."""
+
+
+def _der_utf8(text: str) -> bytes:
+    """DER UTF8String (tag 12) holding `text`: the value of a UPN otherName."""
+    data = text.encode("utf-8")
+    if len(data) < 0x80:
+        return bytes([0x0C, len(data)]) + data
+    size = len(data).to_bytes((len(data).bit_length() + 7) // 8, "big")
+    return bytes([0x0C, 0x80 | len(size)]) + size + data
+
+
 def tls_server(ca: Issued, *, dns_names: Iterable[str], ip_addresses: Iterable[str]) -> Issued:
     """A server certificate for WinRM over HTTPS, valid for every name and address a client may use."""
     names = list(dns_names)
@@ -129,4 +144,16 @@ def tls_server(ca: Issued, *, dns_names: Iterable[str], ip_addresses: Iterable[s
         dns_names=names,
         ip_addresses=ip_addresses,
         extended_usages=[ExtendedKeyUsageOID.SERVER_AUTH],
+    )
+
+
+def tls_client(ca: Issued, *, user_principal_name: str) -> Issued:
+    """A client certificate for WinRM certificate authentication, shaped as WinRM requires one: the
+    Client Authentication extended usage and the user's UPN as a subjectAltName otherName (the value a
+    WinRM certificate mapping's Subject is matched against: MS-WSMV 2.2.4.3 CertMappingType)."""
+    return issue(
+        user_principal_name,
+        issuer=ca,
+        user_principal_names=[user_principal_name],
+        extended_usages=[ExtendedKeyUsageOID.CLIENT_AUTH],
     )

@@ -168,13 +168,12 @@ def _apply_on_node(
     """One mutating call, then one read to verify; each written ahead to the audit log and after."""
     script = VM_BENEFITS_ENABLE if action == "enable" else VM_BENEFITS_DISABLE
     parameters = script_parameters(plans)
-    credential = connection.endpoint.credential
     try:
         change = audit.begin(
             action=action,
             cluster=connection.node.cluster,
             node=connection.node.name,
-            remote_user=credential.username if credential else None,
+            remote_user=connection.endpoint.account,
             call={"script": script.key, "parameters": parameters},
             targets={
                 p.vm.casefold(): {

@@ -310,13 +310,12 @@ def _apply_on_node(
     ev = cancel or threading.Event()
     if action == "enable" and plan.cluster in sent_for_cluster:
         return _verify_node(action, plan, conn, ev, sent_for_cluster[plan.cluster])
-    credential = conn.endpoint.credential
     try:
         change = audit.begin(
             action=f"host-{action}",
             cluster=plan.cluster,
             node=plan.node,
-            remote_user=credential.username if credential else None,
+            remote_user=conn.endpoint.account,
             call={"script": script.key, "parameters": {}},
             targets={plan.node: {"before": plan.before, "reason": plan.reason}},
         )

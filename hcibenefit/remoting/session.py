@@ -80,6 +80,18 @@ class Endpoint:
     arc: ArcTarget | None = None
     """Set for a node with ``transport: arc``: reached through Azure Arc run commands, not WinRM."""
 
+    @property
+    def account(self) -> str:
+        """Who the host runs our calls as, in words for audit records: the user name, or what stands in
+        for one (a client certificate, an Arc run command's system account, the Kerberos ticket cache)."""
+        if self.credential is not None and self.credential.username:
+            return self.credential.username
+        if self.arc is not None:
+            return "(Azure Arc run command: the node's local system account)"
+        if self.settings.auth == "certificate":
+            return f"(client certificate {self.settings.certificate_pem})"
+        return "(current Kerberos ticket)"
+
 
 class Cancelled(RemotingError):
     kind = "cancelled"
@@ -139,6 +151,30 @@ def _wsman_kwargs(endpoint: Endpoint) -> dict[str, Any]:
     return kwargs
 
 
+# TLS alerts a server sends about the certificate a client presented (RFC 8446 6.2).
+_CLIENT_CERTIFICATE_ALERTS = (
+    "alert unknown ca",
+    "alert bad certificate",
+    "alert certificate required",
+    "alert certificate unknown",
+    "alert unsupported certificate",
+)
+
+
+def _client_certificate_refused(exc: BaseException, settings: WinRMSettings | None) -> str | None:
+    """What a TLS failure says about our client certificate, when one was presented."""
+    if settings is None or settings.auth != "certificate":
+        return None
+    text = str(exc).lower()
+    if any(alert in text for alert in _CLIENT_CERTIFICATE_ALERTS):
+        return "the host did not accept the client certificate in the TLS handshake"
+    if "eof occurred in violation of protocol" in text:
+        # TLS 1.3: the client's certificate is checked after the client considers the handshake done,
+        # and a refusing server may close before its alert is read.
+        return "the host closed the TLS connection (usually: it does not accept the client certificate)"
+    return None
+
+
 def map_exception(host: str, exc: BaseException, settings: WinRMSettings | None = None) -> RemotingError:
     """Turn a pypsrp/requests exception into a RemotingError that says what to do."""
     if isinstance(exc, RemotingError):
@@ -146,6 +182,15 @@ def map_exception(host: str, exc: BaseException, settings: WinRMSettings | None 
     import requests
     from pypsrp.exceptions import AuthenticationError, WinRMTransportError, WSManFaultError
 
+    if isinstance(exc, AuthenticationError) and settings is not None and settings.auth == "certificate":
+        return AuthenticationFailed(
+            host,
+            "the host refused the client certificate (HTTP 401): no certificate mapping on it maps the "
+            "certificate to a local account, or certificate authentication is off in its WinRM service",
+            hint="on the host: Set-Item WSMan:\\localhost\\Service\\Auth\\Certificate $true; then New-Item "
+            "-Path WSMan:\\localhost\\ClientCertificate -Subject <the certificate's UPN> -URI * -Issuer "
+            "<its CA's thumbprint> -Credential (Get-Credential) (a local account)",
+        )
     if isinstance(exc, AuthenticationError):
         return AuthenticationFailed(
             host,
@@ -164,6 +209,15 @@ def map_exception(host: str, exc: BaseException, settings: WinRMSettings | None 
                 '(winrm set winrm/config/winrs @{MaxShellsPerUser="50"}) if this is routine',
             )
         return WSManFault(host, code, reason)
+    if isinstance(exc, requests.exceptions.SSLError) and (
+        refusal := _client_certificate_refused(exc, settings)
+    ):
+        return TLSError(
+            host,
+            f"{refusal}: {_short(exc)}",
+            hint="the host must trust the CA that issued certificate_pem, and the certificate must be for "
+            "Client Authentication",
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         return TLSError(
             host,

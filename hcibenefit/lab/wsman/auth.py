@@ -1,4 +1,5 @@
-"""Who may talk to a node: Basic over HTTPS, or NTLM/Negotiate over HTTP with WinRM message encryption."""
+"""Who may talk to a node: Basic or a client certificate over HTTPS, or NTLM/Negotiate over HTTP with WinRM
+message encryption."""
 
 from __future__ import annotations
 
@@ -68,6 +69,72 @@ def check_basic(header: str, username: str, password: str) -> str:
     if user.lower() != username.lower() or not hmac.compare_digest(given.encode(), password.encode()):
         raise AuthFailed("wrong user name or password")
     return user
+
+
+MUTUAL_PROFILE = "http://schemas.dmtf.org/wbem/wsman/1/wsman/secprofile/https/mutual"
+"""The Authorization value of certificate authentication: WS-Management's (DSP0226) HTTPS mutual security
+profile, which says the client authenticates with its TLS certificate. pypsrp sends exactly this."""
+
+
+def check_certificate(
+    header: str, certificate_der: bytes | None, mappings: dict[str, str], issuer_der: bytes
+) -> str:
+    """The local user a client certificate is mapped to, as WinRM's certificate mappings do it.
+
+    A mapping (`New-Item WSMan:\\localhost\\ClientCertificate -Subject <UPN> -Issuer <thumbprint>
+    -Credential <local user>`; MS-WSMV 2.2.4.3 CertMappingType) matches a certificate by the user
+    principal name in its subjectAltName and by the thumbprint of the CA that issued it, and runs the
+    request as the mapped local account. Certificate authentication maps to local accounts only, and
+    needs the Client Authentication extended key usage.
+
+    `mappings`: UPN (case-insensitive) -> local user. `issuer_der`: the one issuer the mappings name
+    (the lab's CA); the TLS handshake has already verified the chain. Guess (not observed): every failure
+    is answered as a refused logon (401), without saying which check failed.
+    """
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from hcibenefit.lab.pki import UPN_OID
+
+    if header.strip().lower() != MUTUAL_PROFILE:
+        raise AuthFailed("not certificate authentication")
+    if certificate_der is None:
+        raise AuthFailed("no client certificate was presented")
+    cert = x509.load_der_x509_certificate(certificate_der)
+    issuer = x509.load_der_x509_certificate(issuer_der)
+    if cert.issuer != issuer.subject:
+        raise AuthFailed("the certificate's issuer is not the one the mapping names")
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        raise AuthFailed("the certificate lacks the client-authentication usage or a UPN") from None
+    if ExtendedKeyUsageOID.CLIENT_AUTH not in usages:
+        raise AuthFailed("the certificate is not for client authentication")
+    for other in names.get_values_for_type(x509.OtherName):
+        if other.type_id == UPN_OID:
+            upn = _der_utf8_value(other.value)
+            user = mappings.get(upn.lower()) if upn is not None else None
+            if user is not None:
+                return user
+    raise AuthFailed("no certificate mapping matches the certificate's UPN")
+
+
+def _der_utf8_value(der: bytes) -> str | None:
+    """The text of a DER UTF8String, or None if `der` is not one."""
+    if len(der) < 2 or der[0] != 0x0C:
+        return None
+    length, start = der[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, start = int.from_bytes(der[2 : 2 + count], "big"), 2 + count
+    value = der[start : start + length]
+    if len(value) != length:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class NegotiateAcceptor:

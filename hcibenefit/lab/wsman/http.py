@@ -44,9 +44,11 @@ class HttpResponse:
 
 
 class Connection:
-    def __init__(self, peer: str) -> None:
+    def __init__(self, peer: str, certificate: bytes | None = None) -> None:
         self.peer = peer
         self.negotiate: NegotiateAcceptor | None = None
+        # The client's TLS certificate (DER), when it presented one the server's CA verified.
+        self.certificate = certificate
 
 
 # The handler answers a request, or returns None to leave it unanswered (the hang fault).
@@ -181,13 +183,15 @@ class Listener:
     def _serve(self, sock: socket.socket, peer: str) -> None:
         self._track(sock, True)
         try:
+            certificate = None
             if self._tls is not None:
                 # The plain socket stays tracked during the handshake so close() can still end it.
                 tls_sock = self._tls.wrap_socket(sock, server_side=True)
                 self._track(sock, False)
                 sock = tls_sock
                 self._track(sock, True)
-            conn = Connection(peer)
+                certificate = tls_sock.getpeercert(binary_form=True)
+            conn = Connection(peer, certificate)
             with sock.makefile("rb") as rfile:
                 while not self._closing.is_set() and (request := _read_request(rfile)) is not None:
                     response = self._handler(conn, request)

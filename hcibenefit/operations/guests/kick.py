@@ -312,7 +312,7 @@ def _kick_batch(
             action="guest-kick",
             cluster=first.cluster_name,
             node=first.node.name if batch.direct and first.node else None,
-            remote_user=host_user,
+            remote_user=batch.endpoint.account,
             call={
                 "script": (GUEST_KICK if batch.direct else GUEST_KICK_BODY).key,
                 "parameters": {
