@@ -29,7 +29,16 @@ def _nodes(inventory: Path) -> dict[str, dict[str, Any]]:
 
     document = YAML(typ="safe").load(inventory.read_text(encoding="utf-8"))
     winrm = document["defaults"]["winrm"]
-    credentials = document["defaults"]["credentials"]
+    # A lab serving certificate authentication writes the client certificate and no host password.
+    credentials = document["defaults"].get("credentials")
+    logon: dict[str, Any] = (
+        {"username": credentials["username"], "password": os.environ[credentials["password_env"]]}
+        if credentials
+        else {
+            "certificate_pem": winrm["certificate_pem"],
+            "certificate_key_pem": winrm["certificate_key_pem"],
+        }
+    )
     nodes = {}
     for cluster in document["clusters"]:
         for node in cluster["nodes"]:
@@ -39,8 +48,7 @@ def _nodes(inventory: Path) -> dict[str, dict[str, Any]]:
                 "ssl": winrm["transport"] == "https",
                 "auth": winrm["auth"],
                 "cert_validation": winrm.get("cert_validation", True),
-                "username": credentials["username"],
-                "password": os.environ[credentials["password_env"]],
+                **logon,
             }
     return nodes
 
@@ -52,9 +60,12 @@ def ask(node: dict[str, Any]) -> None:
             port=node["port"],
             ssl=node["ssl"],
             auth=node["auth"],
-            username=node["username"],
-            password=node["password"],
             cert_validation=node["cert_validation"],
+            **{
+                k: node[k]
+                for k in ("username", "password", "certificate_pem", "certificate_key_pem")
+                if k in node
+            },
         ) as wsman,
         RunspacePool(wsman) as pool,
     ):
