@@ -154,7 +154,10 @@ def collect(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     now: Callable[[], dt.datetime] | None = None,
+    when_idle: Callable[[], None] | None = None,
 ) -> Collected:
+    """Host facts and guest probes of every node in `scope`, one session per node. `when_idle` runs once,
+    the first time the run waits on the network (remoting.runner.run_per_host)."""
     cancel = cancel or threading.Event()
     progress = progress or Progress()
     clock = now or (lambda: dt.datetime.now(dt.timezone.utc))
@@ -205,7 +208,9 @@ def collect(
                     session.close()
             raise AssertionError("unreachable")
 
-        outcomes = run_per_host(conns, work, name_of=lambda c: c.node.name, workers=workers, cancel=cancel)
+        outcomes = run_per_host(
+            conns, work, name_of=lambda c: c.node.name, workers=workers, cancel=cancel, when_idle=when_idle
+        )
     finally:
         deadline.stop()
     errors: dict[str, str] = dict(unusable)

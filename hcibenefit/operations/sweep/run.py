@@ -138,6 +138,8 @@ def run_sweep(
                     progress=progress,
                     cancel=cancel,
                     now=clock,
+                    # Azure starts once the nodes' first requests are out, not before them.
+                    when_idle=azure.begin if azure is not None else None,
                 )
             except BaseException:
                 if azure is not None:
