@@ -91,6 +91,16 @@ def fetch_host_facts(
     return facts
 
 
+def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], None]:
+    def both() -> None:
+        try:
+            first()
+        finally:
+            then()
+
+    return both
+
+
 def describe_error(error: RemotingError) -> str:
     return f"{error.kind}: {error.detail}"
 
@@ -114,10 +124,12 @@ def gather_clusters(
     cancel: threading.Event | None = None,
     holder: SessionHolder | None = None,
     hold: Callable[[HostFacts], bool] | None = None,
+    when_idle: Callable[[], None] | None = None,
 ) -> tuple[list[ClusterFacts], list[Outcome[Connection, HostFacts]]]:
     """Host facts of every node of the given clusters; unreachable nodes are listed, not raised.
 
     With `holder` and `hold`, the sessions of the nodes `hold` picks stay open for a second pass.
+    `when_idle` runs once, the first time the run waits on the network (before the check modules load).
     """
     conns = connections([n for c in clusters for n in c.nodes], resolver, azure=inventory.azure)
     work: Callable[[Connection, threading.Event], HostFacts] = (
@@ -132,7 +144,7 @@ def gather_clusters(
         activity="host facts",
         # Every caller assesses these facts next: the check modules load while the hosts are busy,
         # not after the last one answers (about 25 ms off the end of a one-cluster status).
-        when_idle=load_checks,
+        when_idle=load_checks if when_idle is None else _both(when_idle, load_checks),
     )
     result = []
     for cluster in clusters:

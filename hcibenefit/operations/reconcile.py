@@ -255,7 +255,12 @@ class _AzureReader:
         if self.snapshots:
             # A snapshot is read here, before any node is asked: a bad file is exit 2 with nothing sent.
             self._run_snapshot()
-        else:
+
+    def begin(self) -> None:
+        """Start reading Azure (idempotent; nothing to do for a snapshot). Called the first time the host
+        pass waits on the network: the Azure SDK's imports and the Resource Graph query take the
+        interpreter for some 0.25 s, which would otherwise hold back every node's first request."""
+        if not self.snapshots and self._thread.ident is None:
             self._thread.start()
 
     def _run_snapshot(self) -> None:
@@ -286,6 +291,7 @@ class _AzureReader:
         """Hand over the hosts' facts and wait for the read (and the ARM reads they call for)."""
         self._sides = sides
         self._hosts_ready.set()
+        self.begin()  # had the host pass no idle moment
         if self._thread.ident is not None:
             self._thread.join()
         if self.failure is not None:
@@ -313,7 +319,9 @@ def run_reconcile(
     azure = _AzureReader(inventory, clusters, snapshots, when)
     azure.start()
     try:
-        gathered = gather_clusters(inventory, clusters, resolver, workers=workers, cancel=cancel)[0]
+        gathered = gather_clusters(
+            inventory, clusters, resolver, workers=workers, cancel=cancel, when_idle=azure.begin
+        )[0]
     except BaseException:
         azure.abandon()
         raise

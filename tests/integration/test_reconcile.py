@@ -112,6 +112,27 @@ def test_every_planted_discrepancy_is_found_and_nothing_else(lab: LabClient) -> 
     assert lab.invocations("guest-probe") == 3
 
 
+def test_azure_is_read_once_the_nodes_were_asked_not_before_them(
+    lab: LabClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Begun first, the Azure SDK's imports and the Resource Graph query held back every node's first
+    request (one interpreter lock); they now start in the nodes' first round trip."""
+    import hcibenefit.operations.azure_read as azure_read
+
+    asked_when_azure_began: list[int] = []
+    real_open = azure_read.open_azure
+
+    def open_azure(*args: object, **kwargs: object) -> object:
+        asked_when_azure_began.append(sum(n["requests"] for n in lab.state()["nodes"]))
+        return real_open(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(azure_read, "open_azure", open_azure)
+    result = lab.cli("reconcile", "--format", "json", "--fail-on", "none")
+    assert result.code == ExitCode.OK, result.err
+    assert found(result.json()) == PLANTED_IN_DEFAULT_FLEET
+    assert len(asked_when_azure_began) == 1 and asked_when_azure_began[0] > 0
+
+
 def test_azure_follows_what_the_hosts_change(lab: LabClient) -> None:
     assert lab.cli("host", "sync", "--cluster", "hci-lab-01", "--yes", "--format", "json").code in (0, 1)
     report = lab.cli("reconcile", "--cluster", "hci-lab-01", "--format", "json").json()
