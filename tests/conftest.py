@@ -175,9 +175,9 @@ def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> 
     shells_left: list[str] = []
     server_start, lab_stop = WSManServer.start, Lab.stop
 
-    def tracked_start(self: WSManServer) -> None:
+    def tracked_start(self: WSManServer, *args: Any, **kwargs: Any) -> None:
         servers.append(self)
-        server_start(self)
+        server_start(self, *args, **kwargs)
 
     def tracked_stop(self: Lab) -> None:
         if self.server is not None and not self.server.stopping.is_set():

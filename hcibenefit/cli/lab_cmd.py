@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from hcibenefit.cli.common import app_context, choice, global_options
-from hcibenefit.errors import UsageError
+from hcibenefit.errors import HcibenefitError, UsageError
 from hcibenefit.exitcodes import ExitCode
 
 app = typer.Typer(
@@ -39,6 +39,36 @@ AuthOption = Annotated[
         "the written inventory names it, and no host password is used).",
     ),
 ]
+ProcessesOption = Annotated[
+    str,
+    typer.Option(
+        "--processes",
+        metavar="N|auto",
+        help="Serve the nodes' WinRM from N processes, whole clusters each, so the lab's PowerShell uses "
+        "N cores as real hosts each use their own; auto: one per core, at most one per cluster (Linux; "
+        "elsewhere 1).",
+    ),
+]
+
+
+class LabFailed(HcibenefitError):
+    """The lab can no longer serve (one of its processes died): it stopped."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
+def _processes(value: str) -> int:
+    from hcibenefit.lab.shards import available_cores
+
+    if value.strip().lower() == "auto":
+        return available_cores()
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise UsageError(f"--processes must be a number of processes (1 or more) or auto, got {value!r}")
+    return count
 
 
 def _spec(fleet: Path | None, scale: str | None, seed: int) -> Any:
@@ -64,6 +94,8 @@ SERVE_EXAMPLES = """Examples:
   hcibenefit lab serve --scale 10,4,25 --auth ntlm         # 40 nodes, 1000 VMs, NTLM over HTTP
 
   hcibenefit lab serve --auth certificate --write-inventory lab.yaml   # client-certificate logons, no host password
+
+  hcibenefit lab serve --scale 10,4,25 --processes auto    # the clusters' PowerShell on every core
 """
 STATE_EXAMPLES = """Examples:
 
@@ -95,9 +127,11 @@ def serve(
         int,
         typer.Option("--control-port", metavar="PORT", help="Port of the control endpoint (GET /lab/state)."),
     ] = DEFAULT_CONTROL_PORT,
+    processes: ProcessesOption = "1",
 ) -> int:
     """Start the fleet and serve until Ctrl-C / SIGTERM."""
     from hcibenefit.lab.fleet import Lab, tune_for_serving
+    from hcibenefit.lab.shards import can_fork
 
     appctx = app_context(ctx)
     if not 0 <= control_port <= 65535:
@@ -107,6 +141,11 @@ def serve(
     _check_writable(write_inventory)
     spec = _spec(fleet, scale, seed)
     chosen_auth = _auth(auth)
+    process_count = _processes(processes)
+    if process_count > 1 and not can_fork():
+        appctx.say(
+            f"--processes {processes}: this platform serves the lab from one process (forking is Linux only)"
+        )
 
     def terminate(*_: object) -> None:
         # SIGTERM ends the lab like Ctrl-C, also while it starts: its private directory (TLS keys) goes.
@@ -114,15 +153,21 @@ def serve(
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        lab = Lab(spec, auth=chosen_auth, control_port=control_port)
+        lab = Lab(spec, auth=chosen_auth, control_port=control_port, processes=process_count)
+        # This process only serves the lab: tuned before the lab forks its workers, so they are too, and
+        # put back if the lab does not start (tests run a failing `lab serve` inside their own process).
+        untuned = gc.get_threshold()
+        tune_for_serving()
         try:
             lab.start()  # a failed start stops what it started
-        except OSError as exc:
+        except BaseException as exc:
+            gc.set_threshold(*untuned)
+            if not isinstance(exc, OSError):
+                raise
             raise UsageError(
                 f"cannot start the lab: {exc.strerror or exc}",
                 hint="another lab may be running: stop it, or pass --control-port N (0 picks a free port)",
             ) from None
-        tune_for_serving()  # this process only serves the lab
         try:
             _serve(appctx, lab, spec, chosen_auth, write_inventory)
         finally:
@@ -155,15 +200,23 @@ def _serve(appctx: Any, lab: Any, spec: Any, auth: str, write_inventory: Path) -
     print(
         f"lab ready: {spec.node_count()} nodes, {spec.vm_count()} VMs ({spec.source}), auth {auth} over "
         f"{'http' if auth == 'ntlm' else 'https'}; inventory {write_inventory}; "
-        f"azure {lab.arm.url if lab.arm else '-'}; control {lab.control_url}/lab/state",
+        f"azure {lab.arm.url if lab.arm else '-'}; {_processes_text(lab)}; control {lab.control_url}/lab/state",
         file=appctx.stdout,
         flush=True,
     )
-    forever = threading.Event()
-    # Until Ctrl-C or SIGTERM (which raises KeyboardInterrupt here); short waits stay interruptible.
+    # Until Ctrl-C or SIGTERM (which raises KeyboardInterrupt here), or one of the lab's processes dies;
+    # short waits stay interruptible.
     with contextlib.suppress(KeyboardInterrupt):
-        while not forever.wait(0.5):
+        while not lab.failed.wait(0.5):
             pass
+    if lab.failure:
+        raise LabFailed(lab.failure, hint="the lab's log lines above say why; start it again")
+
+
+def _processes_text(lab: Any) -> str:
+    if not lab.shards:
+        return "WinRM in 1 process"
+    return f"WinRM in {len(lab.shards)} processes by cluster"
 
 
 @app.command(epilog=STATE_EXAMPLES)

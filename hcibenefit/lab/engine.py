@@ -132,6 +132,9 @@ class LabEngine:
         self.state = state
         self._lock = threading.Lock()
         self.invocations: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.generations: Counter[str] = Counter()
+        """Pipelines finished per cluster: a lab served by several processes copies a cluster's state to
+        the control process only when its generation moved (any pipeline may have changed it)."""
         # Set by the Lab: what guests sign documents with and the password they accept.
         self.signing: LabSigningChain | None = None
         self.guest_password: str | None = None
@@ -148,11 +151,19 @@ class LabEngine:
         with self._lock:
             self.invocations[node.lower()][script_id] += 1
 
+    def changed(self, cluster: str) -> None:
+        with self._lock:
+            self.generations[cluster] += 1
+
     def execute(self, call: PipelineCall, out: PipelineOutput) -> list[Any]:
         header = parse_header(call.commands[0].text) if call.commands and call.commands[0].is_script else None
         self._count(call.node, header[0] if header else "unknown")
-        machine = NodeMachine(self.state, self.state.node(call.node), self)
-        return run_pipeline(machine, call, out)
+        node = self.state.node(call.node)
+        try:
+            return run_pipeline(NodeMachine(self.state, node, self), call, out)
+        finally:
+            # Before the server completes the pipeline: whoever hears it finished sees the new generation.
+            self.changed(node.cluster)
 
 
 def run_pipeline(machine: NodeMachine | GuestMachine, call: PipelineCall, out: PipelineOutput) -> list[Any]:

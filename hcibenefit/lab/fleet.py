@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from hcibenefit.lab import pki
+from hcibenefit.lab import pki, shards
 from hcibenefit.lab.arm.blobs import ACCOUNT as BLOB_ACCOUNT
 from hcibenefit.lab.arm.server import ArmServer
 from hcibenefit.lab.engine import LabEngine
@@ -31,7 +32,7 @@ from hcibenefit.lab.signing import (
 )
 from hcibenefit.lab.spec import FleetSpec
 from hcibenefit.lab.state import FleetState
-from hcibenefit.lab.wsman import Endpoint, NodeFaults, WSManServer
+from hcibenefit.lab.wsman import Endpoint, NodeFaults, NodeStats, WSManServer
 from hcibenefit.lab.wsman.server import LabAuth
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,19 @@ class Lab:
         azure_token: str | None = None,
         control_port: int = 0,
         read_timeout: float = 15.0,
+        processes: int = 1,
     ) -> None:
         self.spec = spec
+        # More than one: the clusters' WinRM endpoints are served by that many processes (lab/shards.py),
+        # never more than there are clusters; where processes cannot be forked, one.
+        self.processes = max(1, min(processes, len(spec.clusters))) if shards.can_fork() else 1
+        self.shards: list[shards.Shard] = []
+        self._shard_of: dict[str, shards.Shard] = {}
+        self._remote_nodes: dict[str, dict[str, Any]] = {}
+        self._refresh_lock = threading.Lock()
+        self.failure: str | None = None
+        """Why the lab can no longer serve (a worker process died); `failed` is set with it."""
+        self.failed = threading.Event()
         self.auth = auth
         self.username = LAB_USER
         self.password = password or secrets.token_urlsafe(18)
@@ -136,10 +148,23 @@ class Lab:
                 faults = NodeFaults(**asdict(node.faults))
                 self.faults[node.name.lower()] = faults
                 self.endpoints[node.name.lower()] = self.server.add_node(node.name, faults)
-        self.server.start()
+        executor: Any = self.engine
+        if self.processes > 1:
+            # Forked before this process starts any thread: a worker gets no lock some thread held.
+            self.state.share_clock()
+            self.shards = shards.fork(self, shards.plan(self.spec, self.processes))
+            self._shard_of = {node: shard for shard in self.shards for node in shard.nodes}
+            self.server.release()  # every node is a worker's now; this server only keeps the faults shown
+            for shard in self.shards:
+                shard.start_reader(self._shard_died)
+            executor = shards.RemoteExecutor(self._owner)
+        else:
+            self.server.start()
         self.arm = ArmServer(
-            self.state, token=self.azure_token, workdir=self._workdir, ca=ca, executor=self.engine
+            self.state, token=self.azure_token, workdir=self._workdir, ca=ca, executor=executor
         )
+        if self.shards:
+            self.arm.refresh = lambda: self.refresh(counters=False)  # Azure shows no WinRM counters
         self.arm.start()
         self._serve_control()
 
@@ -167,6 +192,9 @@ class Lab:
                 self._control_thread = None
             self._control.server_close()
             self._control = None
+        for shard in self.shards:
+            shard.stop()
+        self.shards, self._shard_of = [], {}
         if self.server is not None:
             self.server.stop()
             self.server = None
@@ -187,11 +215,72 @@ class Lab:
             for cluster in self.spec.clusters:
                 for node in cluster.nodes:
                     self.server.set_faults(node.name, **asdict(node.faults))
+        for future in [shard.submit("reset") for shard in self.shards]:
+            future.result(timeout=shards.CALL_TIMEOUT_S)
+        if self.shards:
+            self.refresh()
 
     def set_faults(self, node: str, **changes: Any) -> None:
         if self.server is None:
             raise RuntimeError("lab is not running")
-        self.server.set_faults(self.state.node(node).name, **changes)
+        name = self.state.node(node).name
+        self.server.set_faults(name, **changes)  # checks the names; with workers, only what is shown
+        if self.shards:
+            self._owner(name).call("faults", name, changes)
+
+    # --- several processes -----------------------------------------------------------------------
+
+    def _owner(self, node: str) -> shards.Shard:
+        return self._shard_of[node.lower()]
+
+    def _shard_died(self, shard: shards.Shard) -> None:
+        self.failure = f"{shard.describe()} {shard.exit_status}: its nodes no longer answer; the lab stops"
+        log.error("%s", self.failure)
+        self.failed.set()
+
+    def refresh(self, *, counters: bool = True) -> None:
+        """With workers: this process's copy of every cluster whose state changed, and (`counters`) every
+        node's WinRM and script counters, from the workers (in parallel); a no-op in a one-process lab."""
+        if not self.shards:
+            return
+        with self._refresh_lock:
+            asked = [(shard, shard.submit("pull", dict(shard.known), counters)) for shard in self.shards]
+            for shard, future in asked:
+                answer = future.result(timeout=shards.CALL_TIMEOUT_S)
+                self._remote_nodes.update(answer["nodes"])
+                for name, (generation, data) in answer["clusters"].items():
+                    self.state.install_cluster(data)
+                    shard.known[name] = generation
+
+    def close_inherited(self) -> None:
+        """In a worker process: close what only the first process serves (the control endpoint)."""
+        if self._control is not None:
+            self._control.server_close()
+            self._control = None
+
+    def node_stats(self, node: str) -> NodeStats:
+        """A node's WinRM counters (with workers: as of the last `refresh`)."""
+        if not self.shards:
+            assert self.server is not None
+            return self.server.stats(node)
+        found = dict(self._remote_nodes.get(node.lower()) or {})
+        found.pop("invocations", None)
+        return NodeStats(**found) if found else NodeStats(0, 0, 0)
+
+    def invocations(self, node: str) -> dict[str, int]:
+        if not self.shards:
+            return self.engine.counts(node)
+        return dict((self._remote_nodes.get(node.lower()) or {}).get("invocations") or {})
+
+    def process_ids(self) -> list[dict[str, Any]]:
+        """The lab's processes: this one (control, ARM) and the workers serving WinRM, with their clusters."""
+        first: dict[str, Any] = {
+            "pid": os.getpid(),
+            "serves": "control, azure" + ("" if self.shards else ", winrm"),
+        }
+        return [first] + [
+            {"pid": s.pid, "serves": "winrm", "clusters": list(s.clusters)} for s in self.shards
+        ]
 
     # --- observability -----------------------------------------------------------------------------
 
@@ -229,13 +318,13 @@ class Lab:
 
     def snapshot(self) -> dict[str, Any]:
         """The JSON `GET /lab/state` returns."""
-        server = self.server
+        self.refresh()
         with self.state.lock:
             nodes = []
             for cluster in self.spec.clusters:
                 for node_spec in cluster.nodes:
                     endpoint = self.endpoints[node_spec.name.lower()]
-                    stats = server.stats(node_spec.name) if server else None
+                    stats = self.node_stats(node_spec.name) if self.server else None
                     node = self.state.node(node_spec.name)
                     nodes.append(
                         {
@@ -248,7 +337,7 @@ class Lab:
                             "requests": stats.requests if stats else 0,
                             "failed_logons": stats.failed_logons if stats else 0,
                             "faults": asdict(self.faults[node_spec.name.lower()]),
-                            "invocations": self.engine.counts(node.name),
+                            "invocations": self.invocations(node.name),
                             "attestation": node.attestation,
                             "expiration": node.expiration.isoformat() if node.expiration else None,
                             "switch": None
@@ -307,13 +396,14 @@ class Lab:
             "vms": vms,
             "azure": azure,
             "attestation": attestation,
+            "processes": self.process_ids(),
         }
 
     def open_shells(self) -> int:
-        server = self.server
-        if server is None:
+        if self.server is None:
             return 0
-        return sum(server.stats(n.name).open_shells for c in self.spec.clusters for n in c.nodes)
+        self.refresh()
+        return sum(self.node_stats(n.name).open_shells for c in self.spec.clusters for n in c.nodes)
 
     # --- inventory ---------------------------------------------------------------------------------
 

@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import mmap
+import multiprocessing
+import pickle
+import struct
 import threading
 import time
 import uuid
@@ -62,19 +66,50 @@ class LabClock:
         self._offset = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def offset(self) -> float:
+        return self._offset
+
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self._offset)
+        return dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.offset)
 
     def now_datetime(self) -> dt.datetime:
         """Naive UTC, as the evaluator's DateTime keeps it."""
         return self.now().replace(tzinfo=None)
 
     def monotonic(self) -> float:
-        return time.monotonic() + self._offset
+        return time.monotonic() + self.offset
 
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self._offset += max(0.0, seconds)
+
+
+class SharedClock(LabClock):
+    """The lab clock of a lab served by several processes (`lab serve --processes N`): its offset lives in
+    memory shared by them all, so a script sleeping in one cluster's process moves time on for every
+    cluster, as the one clock of a one-process lab does. Created before the processes fork."""
+
+    _FORMAT = "d"
+
+    def __init__(self) -> None:
+        self._cell = mmap.mmap(-1, struct.calcsize(self._FORMAT))
+        self._shared_lock = multiprocessing.get_context("fork").Lock()
+        self.zero()
+
+    def zero(self) -> None:
+        with self._shared_lock:
+            struct.pack_into(self._FORMAT, self._cell, 0, 0.0)
+
+    @property
+    def offset(self) -> float:
+        # An aligned 8-byte read: never torn, so readers take no lock.
+        value: float = struct.unpack_from(self._FORMAT, self._cell, 0)[0]
+        return value
+
+    def sleep(self, seconds: float) -> None:
+        with self._shared_lock:
+            struct.pack_into(self._FORMAT, self._cell, 0, self.offset + max(0.0, seconds))
 
 
 class SkewedClock(LabClock):
@@ -228,16 +263,31 @@ class FleetState:
         self.spec = spec
         self.subscription_id = subscription_id
         self.lock = threading.RLock()
-        self.clock = LabClock()
+        self.clock: LabClock = LabClock()
+        self._shared_clock: SharedClock | None = None
+        self.served_clusters: frozenset[str] | None = None
+        """The clusters this process serves when the lab runs in several (None: all of them). A node of
+        another cluster is then another process's, and this copy of it is stale."""
         self.clusters: dict[str, Cluster] = {}
         self.nodes: dict[str, Node] = {}
         self.vms: dict[str, VM] = {}
         self._index: _VMIndex | None = None
         self.reset()
 
+    def share_clock(self) -> None:
+        """Keep the lab clock in shared memory, before the lab forks its processes (`SharedClock`)."""
+        with self.lock:
+            self._shared_clock = SharedClock()
+            self._shared_clock.sleep(self.clock.offset)
+            self.clock = self._shared_clock
+
     def reset(self) -> None:
         with self.lock:
-            self.clock = LabClock()
+            if self._shared_clock is not None:
+                self._shared_clock.zero()
+                self.clock = self._shared_clock
+            else:
+                self.clock = LabClock()
             self.clusters.clear()
             self.nodes.clear()
             self.vms.clear()
@@ -287,6 +337,28 @@ class FleetState:
             nics=nics,
             guest=_guest_from_spec(spec.guest, session_host=spec.azure.host_pool is not None),
         )
+
+    # --- one cluster between processes -------------------------------------------------------------
+
+    def export_cluster(self, name: str) -> bytes:
+        """The cluster, its nodes and its VMs, pickled consistently (under the lock) for another process."""
+        with self.lock:
+            cluster = self.clusters[name]
+            nodes = [self.nodes[n.lower()] for n in cluster.nodes]
+            return pickle.dumps((cluster, nodes, self.vms_of_cluster(name)), pickle.HIGHEST_PROTOCOL)
+
+    def install_cluster(self, data: bytes) -> None:
+        """Replace a cluster, its nodes and its VMs with what `export_cluster` sent from the process that
+        serves it. A cluster keeps its VMs (none are added or removed but by reset), so the fleet's order
+        stays."""
+        cluster, nodes, vms = pickle.loads(data)
+        with self.lock:
+            self.clusters[cluster.name] = cluster
+            for node in nodes:
+                self.nodes[node.name.lower()] = node
+            for vm in vms:
+                self.vms[vm.name.lower()] = vm
+            self._index = None
 
     # --- look-ups --------------------------------------------------------------------------------
 

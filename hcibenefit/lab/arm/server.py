@@ -171,6 +171,8 @@ class ArmServer:
         self.run_commands = RunCommands(
             executor or _NoAgent(), self._arc_machine, self.blobs.write_from_agent
         )
+        self.refresh: Callable[[], None] | None = None
+        """Brings `state` up to date first (a lab served by several processes copies it from them)."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -280,6 +282,8 @@ class ArmServer:
 
     def world(self) -> AzureWorld:
         """The Azure view of the live state, rebuilt only when the state it derives from changed."""
+        if self.refresh is not None:
+            self.refresh()
         with self.state.lock:
             key = (
                 self.reset_at,

@@ -13,7 +13,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -475,16 +475,27 @@ class WSManServer:
         except KeyError:
             raise KeyError(f"no node named {name!r}") from None
 
-    def start(self) -> None:
+    def start(self, only: Collection[str] | None = None) -> None:
+        """Serve every node, or `only` those (lower-case names): the listening sockets of the others are
+        closed here, for another process of the lab that serves them (a listening socket open in two
+        processes would still accept connections for a node that one of them took down)."""
         if self.stopping.is_set():
             raise RuntimeError("a stopped WSManServer cannot be started again")
         self._started = True
-        for node in self._nodes.values():
-            if not node.faults.down:
+        for name, node in self._nodes.items():
+            if only is not None and name not in only:
+                node.listener.close()
+            elif not node.faults.down:
                 node.listener.open()
 
-    def stop(self) -> None:
-        """Close every listener, connection and shell; executors still running are left to their daemon threads."""
+    def release(self) -> None:
+        """Close every node's listening socket without serving: another process serves them all."""
+        for node in self._nodes.values():
+            node.listener.close()
+
+    def stop(self, *, keep_files: bool = False) -> None:
+        """Close every listener, connection and shell; executors still running are left to their daemon threads.
+        `keep_files`: leave the server's directory (another process of the same lab removes it)."""
         self.stopping.set()
         nodes = list(self._nodes.values())
         for node in nodes:
@@ -492,7 +503,8 @@ class WSManServer:
         for node in nodes:
             node.listener.close()
             node.close_shells()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if not keep_files:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def set_faults(self, name: str, **changes: Any) -> None:
         node = self._node(name)

@@ -21,7 +21,7 @@ from hcibenefit.lab.powershell import convert as cv
 from hcibenefit.lab.powershell.binding import Arg
 from hcibenefit.lab.powershell.cmdlets.base import Call, P, cmdlet
 from hcibenefit.lab.powershell.cmdlets.hyperv import match, node_vms
-from hcibenefit.lab.powershell.errors import ErrorRecord, PSError
+from hcibenefit.lab.powershell.errors import ErrorRecord, NotEmulated, PSError
 from hcibenefit.lab.powershell.runspace import CollectingSink, Runspace, SessionAuth
 from hcibenefit.lab.powershell.values import PSDict, PSGuid, PSObject, ScriptBlock, SecureString
 from hcibenefit.lab.state import VM
@@ -74,6 +74,13 @@ def connect(runspace: Runspace, computer: str, *, suffix: str) -> NodeMachine | 
     target = here if name in ("localhost", "", "127", here.name.casefold()) else state.nodes.get(name)
     if target is None:
         return _hop_record(NOT_FOUND.format(computer), "ComputerNotFound", suffix, computer)
+    if state.served_clusters is not None and target.cluster not in state.served_clusters:
+        # Another process of `lab serve --processes N` serves that node: this copy of it is stale, and an
+        # effect here would be lost. Our scripts hop only within a cluster, which stays in one process.
+        raise NotEmulated(
+            f"a session from {here.name} to {target.name} in another cluster: this lab serves that cluster "
+            "in another process (lab serve --processes 1 serves hops between clusters)"
+        )
     if not runspace.auth.can_delegate:
         # The second hop: the first session's credentials cannot be presented again (Assumption for the
         # loopback case, which issue 8 item 7 describes: from inside a WinRM session it is a hop too).
