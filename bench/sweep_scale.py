@@ -12,7 +12,9 @@ exactly as a user would. Per run it reports:
   VM, and a least-squares fit over the fleets: start-up + per node + per VM;
 - peak memory: the largest resident set of any client process (exact, from the kernel) and the sampled
   sum over the client's process tree;
-- the lab's own CPU time during the run (it shares the machine with the client);
+- the lab's own CPU time during the run (it shares the machine with the client), summed over its
+  processes: the lab is started as a user with several cores would (`lab serve --processes auto`: the
+  nodes' WinRM in one process per core, whole clusters each; `--lab-processes 1` for one process);
 - a hand-written baseline measured in the same run (`bench/handwritten.py`): one session per VM, VM
   after VM, and one session per node, node after node; measured on a sample and extrapolated to the
   fleet, as marked.
@@ -112,6 +114,8 @@ class Run:
     peak_rss_mb: float
     peak_tree_rss_mb: float
     lab_cpu_s: float
+    lab_processes: int = 1
+    """Processes serving the lab's WinRM (its control and ARM process besides, when more than one)."""
     ratio_to_4_nodes: float | None = None
     baseline: dict[str, Any] = field(default_factory=dict)
     stderr_tail: str = ""
@@ -121,7 +125,9 @@ class Run:
 
 
 class LabProcess:
-    def __init__(self, fleet: Fleet, workdir: Path, seed: int, auth: str = "basic") -> None:
+    def __init__(
+        self, fleet: Fleet, workdir: Path, seed: int, auth: str = "basic", processes: str = "auto"
+    ) -> None:
         self.fleet = fleet
         self.inventory = workdir / f"lab-{fleet}.yaml"
         self._out = (workdir / f"lab-{fleet}.out").open("w+")
@@ -132,6 +138,7 @@ class LabProcess:
                 *("--scale", f"{fleet.clusters},{fleet.nodes_per_cluster},{fleet.vms_per_node}"),
                 *("--seed", str(seed), "--control-port", "0", "--write-inventory", str(self.inventory)),
                 *("--auth", auth),
+                *("--processes", processes),
             ],
             stdout=self._out,
             stderr=self._err,
@@ -151,7 +158,11 @@ class LabProcess:
         self.control = match.group(1)
         self._err.seek(0)
         self.environment = dict(re.findall(r"^export (\w+)=(\S+)$", self._err.read(), re.MULTILINE))
-        self.node_names = [n["name"] for n in self.state()["nodes"]]
+        state = self.state()
+        self.node_names = [n["name"] for n in state["nodes"]]
+        # The lab's processes: the one started here, and the workers serving WinRM when there are any.
+        self.pids = [p["pid"] for p in state.get("processes") or [{"pid": self.process.pid}]]
+        self.winrm_processes = sum(1 for p in state.get("processes") or [] if "winrm" in p["serves"]) or 1
 
     def _call(self, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -181,7 +192,8 @@ class LabProcess:
         return [(node, vm) for node, vms in chosen.items() for vm in vms]
 
     def cpu_s(self) -> float:
-        return _proc_cpu_s(self.process.pid)
+        """CPU time of all the lab's processes (each read from the kernel, summed)."""
+        return sum(_proc_cpu_s(pid) for pid in self.pids)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -397,6 +409,7 @@ def measure(
         peak_rss_mb=round(result.peak_rss_kb / 1024, 1),
         peak_tree_rss_mb=round(result.peak_tree_kb / 1024, 1),
         lab_cpu_s=round(lab_cpu, 3),
+        lab_processes=lab.winrm_processes,
         stderr_tail=result.stderr[-400:] if result.exit_code not in (0, 1) else "",
     )
     if command == "status" and parallel is None:
@@ -519,7 +532,7 @@ def print_table(runs: list[Run]) -> None:
     header = (
         f"{'command':<12}{'fleet':>10}{'nodes':>6}{'VMs':>7}{'lat':>5}{'par':>5}{'wall s':>8}"
         f"{'bound':>7}{'ratio':>6}{'/4n':>6}{'req/n':>6}{'cpu s':>7}{'ms/n':>7}{'ms/VM':>7}"
-        f"{'MB':>6}{'treeMB':>7}{'lab s':>7}{'lost':>5}{'exit':>5}  baseline per-VM / per-node (extrap.)"
+        f"{'MB':>6}{'treeMB':>7}{'lab s':>7}{'lab p':>6}{'lost':>5}{'exit':>5}  baseline per-VM / per-node (extrap.)"
     )
     print(header)
     for r in runs:
@@ -531,7 +544,7 @@ def print_table(runs: list[Run]) -> None:
             f"{r.wall_s:>8.2f}{(r.latency_bound_s or 0):>7.2f}{(r.ratio_to_bound or 0):>6.2f}"
             f"{(r.ratio_to_4_nodes or 0):>6.2f}{r.requests_per_node:>6.1f}{r.client_cpu_s:>7.2f}"
             f"{r.client_cpu_ms_per_node:>7.1f}{r.client_cpu_ms_per_vm:>7.2f}{r.peak_rss_mb:>6.0f}"
-            f"{r.peak_tree_rss_mb:>7.0f}{r.lab_cpu_s:>7.2f}{r.nodes_lost:>5}{r.exit_code:>5}  {base}"
+            f"{r.peak_tree_rss_mb:>7.0f}{r.lab_cpu_s:>7.2f}{r.lab_processes:>6}{r.nodes_lost:>5}{r.exit_code:>5}  {base}"
         )
         if r.stderr_tail:
             print(f"    stderr: {r.stderr_tail.strip()[-300:]}")
@@ -560,6 +573,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guest-vms-per-node", type=int, default=2)
     parser.add_argument("--baseline-sample", type=int, default=3, help="sessions per hand-written shape")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--lab-processes",
+        default="auto",
+        metavar="N|auto",
+        help="lab serve --processes: the lab's WinRM over N processes by cluster (default auto: one per core)",
+    )
     parser.add_argument("--label", default="", help="a word for the results file, e.g. before/after")
     parser.add_argument(
         "--lab-auth",
@@ -587,9 +606,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         for fleet in fleets:
             started = time.perf_counter()
-            lab = LabProcess(fleet, workdir, args.seed, args.lab_auth)
+            lab = LabProcess(fleet, workdir, args.seed, args.lab_auth, args.lab_processes)
             print(
-                f"lab {fleet}: {fleet.nodes} nodes, {fleet.vms} VMs, ready in {time.perf_counter() - started:.1f} s"
+                f"lab {fleet}: {fleet.nodes} nodes, {fleet.vms} VMs, WinRM in {lab.winrm_processes} "
+                f"process(es), ready in {time.perf_counter() - started:.1f} s"
             )
             try:
                 for latency in latencies:
@@ -604,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
                             print(
                                 f"  {command} @{latency} ms{f' --parallel {parallel}' if parallel else ''}: "
                                 f"{run.wall_s:.2f} s, {run.requests_per_node:.1f} req/node, "
-                                f"cpu {run.client_cpu_s:.2f} s, lab cpu {run.lab_cpu_s:.2f} s, "
+                                f"cpu {run.client_cpu_s:.2f} s, lab cpu {run.lab_cpu_s:.2f} s "
+                                f"({run.lab_processes} WinRM process(es)), "
                                 f"peak {run.peak_rss_mb:.0f} MB, lost {run.nodes_lost}, exit {run.exit_code}",
                                 flush=True,
                             )

@@ -40,13 +40,13 @@ AuthOption = Annotated[
     ),
 ]
 ProcessesOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--processes",
         metavar="N|auto",
         help="Serve the nodes' WinRM from N processes, whole clusters each, so the lab's PowerShell uses "
         "N cores as real hosts each use their own; auto: one per core, at most one per cluster (Linux; "
-        "elsewhere 1).",
+        "elsewhere 1). Default: auto with --scale, else 1.",
     ),
 ]
 
@@ -127,7 +127,7 @@ def serve(
         int,
         typer.Option("--control-port", metavar="PORT", help="Port of the control endpoint (GET /lab/state)."),
     ] = DEFAULT_CONTROL_PORT,
-    processes: ProcessesOption = "1",
+    processes: ProcessesOption = None,
 ) -> int:
     """Start the fleet and serve until Ctrl-C / SIGTERM."""
     from hcibenefit.lab.fleet import Lab, tune_for_serving
@@ -141,8 +141,10 @@ def serve(
     _check_writable(write_inventory)
     spec = _spec(fleet, scale, seed)
     chosen_auth = _auth(auth)
+    if processes is None:  # a generated fleet is the large one: as many cores as a fleet would have
+        processes = "auto" if scale is not None else "1"
     process_count = _processes(processes)
-    if process_count > 1 and not can_fork():
+    if process_count > 1 and not can_fork() and processes != "auto":
         appctx.say(
             f"--processes {processes}: this platform serves the lab from one process (forking is Linux only)"
         )

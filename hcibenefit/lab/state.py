@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import mmap
-import multiprocessing
 import pickle
 import struct
 import threading
@@ -93,6 +92,8 @@ class SharedClock(LabClock):
     _FORMAT = "d"
 
     def __init__(self) -> None:
+        import multiprocessing  # only a lab served by several processes needs it
+
         self._cell = mmap.mmap(-1, struct.calcsize(self._FORMAT))
         self._shared_lock = multiprocessing.get_context("fork").Lock()
         self.zero()

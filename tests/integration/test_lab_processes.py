@@ -210,6 +210,7 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+        start_new_session=True,  # its own process group, as a shell gives a job: Ctrl-C reaches all of it
     )
     assert process.stdout is not None
     ready = process.stdout.readline()
@@ -235,16 +236,19 @@ def _gone(pid: int, within_s: float = 10) -> bool:
     return False
 
 
-@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
 def test_no_worker_outlives_lab_serve(tmp_path: Path, how: str) -> None:
     process, control = _serve(tmp_path)
     try:
         workers = _workers(control)
         assert len(workers) == 2
-        process.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        if how == "ctrl-c":  # the terminal sends SIGINT to the whole foreground process group
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
         process.wait(timeout=20)
         assert all(_gone(pid) for pid in workers), "a worker outlived the lab"
-        if how == "sigterm":
+        if how != "sigkill":
             assert process.returncode == 0
             assert list((tmp_path / "tmp").iterdir()) == [], "the lab left its private directories"
     finally:

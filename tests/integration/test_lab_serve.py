@@ -16,6 +16,7 @@ import pytest
 
 from hcibenefit.cli.app import run
 from hcibenefit.exitcodes import ExitCode
+from hcibenefit.lab.shards import available_cores
 
 
 def _serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str, dict[str, str], float]:
@@ -82,6 +83,8 @@ def test_lab_serve_starts_answers_every_node_and_stops_on_sigterm(
         )
         report = json.loads(capsys.readouterr().out)
         assert code == ExitCode.OK
+        if extra and available_cores() > 1:  # a generated fleet is served by one process per core
+            assert re.search(r"WinRM in \d+ processes by cluster", ready), ready
         assert all(n["verdict"] != "unreachable" for n in report["nodes"])
         control = re.search(r"control (http://\S+)", ready)
         assert control is not None
