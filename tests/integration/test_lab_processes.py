@@ -59,6 +59,10 @@ def _scenario(client: LabClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for name, value in client.lab.environment().items():  # each lab has its own Azure token
         monkeypatch.setenv(name, value)
     seen: dict[str, Any] = {}
+    # WinRM counters are not reset with the lab (a session's lab has served other tests): compare what
+    # this scenario added.
+    counted = ("requests", "shells_created", "failed_logons")
+    before = {n["name"]: {k: n[k] for k in counted} for n in client.state()["nodes"]}
 
     def step(name: str, *argv: str) -> None:
         result = client.cli(*argv, "-o", "json")
@@ -81,6 +85,8 @@ def _scenario(client: LabClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     result = arc.cli("status", "--cluster", "hci-lab-02", "--fail-on", "none", "-o", "json")
     seen["arc-status"] = (result.code, _normal(result.json()))
     state = client.state()
+    for node in state["nodes"]:
+        node.update({k: node[k] - before[node["name"]][k] for k in counted})
     azure = state.pop("azure")
     seen["state"] = _normal(state)
     # (How often the client polls a run command, and whether its deletion is over, are a matter of timing.)
