@@ -6,8 +6,12 @@ parallel) or was refused (then none of them tries: they are reported as skipped,
 refused it). A connection that fails for another reason (unreachable, TLS) lets the next one try, since
 it says nothing about the password.
 
-The cost: with N nodes sharing a credential, the first logon is not overlapped with the others (one
-round trip, once per credential per run).
+The cost: with N nodes sharing a credential, the first logon is not overlapped with the others, once per
+credential per run. Where the wait sits (remoting/session.py): with Basic and CredSSP before a node
+connects (the first request carries the password); with Negotiate and Kerberos at the host's first 401,
+so connecting and that round trip overlap the first node's logon; with NTLM at the AUTHENTICATE message,
+so the NEGOTIATE round trip overlaps it too. The gate opens on the first node's first answer that is not
+a 401.
 """
 
 from __future__ import annotations

@@ -112,6 +112,11 @@ class CredentialParameter:
         return f"CredentialParameter(username={self.username!r}, password=***)"
 
 
+CHALLENGED_AUTH = frozenset({"negotiate", "ntlm", "kerberos"})
+"""Authentication pypsrp runs through its Negotiate handler, which uses the password only to answer the
+host's first 401 (pypsrp/negotiate.py)."""
+
+
 def _wsman_kwargs(endpoint: Endpoint) -> dict[str, Any]:
     s = endpoint.settings
     kwargs: dict[str, Any] = {
@@ -371,15 +376,20 @@ class HostSession:
         credential = self.endpoint.credential
         # Only a password can be locked out; a ticket cache or a certificate is not gated.
         gate = credential.gate if credential is not None and credential.password is not None else None
+        user = credential.username if credential else None
+        # Negotiate, NTLM and Kerberos use the password only once the host has answered a first request
+        # with a 401: that round trip (and the TCP and TLS set-up) is taken before the gate, which is
+        # passed at the 401 and opened by the first node whose logon the host accepts.
+        at_challenge = gate is not None and settings.auth in CHALLENGED_AUTH
         attempt = 0
         while True:
             attempt += 1
             if self.cancel.is_set():
                 raise Cancelled(self.endpoint.name, "cancelled before connecting")
             try:
-                if gate is not None:
-                    gate.admit(self.endpoint.name, credential.username if credential else None, self.cancel)
-                self._open_once(gate)
+                if gate is not None and not at_challenge:
+                    gate.admit(self.endpoint.name, user, self.cancel)
+                self._open_once(gate, user if at_challenge else None)
                 if gate is not None:
                     gate.succeeded(self.endpoint.name)
                 return
@@ -424,7 +434,7 @@ class HostSession:
                 if self.cancel.wait(delay):
                     raise Cancelled(self.endpoint.name, "cancelled") from None
 
-    def _open_once(self, gate: LogonGate | None = None) -> None:
+    def _open_once(self, gate: LogonGate | None = None, gate_at_challenge_for: str | None = None) -> None:
         pypsrp_fixes.load()
         from pypsrp.powershell import RunspacePool
         from pypsrp.wsman import WSMan
@@ -439,6 +449,15 @@ class HostSession:
         transport.session.trust_env = False
         if gate is not None:
             _open_gate_on_first_answer(self._wsman, gate, self.endpoint.name)
+            if gate_at_challenge_for is not None:
+                _gate_at_the_challenge(
+                    transport,
+                    gate,
+                    self.endpoint.name,
+                    gate_at_challenge_for,
+                    self.cancel,
+                    self.endpoint.settings.auth,
+                )
         pool = RunspacePool(self._wsman, configuration_name=self.endpoint.settings.configuration_name)
         self._pool = pool
         self.closed = False
@@ -671,6 +690,49 @@ def parse_document(host: str, script: Script, output: list[Any]) -> Any:
         found = document.get("schema") if isinstance(document, dict) else type(document).__name__
         raise MalformedOutputError(host, f"{script.key} returned schema {found!r}, expected {expected!r}")
     return document
+
+
+def _gate_at_the_challenge(
+    transport: Any, gate: LogonGate, node: str, user: str | None, cancel: threading.Event, auth_kind: str
+) -> None:
+    """Pass `gate` where the password is first used, inside pypsrp's answer to the host's 401
+    (`HTTPNegotiateAuth.handle_401`), not before connecting: the request that drew the 401 carried no
+    credential. Which token is the first to use the password:
+    - NTLM: the second, AUTHENTICATE (MS-NLMP 2.2.1.3); the first, NEGOTIATE, holds only flags, so its
+      round trip is also taken before the gate;
+    - Negotiate and Kerberos: the first, since building it may ask a KDC for a ticket with the password.
+    The handshake's last answer, if it is not a 401, proves the credential and opens the gate."""
+    auth = transport.session.auth
+    handle_401 = getattr(auth, "handle_401", None)
+    if handle_401 is None:  # not pypsrp's Negotiate handler: gate before connecting, as for Basic
+        gate.admit(node, user, cancel)
+        return
+    first_with_password = 2 if auth_kind == "ntlm" else 1
+
+    def gated(response: Any, **kwargs: Any) -> Any:
+        adapter = response.connection
+        real_send = adapter.send
+        tokens = 0
+
+        def send(request: Any, **send_kwargs: Any) -> Any:
+            nonlocal tokens
+            tokens += 1
+            if tokens == first_with_password:
+                gate.admit(node, user, cancel)
+                if cancel.is_set():
+                    raise Cancelled(node, "cancelled before logging on")
+            return real_send(request, **send_kwargs)
+
+        adapter.send = send
+        try:
+            answer = handle_401(response, **kwargs)
+        finally:
+            del adapter.send  # the class's own again
+        if tokens >= first_with_password and getattr(answer, "status_code", 401) != 401:
+            gate.succeeded(node)
+        return answer
+
+    auth.handle_401 = gated
 
 
 def _open_gate_on_first_answer(wsman: Any, gate: LogonGate, node: str) -> None:

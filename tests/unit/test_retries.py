@@ -20,7 +20,7 @@ def _endpoint(retries: int) -> Endpoint:
 def _refusing(monkeypatch: pytest.MonkeyPatch, error: RemotingError) -> list[int]:
     attempts: list[int] = []
 
-    def refuse(self: HostSession, gate: object = None) -> None:
+    def refuse(self: HostSession, *args: object) -> None:
         attempts.append(1)
         raise error
 
