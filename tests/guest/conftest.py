@@ -14,7 +14,7 @@ from hcibenefit.lab.signing import LabSigningChain
 from hcibenefit.lab.spec import FleetSpec, default_fleet, parse_fleet
 from hcibenefit.remoting.catalog import GUEST_KICK, GUEST_KICK_BODY, GUEST_PROBE, GUEST_PROBE_BODY
 from tests.conftest import CollectingOutput, EngineDriver
-from tests.integration.conftest import LabClient, client_for
+from tests.integration.conftest import LabClient, client_for, fresh_client
 
 HOST_PASSWORD = "Gx-Host-Pa55-word!"
 # Distinctive, so a test can search every output for it.
@@ -41,9 +41,7 @@ def lab(
     guest_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[LabClient]:
     """The default fleet reset to its spec; no remote shell may be left open after a test."""
-    guest_lab.reset()
-    yield client_for(guest_lab, tmp_path, monkeypatch, capsys)
-    assert guest_lab.open_shells() == 0, "a test left remote shells open"
+    yield from fresh_client(guest_lab, tmp_path, monkeypatch, capsys)
 
 
 @pytest.fixture

@@ -64,13 +64,18 @@ def start_lab(spec: Any, **kwargs: Any) -> Lab:
     return lab
 
 
-@pytest.fixture(scope="session")
-def default_lab() -> Iterator[Lab]:
-    lab = start_lab(default_fleet())
+def running_lab(**kwargs: Any) -> Iterator[Lab]:
+    """The default fleet served until the generator is closed (a fixture's body)."""
+    lab = start_lab(default_fleet(), **kwargs)
     try:
         yield lab
     finally:
         lab.stop()
+
+
+@pytest.fixture(scope="session")
+def default_lab() -> Iterator[Lab]:
+    yield from running_lab()
 
 
 def client_for(
@@ -93,7 +98,28 @@ def lab(
     default_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[LabClient]:
     """The default fleet, reset to its spec for every test; no remote shell may be left open after it."""
-    default_lab.reset()
-    client = client_for(default_lab, tmp_path, monkeypatch, capsys)
-    yield client
-    assert default_lab.open_shells() == 0, "a test left remote shells open"
+    yield from fresh_client(default_lab, tmp_path, monkeypatch, capsys)
+
+
+def fresh_client(
+    lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[LabClient]:
+    """A client of `lab` reset to its spec (a fixture's body); no remote shell may be left open after it."""
+    lab.reset()
+    yield client_for(lab, tmp_path, monkeypatch, capsys)
+    assert lab.open_shells() == 0, "a test left remote shells open"
+
+
+def requests_when_azure_opens(lab: LabClient, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each time a command opens Azure, how many WinRM requests the lab's nodes had received by then."""
+    import hcibenefit.operations.azure_read as azure_read
+
+    counts: list[int] = []
+    real_open = azure_read.open_azure
+
+    def open_azure(*args: Any, **kwargs: Any) -> Any:
+        counts.append(sum(n["requests"] for n in lab.state()["nodes"]))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(azure_read, "open_azure", open_azure)
+    return counts

@@ -15,28 +15,21 @@ import pytest
 from hcibenefit.inventory import logon
 from hcibenefit.lab import pki
 from hcibenefit.lab.fleet import PASSWORD_ENV, Lab
-from hcibenefit.lab.spec import default_fleet
-from tests.integration.conftest import LabClient, client_for, start_lab
+from tests.integration.conftest import LabClient, fresh_client, running_lab
 
 
 @pytest.fixture(scope="module")
 def certificate_lab() -> Iterator[Lab]:
-    lab = start_lab(default_fleet(), auth="certificate")
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    yield from running_lab(auth="certificate")
 
 
 @pytest.fixture
 def cert_lab(
     certificate_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[LabClient]:
-    certificate_lab.reset()
-    client = client_for(certificate_lab, tmp_path, monkeypatch, capsys)
-    monkeypatch.delenv(PASSWORD_ENV)  # a certificate logon needs no host password: none exists
-    yield client
-    assert certificate_lab.open_shells() == 0, "a test left remote shells open"
+    for client in fresh_client(certificate_lab, tmp_path, monkeypatch, capsys):
+        monkeypatch.delenv(PASSWORD_ENV)  # a certificate logon needs no host password: none exists
+        yield client
 
 
 def _with_certificate(lab: LabClient, tmp_path: Path, issued: pki.Issued) -> LabClient:

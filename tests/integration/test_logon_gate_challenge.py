@@ -13,17 +13,12 @@ import pytest
 
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.lab.fleet import PASSWORD_ENV, Lab
-from hcibenefit.lab.spec import default_fleet
-from tests.integration.conftest import LabClient, client_for, start_lab
+from tests.integration.conftest import LabClient, fresh_client, running_lab
 
 
 @pytest.fixture(scope="module")
 def ntlm_lab() -> Iterator[Lab]:
-    lab = start_lab(default_fleet(), auth="ntlm")
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    yield from running_lab(auth="ntlm")
 
 
 @pytest.fixture(params=["ntlm", "negotiate"])
@@ -34,13 +29,11 @@ def client(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[LabClient]:
-    ntlm_lab.reset()
-    lab = client_for(ntlm_lab, tmp_path, monkeypatch, capsys)
-    text = lab.inventory.read_text()
-    assert "    auth: ntlm\n" in text
-    lab.inventory.write_text(text.replace("    auth: ntlm\n", f"    auth: {request.param}\n"))
-    yield lab
-    assert ntlm_lab.open_shells() == 0, "a test left remote shells open"
+    for lab in fresh_client(ntlm_lab, tmp_path, monkeypatch, capsys):
+        text = lab.inventory.read_text()
+        assert "    auth: ntlm\n" in text
+        lab.inventory.write_text(text.replace("    auth: ntlm\n", f"    auth: {request.param}\n"))
+        yield lab
 
 
 def _failed_logons(lab: LabClient) -> int:

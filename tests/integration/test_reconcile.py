@@ -12,7 +12,7 @@ import requests
 
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.lab.spec import parse_fleet
-from tests.integration.conftest import LabClient, client_for, start_lab
+from tests.integration.conftest import LabClient, client_for, requests_when_azure_opens, start_lab
 
 PLANTED_IN_DEFAULT_FLEET = {
     # Derived: Azure's cluster flag is the last sync, the node expired since.
@@ -117,16 +117,7 @@ def test_azure_is_read_once_the_nodes_were_asked_not_before_them(
 ) -> None:
     """Begun first, the Azure SDK's imports and the Resource Graph query held back every node's first
     request (one interpreter lock); they now start in the nodes' first round trip."""
-    import hcibenefit.operations.azure_read as azure_read
-
-    asked_when_azure_began: list[int] = []
-    real_open = azure_read.open_azure
-
-    def open_azure(*args: object, **kwargs: object) -> object:
-        asked_when_azure_began.append(sum(n["requests"] for n in lab.state()["nodes"]))
-        return real_open(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(azure_read, "open_azure", open_azure)
+    asked_when_azure_began = requests_when_azure_opens(lab, monkeypatch)
     result = lab.cli("reconcile", "--format", "json", "--fail-on", "none")
     assert result.code == ExitCode.OK, result.err
     assert found(result.json()) == PLANTED_IN_DEFAULT_FLEET

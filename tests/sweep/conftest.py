@@ -11,17 +11,12 @@ import pytest
 
 from hcibenefit.cli.sweep_cmd import lab_waivers
 from hcibenefit.lab.fleet import Lab
-from hcibenefit.lab.spec import default_fleet
-from tests.integration.conftest import CliResult, LabClient, client_for, start_lab
+from tests.integration.conftest import CliResult, LabClient, fresh_client, running_lab
 
 
 @pytest.fixture(scope="session")
 def sweep_lab() -> Iterator[Lab]:
-    lab = start_lab(default_fleet())
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    yield from running_lab()
 
 
 @pytest.fixture
@@ -29,10 +24,7 @@ def lab(
     sweep_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[LabClient]:
     """The default fleet reset to its spec; no remote shell may be left open after a test."""
-    sweep_lab.reset()
-    monkeypatch.setenv("HCIBENEFIT_HISTORY", str(tmp_path / "history.sqlite"))
-    yield client_for(sweep_lab, tmp_path, monkeypatch, capsys)
-    assert sweep_lab.open_shells() == 0, "a test left remote shells open"
+    yield from fresh_client(sweep_lab, tmp_path, monkeypatch, capsys)  # history in tmp_path
 
 
 def sweep(client: LabClient, *args: str, waivers: Path | None = None) -> CliResult:

@@ -12,7 +12,7 @@ import pytest
 
 from hcibenefit.cli.app import run
 from hcibenefit.cli.sweep_cmd import lab_waivers
-from tests.integration.conftest import LabClient
+from tests.integration.conftest import LabClient, requests_when_azure_opens
 from tests.sweep.conftest import by_id, sweep, sweep_json, validate
 
 pytestmark = pytest.mark.lab
@@ -295,16 +295,7 @@ def test_azure_is_read_once_the_nodes_were_asked_not_before_them(
 ) -> None:
     """The Azure SDK's imports and the Resource Graph query take the interpreter for some 0.25 s: begun
     first, they held back every node's first request. They now start in the nodes' first round trip."""
-    import hcibenefit.operations.azure_read as azure_read
-
-    asked_when_azure_began: list[int] = []
-    real_open = azure_read.open_azure
-
-    def open_azure(*args: object, **kwargs: object) -> object:
-        asked_when_azure_began.append(sum(n["requests"] for n in lab.state()["nodes"]))
-        return real_open(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(azure_read, "open_azure", open_azure)
+    asked_when_azure_began = requests_when_azure_opens(lab, monkeypatch)
     code, doc = sweep_json(lab, "--no-history")
     assert code == 1
     assert len(asked_when_azure_began) == 1 and asked_when_azure_began[0] > 0
