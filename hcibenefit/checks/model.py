@@ -21,7 +21,8 @@ class Severity(IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        # One string per severity, not a new one per call: every result record carries its label.
+        return _SEVERITY_LABELS[self]
 
     @classmethod
     def parse(cls, text: str) -> Severity:
@@ -33,6 +34,9 @@ class Severity(IntEnum):
             raise UsageError(
                 f"unknown severity {text!r}", hint="choose one of: " + ", ".join(s.label for s in cls)
             ) from None
+
+
+_SEVERITY_LABELS = tuple(s.name.lower() for s in Severity)
 
 
 @dataclass(frozen=True)

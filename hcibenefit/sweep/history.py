@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hcibenefit.checks.results import plain
 from hcibenefit.errors import UsageError
 from hcibenefit.statefiles import create_private
 from hcibenefit.sweep.model import PROBLEM_STATUSES, TrendPoint
@@ -30,7 +31,8 @@ SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 # One encoder for every stored record: json.dumps with an option builds a new encoder per call, a fifth of
 # the time of encoding a result (a sweep stores about 14 per VM).
-_RECORD_JSON = json.JSONEncoder(sort_keys=True).encode
+# default=plain: a sweep's records are ResultRecords (checks.results), stored as the dicts they equal.
+_RECORD_JSON = json.JSONEncoder(sort_keys=True, default=plain).encode
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -211,7 +211,8 @@ def _conclude(
     findings = any(r.counts_as_failure and threshold is not None and r.severity >= threshold for r in results)
     incomplete = collected.deadline_reached or any(r.counts_as_unassessed for r in results)
     code = ExitCode.combine(findings=findings, incomplete=incomplete)
-    records = [r.to_dict() for r in results]
+    # Records that read from their results, not dicts: ~140,000 at 10,000 VMs (checks.results).
+    records = [r.record() for r in results]
     fleet, scope = fleet_hash(inventory), selection_key(request, inventory)
     run: dict[str, Any] = {
         "id": None,

@@ -10,9 +10,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from hcibenefit.checks.results import plain
 from hcibenefit.sweep.model import RECORD_FIELDS
 
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# default=plain: a sweep's findings are ResultRecords (checks.results), encoded as the dicts they equal.
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=plain).encode
 
 
 def render_json(document: Mapping[str, Any], stream: TextIO, width: int | None) -> None:
@@ -25,7 +27,7 @@ def render_json(document: Mapping[str, Any], stream: TextIO, width: int | None) 
     """
     del width
     if not all(isinstance(key, str) for key in document):
-        stream.write(json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
+        stream.write(json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=plain) + "\n")
         return
     stream.write("{")
     for index, (key, value) in enumerate(document.items()):
