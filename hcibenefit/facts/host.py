@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -59,7 +60,11 @@ def _get(
 
 def _text(obj: Mapping[str, Any], key: str, where: str) -> str:
     value = _get(obj, key, (str, int, float), where)
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    # Interned: a fleet's facts repeat the same words tens of thousands of times (states, service and
+    # group names, captions, statuses), and a JSON parser makes a new string for every occurrence.
+    return sys.intern(value) if type(value) is str else str(value)
 
 
 def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:
@@ -354,7 +359,7 @@ def _vm(raw: Any, index: int, node: str, cluster: str) -> VMFacts:
     nics = tuple(
         NicFacts(
             name=_text(n, "name", f"{where}.network_adapters[{i}]"),
-            switch_name=_get(n, "switch_name", str, where) or None,
+            switch_name=sys.intern(_get(n, "switch_name", str, where) or "") or None,
             connected=bool(n.get("connected")),
             mac_address=_text(n, "mac_address", where),
             ip_addresses=tuple(str(a) for a in _list(n, "ip_addresses", where)),
@@ -381,7 +386,7 @@ def _vm(raw: Any, index: int, node: str, cluster: str) -> VMFacts:
         is_clustered=bool(raw.get("is_clustered")),
         nics=nics,
         integration_services=services,
-        kvp=None if kvp_raw is None else {str(k): str(v) for k, v in kvp_raw.items()},
+        kvp=None if kvp_raw is None else {sys.intern(str(k)): sys.intern(str(v)) for k, v in kvp_raw.items()},
     )
 
 
