@@ -116,6 +116,8 @@ class Run:
     lab_cpu_s: float
     lab_processes: int = 1
     """Processes serving the lab's WinRM (its control and ARM process besides, when more than one)."""
+    lab_cpu_by_process_s: list[float] = field(default_factory=list)
+    """The lab's CPU per process: the first (control, ARM; WinRM too when alone), then each WinRM worker."""
     ratio_to_4_nodes: float | None = None
     baseline: dict[str, Any] = field(default_factory=dict)
     stderr_tail: str = ""
@@ -191,9 +193,9 @@ class LabProcess:
                 mine.append(vm["name"])
         return [(node, vm) for node, vms in chosen.items() for vm in vms]
 
-    def cpu_s(self) -> float:
-        """CPU time of all the lab's processes (each read from the kernel, summed)."""
-        return sum(_proc_cpu_s(pid) for pid in self.pids)
+    def cpu_s(self) -> list[float]:
+        """CPU time of each of the lab's processes, read from the kernel."""
+        return [_proc_cpu_s(pid) for pid in self.pids]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -375,7 +377,8 @@ def measure(
     before = lab.requests()
     lab_cpu_before = lab.cpu_s()
     result = run_client(client_argv(command, lab.inventory, parallel, vms), env, workdir)
-    lab_cpu = lab.cpu_s() - lab_cpu_before
+    lab_cpu_by_process = [after - before for before, after in zip(lab_cpu_before, lab.cpu_s(), strict=True)]
+    lab_cpu = sum(lab_cpu_by_process)
     after = lab.requests()
     fleet = lab.fleet
     worked = [n for n in after if after[n] - before.get(n, 0) > 0] or list(after)
@@ -410,6 +413,7 @@ def measure(
         peak_tree_rss_mb=round(result.peak_tree_kb / 1024, 1),
         lab_cpu_s=round(lab_cpu, 3),
         lab_processes=lab.winrm_processes,
+        lab_cpu_by_process_s=[round(c, 3) for c in lab_cpu_by_process],
         stderr_tail=result.stderr[-400:] if result.exit_code not in (0, 1) else "",
     )
     if command == "status" and parallel is None:
@@ -625,7 +629,8 @@ def main(argv: list[str] | None = None) -> int:
                                 f"  {command} @{latency} ms{f' --parallel {parallel}' if parallel else ''}: "
                                 f"{run.wall_s:.2f} s, {run.requests_per_node:.1f} req/node, "
                                 f"cpu {run.client_cpu_s:.2f} s, lab cpu {run.lab_cpu_s:.2f} s "
-                                f"({run.lab_processes} WinRM process(es)), "
+                                f"({run.lab_processes} WinRM process(es)"
+                                f"{': ' + ' + '.join(f'{c:.2f}' for c in run.lab_cpu_by_process_s) if len(run.lab_cpu_by_process_s) > 1 else ''}), "
                                 f"peak {run.peak_rss_mb:.0f} MB, lost {run.nodes_lost}, exit {run.exit_code}",
                                 flush=True,
                             )

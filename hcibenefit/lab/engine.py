@@ -16,6 +16,7 @@ import logging
 import threading
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hcibenefit.lab.machines import GuestMachine, NodeMachine
@@ -135,6 +136,8 @@ class LabEngine:
         self.generations: Counter[str] = Counter()
         """Pipelines finished per cluster: a lab served by several processes copies a cluster's state to
         the control process only when its generation moved (any pipeline may have changed it)."""
+        self.on_change: Callable[[str], None] | None = None
+        """Called after a cluster's generation moved (a lab worker tells whether Azure's view changed)."""
         # Set by the Lab: what guests sign documents with and the password they accept.
         self.signing: LabSigningChain | None = None
         self.guest_password: str | None = None
@@ -154,6 +157,8 @@ class LabEngine:
     def changed(self, cluster: str) -> None:
         with self._lock:
             self.generations[cluster] += 1
+        if self.on_change is not None:
+            self.on_change(cluster)
 
     def execute(self, call: PipelineCall, out: PipelineOutput) -> list[Any]:
         header = parse_header(call.commands[0].text) if call.commands and call.commands[0].is_script else None

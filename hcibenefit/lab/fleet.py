@@ -80,6 +80,9 @@ class Lab:
         self.shards: list[shards.Shard] = []
         self._shard_of: dict[str, shards.Shard] = {}
         self._remote_nodes: dict[str, dict[str, Any]] = {}
+        self._cluster_shard: dict[str, shards.Shard] = {}
+        self._azure_marks: shards.AzureMarks | None = None
+        self._azure_seen: dict[str, int] = {}
         self._refresh_lock = threading.Lock()
         self.failure: str | None = None
         """Why the lab can no longer serve (a worker process died); `failed` is set with it."""
@@ -152,8 +155,12 @@ class Lab:
         if self.processes > 1:
             # Forked before this process starts any thread: a worker gets no lock some thread held.
             self.state.share_clock()
-            self.shards = shards.fork(self, shards.plan(self.spec, self.processes))
+            names = [c.name for c in self.spec.clusters]
+            self._azure_marks = shards.AzureMarks(names)
+            self._azure_seen = dict.fromkeys(names, 0)  # the workers start from this very state
+            self.shards = shards.fork(self, shards.plan(self.spec, self.processes), self._azure_marks)
             self._shard_of = {node: shard for shard in self.shards for node in shard.nodes}
+            self._cluster_shard = {name: shard for shard in self.shards for name in shard.clusters}
             self.server.release()  # every node is a worker's now; this server only keeps the faults shown
             for shard in self.shards:
                 shard.start_reader(self._shard_died)
@@ -164,7 +171,7 @@ class Lab:
             self.state, token=self.azure_token, workdir=self._workdir, ca=ca, executor=executor
         )
         if self.shards:
-            self.arm.refresh = lambda: self.refresh(counters=False)  # Azure shows no WinRM counters
+            self.arm.refresh = self._refresh_azure
         self.arm.start()
         self._serve_control()
 
@@ -240,7 +247,7 @@ class Lab:
 
     def refresh(self, *, counters: bool = True) -> None:
         """With workers: this process's copy of every cluster whose state changed, and (`counters`) every
-        node's WinRM and script counters, from the workers (in parallel); a no-op in a one-process lab."""
+        node's WinRM and script counters, from the workers, in parallel; a no-op in a one-process lab."""
         if not self.shards:
             return
         with self._refresh_lock:
@@ -251,6 +258,27 @@ class Lab:
                 for name, (generation, data) in answer["clusters"].items():
                     self.state.install_cluster(data)
                     shard.known[name] = generation
+
+    def _refresh_azure(self) -> None:
+        """Before an ARM request: a copy of each cluster whose part of the Azure view changed (the workers
+        mark it in shared memory), and no question to any worker when none did."""
+        marks = self._azure_marks
+        assert marks is not None
+        moved = {
+            name: mark for name in self.state.clusters if (mark := marks.read(name)) != self._azure_seen[name]
+        }
+        if not moved:
+            return
+        with self._refresh_lock:
+            owners: dict[int, list[str]] = {}
+            for name in moved:
+                owners.setdefault(self._cluster_shard[name].index, []).append(name)
+            asked = [(self.shards[i], self.shards[i].submit("export", names)) for i, names in owners.items()]
+            for shard, future in asked:
+                for name, (generation, data) in future.result(timeout=shards.CALL_TIMEOUT_S).items():
+                    self.state.install_cluster(data)
+                    shard.known[name] = generation
+            self._azure_seen.update(moved)
 
     def close_inherited(self) -> None:
         """In a worker process: close what only the first process serves (the control endpoint)."""

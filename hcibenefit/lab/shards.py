@@ -23,11 +23,14 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
+import mmap
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe
 from typing import TYPE_CHECKING, Any
 
+from hcibenefit.lab.arm.model import cluster_world_key
 from hcibenefit.lab.spec import ClusterSpec, FleetSpec
 from hcibenefit.lab.wsman.executor import PipelineCall, PipelineOutput, TerminatingError
 
@@ -77,6 +81,27 @@ def plan(spec: FleetSpec, processes: int) -> list[list[ClusterSpec]]:
     for shard in shards:
         shard.sort(key=lambda c: order[id(c)])
     return [s for s in shards if s]
+
+
+class AzureMarks:
+    """Per cluster, a counter in memory the lab's processes share: the worker serving the cluster moves it
+    when a pipeline changed the cluster's part of the Azure view (`arm.model.cluster_world_key`). The first
+    process reads them before each ARM request, and asks a worker for a copy only when one moved: a sweep
+    reads an ARM resource per VM while every node runs pipelines that change nothing Azure shows."""
+
+    _SIZE = struct.calcsize("q")
+
+    def __init__(self, clusters: Sequence[str]) -> None:
+        self._slot = {name: i for i, name in enumerate(clusters)}
+        self._cell = mmap.mmap(-1, self._SIZE * max(1, len(clusters)))
+
+    def read(self, cluster: str) -> int:
+        value: int = struct.unpack_from("q", self._cell, self._SIZE * self._slot[cluster])[0]
+        return value
+
+    def bump(self, cluster: str) -> None:
+        # Only the worker serving the cluster writes its slot; an aligned 8-byte store is never torn.
+        struct.pack_into("q", self._cell, self._SIZE * self._slot[cluster], self.read(cluster) + 1)
 
 
 # --- the first process's side ----------------------------------------------------------------------
@@ -146,7 +171,7 @@ class Shard:
                 if os.WIFSIGNALED(status):
                     return f"was killed by signal {os.WTERMSIG(status)} ({signal.Signals(os.WTERMSIG(status)).name})"
                 return f"exited with code {os.waitstatus_to_exitcode(status)}"
-            threading.Event().wait(0.05)
+            time.sleep(0.05)
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
@@ -208,7 +233,7 @@ class RemoteExecutor:
         return values  # type: ignore[no-any-return]
 
 
-def fork(lab: Lab, shards: list[list[ClusterSpec]]) -> list[Shard]:
+def fork(lab: Lab, shards: list[list[ClusterSpec]], marks: AzureMarks) -> list[Shard]:
     """Fork one worker per shard. In the first process: the shards, every listening socket released to the
     workers. A worker never returns from here."""
     pipes = [Pipe(duplex=True) for _ in shards]
@@ -225,7 +250,7 @@ def fork(lab: Lab, shards: list[list[ClusterSpec]]) -> list[Shard]:
                         ours.close()
                         if i != index:
                             theirs.close()
-                    code = _worker(lab, parent, [c.name for c in clusters], mine)
+                    code = _worker(lab, parent, [c.name for c in clusters], mine, marks)
                 except BaseException:
                     # Also straight to stderr: whatever handles the log here may be the parent's (a test's).
                     traceback.print_exc()
@@ -250,6 +275,28 @@ def fork(lab: Lab, shards: list[list[ClusterSpec]]) -> list[Shard]:
 # --- the worker's side -----------------------------------------------------------------------------
 
 
+@dataclass
+class _Worker:
+    lab: Lab
+    served: set[str]
+    owned: set[str]
+    marks: AzureMarks
+    azure_keys: dict[str, Any] = field(default_factory=dict)
+    """Per cluster, its part of the Azure view when its mark last moved."""
+
+    def watch(self) -> None:
+        """Move a cluster's mark whenever a pipeline changed its part of the Azure view."""
+        for name in self.served:
+            self.azure_keys[name] = cluster_world_key(self.lab.state, name)
+        self.lab.engine.on_change = self._changed
+
+    def _changed(self, cluster: str) -> None:
+        key = cluster_world_key(self.lab.state, cluster)
+        if key != self.azure_keys.get(cluster):
+            self.azure_keys[cluster] = key
+            self.marks.bump(cluster)
+
+
 class _Recording:
     """A PipelineOutput that keeps the calls made on it, to replay them in the first process."""
 
@@ -271,7 +318,7 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
-def _worker(lab: Lab, parent: int, clusters: list[str], conn: Connection) -> int:
+def _worker(lab: Lab, parent: int, clusters: list[str], conn: Connection, marks: AzureMarks) -> int:
     # Ctrl-C reaches the whole process group: the first process stops the lab, and with it this one.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -283,6 +330,8 @@ def _worker(lab: Lab, parent: int, clusters: list[str], conn: Connection) -> int
     assert lab.server is not None
     server = lab.server
     server.start(only=owned)
+    worker = _Worker(lab, served, owned, marks)
+    worker.watch()
     send_lock = threading.Lock()
 
     def reply(number: int, ok: bool, value: Any) -> None:
@@ -291,7 +340,7 @@ def _worker(lab: Lab, parent: int, clusters: list[str], conn: Connection) -> int
 
     def answer(number: int, op: str, args: tuple[Any, ...]) -> None:
         try:
-            reply(number, True, _OPS[op](lab, served, owned, *args))
+            reply(number, True, _OPS[op](worker, *args))
         except Exception as exc:  # the first process shows it (a 500 from the control endpoint)
             log.exception("lab process: %s failed", op)
             reply(number, False, ShardError(f"{type(exc).__name__}: {exc}"))
@@ -310,44 +359,46 @@ def _worker(lab: Lab, parent: int, clusters: list[str], conn: Connection) -> int
         server.stop(keep_files=True)
 
 
-def _pull(
-    lab: Lab, served: set[str], owned: set[str], known: dict[str, int], counters: bool
-) -> dict[str, Any]:
+def _pull(worker: _Worker, known: dict[str, int], counters: bool) -> dict[str, Any]:
     """The nodes' counters (if asked), and a copy of each cluster whose generation is not the caller's."""
+    lab = worker.lab
     assert lab.server is not None
     nodes = {}
-    for name in owned if counters else ():
+    for name in worker.owned if counters else ():
         stats = lab.server.stats(name)
         fields = dataclasses.asdict(dataclasses.replace(stats, actions={}))
         nodes[name] = {**fields, "actions": dict(stats.actions), "invocations": lab.engine.counts(name)}
-    clusters = {}
-    for name in served:
-        generation = lab.engine.generations[name]  # read first: a later change is copied again next time
-        if known.get(name) != generation:
-            clusters[name] = (generation, lab.state.export_cluster(name))
-    return {"nodes": nodes, "clusters": clusters}
+    changed = [name for name in worker.served if known.get(name) != lab.engine.generations[name]]
+    return {"nodes": nodes, "clusters": _export(worker, changed)}
 
 
-def _faults(lab: Lab, served: set[str], owned: set[str], node: str, changes: dict[str, Any]) -> None:
-    assert lab.server is not None
-    lab.server.set_faults(node, **changes)
+def _export(worker: _Worker, names: list[str]) -> dict[str, tuple[int, bytes]]:
+    """A copy of each named cluster, with its generation (read first: a later change is copied next time)."""
+    lab = worker.lab
+    return {name: (lab.engine.generations[name], lab.state.export_cluster(name)) for name in names}
 
 
-def _reset(lab: Lab, served: set[str], owned: set[str]) -> None:
+def _faults(worker: _Worker, node: str, changes: dict[str, Any]) -> None:
+    assert worker.lab.server is not None
+    worker.lab.server.set_faults(node, **changes)
+
+
+def _reset(worker: _Worker) -> None:
+    lab = worker.lab
     assert lab.server is not None
     lab.state.reset()
     lab.engine.reset_counters()
     for cluster in lab.spec.clusters:
-        if cluster.name in served:
+        if cluster.name in worker.served:
             lab.engine.changed(cluster.name)
             for node in cluster.nodes:
                 lab.server.set_faults(node.name, **dataclasses.asdict(node.faults))
 
 
-def _execute(lab: Lab, served: set[str], owned: set[str], call: PipelineCall) -> tuple[Any, Any, Any]:
+def _execute(worker: _Worker, call: PipelineCall) -> tuple[Any, Any, Any]:
     out = _Recording()
     try:
-        values = lab.engine.execute(call, out)
+        values = worker.lab.engine.execute(call, out)
     except TerminatingError as exc:
         error = {
             "message": exc.message,
@@ -360,4 +411,10 @@ def _execute(lab: Lab, served: set[str], owned: set[str], call: PipelineCall) ->
     return out.records, values, None
 
 
-_OPS: dict[str, Callable[..., Any]] = {"pull": _pull, "faults": _faults, "reset": _reset, "execute": _execute}
+_OPS: dict[str, Callable[..., Any]] = {
+    "pull": _pull,
+    "export": _export,
+    "faults": _faults,
+    "reset": _reset,
+    "execute": _execute,
+}

@@ -615,6 +615,18 @@ class WorldBuilder:
         )
 
 
+def cluster_world_key(state: FleetState, name: str) -> tuple[Any, ...]:
+    """All the Azure view takes from one cluster's live state: the world is rebuilt when this changes, and a
+    lab served by several processes copies a cluster for its Azure view only then (lab/shards.py)."""
+    with state.lock:
+        cluster = state.clusters[name]
+        return (
+            (cluster.name, cluster.last_sync, cluster.registration),
+            tuple((state.node(n).name, state.node(n).attestation_switch_id) for n in cluster.nodes),
+            tuple((v.name, v.node, v.state, v.guest.license_status) for v in state.vms_of_cluster(name)),
+        )
+
+
 def build_world(state: FleetState, reset_at: dt.datetime, now: dt.datetime) -> AzureWorld:
     return WorldBuilder(state, reset_at, now).build()
 

@@ -50,6 +50,7 @@ from hcibenefit.lab.arm.model import (
     AzureWorld,
     arm_body,
     build_world,
+    cluster_world_key,
     graph_row,
     selected_by_query,
     subscriptions,
@@ -285,12 +286,7 @@ class ArmServer:
         if self.refresh is not None:
             self.refresh()
         with self.state.lock:
-            key = (
-                self.reset_at,
-                tuple((c.name, c.last_sync, c.registration) for c in self.state.clusters.values()),
-                tuple((n.name, n.attestation_switch_id) for n in self.state.nodes.values()),
-                tuple((v.name, v.node, v.state, v.guest.license_status) for v in self.state.vms.values()),
-            )
+            key = (self.reset_at, tuple(cluster_world_key(self.state, name) for name in self.state.clusters))
             if key != self._world_key or self._world is None:
                 self._world = build_world(self.state, self.reset_at, now())
                 self._world_key = key
