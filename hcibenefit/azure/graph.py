@@ -107,9 +107,12 @@ class Pager:
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = MAX_ATTEMPTS,
         max_wait_s: float = MAX_WAIT_S,
+        each_row: Callable[[Any], Any] | None = None,
     ) -> None:
         self.send = send
         self.stats = stats
+        self.each_row = each_row
+        """Applied to every row as its page arrives (parse.parse_early), so a page need not be kept."""
         self.sleep = sleep
         self.max_attempts = max_attempts
         self.max_wait_s = max_wait_s
@@ -162,7 +165,7 @@ class Pager:
                 raise GraphHttpError(
                     200, "ResultTruncated", "Resource Graph truncated the result, which cannot be paged"
                 )
-            rows.extend(page.rows)
+            rows.extend(page.rows if self.each_row is None else map(self.each_row, page.rows))
             self._pending_wait = quota_wait(headers)
             if not page.skip_token:
                 return rows

@@ -7,6 +7,8 @@ joins become plain string comparisons.
 
 from __future__ import annotations
 
+import sys
+
 VMI_PROVIDER = "/providers/microsoft.azurestackhci/virtualmachineinstances/"
 
 
@@ -14,7 +16,8 @@ def norm_id(value: object) -> str:
     """Lower case, no surrounding blanks or trailing slash; '' for anything that is not text."""
     if not isinstance(value, str):
         return ""
-    return value.strip().rstrip("/").lower()
+    # Interned: every machine and VM instance repeats its cluster's and custom location's id.
+    return sys.intern(value.strip().rstrip("/").lower())
 
 
 def segments(resource_id: str) -> list[str]:

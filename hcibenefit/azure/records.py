@@ -36,7 +36,7 @@ def build_of(version: str | None) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resource:
     """What every ARM resource has."""
 
@@ -49,7 +49,7 @@ class Resource:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClusterNode:
     """One entry of ``reportedProperties.nodes[]``: what the cluster last told Azure about a node."""
 
@@ -61,7 +61,7 @@ class ClusterNode:
     node_type: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AzureCluster(Resource):
     """``Microsoft.AzureStackHCI/clusters``."""
 
@@ -97,7 +97,7 @@ class AzureCluster(Resource):
         return (self.status or "") != "NotYetRegistered"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArcMachine(Resource):
     """``Microsoft.HybridCompute/machines``: a cluster node (provider AzSHCI) or an Azure Local VM (kind HCI)."""
 
@@ -123,7 +123,7 @@ class ArcMachine(Resource):
         return (self.provider or "").casefold() == "azshci" and not self.is_hci_vm
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VMInstance(Resource):
     """``Microsoft.AzureStackHCI/virtualMachineInstances/default``, the extension of an Arc VM's machine."""
 
@@ -141,7 +141,7 @@ class VMInstance(Resource):
     """True when read from ARM itself rather than from Resource Graph's index."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CustomLocation(Resource):
     """``Microsoft.ExtendedLocation/customLocations``: points at the resource bridge that serves it."""
 
@@ -149,7 +149,7 @@ class CustomLocation(Resource):
     provisioning_state: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceBridge(Resource):
     """``Microsoft.ResourceConnector/appliances``: the Arc resource bridge; ``Running`` when online."""
 
@@ -158,7 +158,7 @@ class ResourceBridge(Resource):
     provisioning_state: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthCheck:
     name: str
     result: str
@@ -170,7 +170,7 @@ class HealthCheck:
         return self.result == "HealthCheckSucceeded"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionHost(Resource):
     """``Microsoft.DesktopVirtualization/hostPools/sessionHosts``."""
 
@@ -203,7 +203,7 @@ class SessionHost(Resource):
         return next((c for c in self.health_checks if c.name.casefold() == name.casefold()), None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostPool(Resource):
     """``Microsoft.DesktopVirtualization/hostPools``: read from ARM only (the inventory query has none)."""
 
@@ -211,7 +211,7 @@ class HostPool(Resource):
     load_balancer_type: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AzureInventory:
     """Everything one run read from Azure (or a snapshot), with look-ups by normalised id."""
 

@@ -15,7 +15,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ from hcibenefit.azure.graph import (
     batches,
     seconds,
 )
-from hcibenefit.azure.parse import inventory_from_rows, parse_host_pool, parse_session_hosts
+from hcibenefit.azure.parse import inventory_from_rows, parse_early, parse_host_pool, parse_session_hosts
 from hcibenefit.azure.query import INVENTORY_QUERY, PARTS
 from hcibenefit.azure.records import AzureInventory, HostPool, SessionHost
 from hcibenefit.errors import HcibenefitError
@@ -324,7 +324,7 @@ class AzureSession:
                     if problem[1]:
                         fixes[subscription] = problem[1]
             readable = [s for s in wanted if s not in errors]
-        pager = Pager(self._send, self.stats.graph)
+        pager = Pager(self._send, self.stats.graph, each_row=parse_early)
         rows: list[tuple[str, Any]] = []
         scopes: list[list[str] | None] = list(batches(readable, batch_size)) if wanted else [None]
         split_union = False
@@ -458,9 +458,16 @@ class AzureSession:
 
     # --- single ARM reads -------------------------------------------------------------------------
 
-    def read_resources(self, resource_ids: Sequence[str], api_version: str) -> dict[str, Any]:
-        """``GET {id}?api-version=`` for each id, in parallel: id → the body, None (no longer exists)
-        or the error text. A 429 or 5xx waits as ARM asks (Retry-After) and tries again, bounded."""
+    def read_resources(
+        self,
+        resource_ids: Sequence[str],
+        api_version: str,
+        *,
+        each_body: Callable[[Any], Any] | None = None,
+    ) -> dict[str, Any]:
+        """``GET {id}?api-version=`` for each id, in parallel: id → the body (through `each_body` as it
+        arrives, if given), None (no longer exists) or the error text. A 429 or 5xx waits as ARM asks
+        (Retry-After) and tries again, bounded."""
         from azure.core.exceptions import HttpResponseError
 
         def one(resource_id: str) -> Any:
@@ -469,7 +476,8 @@ class AzureSession:
             waited = 0.0
             for attempt in range(1, MAX_READ_ATTEMPTS + 1):
                 try:
-                    return self._get(resource_id, api_version)
+                    body = self._get(resource_id, api_version)
+                    return body if each_body is None else each_body(body)
                 except HttpResponseError as exc:
                     status = exc.status_code or 0
                     if status == 404:

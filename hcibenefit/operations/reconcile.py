@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
+import functools
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hcibenefit.azure.join import AzureView, HostSide, build_view, map_vms, match_cluster
-from hcibenefit.azure.parse import parse_resource
+from hcibenefit.azure.parse import ParsedRow, parse_early, parse_resource
 from hcibenefit.azure.records import AzureInventory, VMInstance
 from hcibenefit.checks.assess import ClusterFacts, assess_cluster
 from hcibenefit.checks.azure_checks import VM_CHECKS
@@ -131,7 +132,11 @@ def _replace(inventory: AzureInventory, read_back: Mapping[str, Any]) -> tuple[A
         elif isinstance(body, str):
             failures.append(f"ARM read of {resource_id}: {body}")
         else:
-            parsed = parse_resource(body, f"ARM read of {resource_id}", authoritative=True)
+            parsed = (
+                body.resource
+                if isinstance(body, ParsedRow)
+                else parse_resource(body, f"ARM read of {resource_id}", authoritative=True)
+            )
             if isinstance(parsed, VMInstance):
                 instances[resource_id] = parsed
     updated = inventory.replace_instances(instances)
@@ -146,6 +151,14 @@ def _replace(inventory: AzureInventory, read_back: Mapping[str, Any]) -> tuple[A
             f"{len(gone)} VM instance(s) Resource Graph still lists no longer exist in ARM (its index lags); left out"
         )
     return updated, failures
+
+
+def _read_instances(session: AzureSession, resource_ids: Sequence[str]) -> dict[str, Any]:
+    """Each VM instance from ARM, parsed as it arrives (a 10,000-VM fleet's bodies held until the last read
+    were some 50 MB)."""
+    return session.read_resources(
+        resource_ids, VM_INSTANCE_API, each_body=functools.partial(parse_early, authoritative=True)
+    )
 
 
 def authoritative_reads(
@@ -165,7 +178,7 @@ def authoritative_reads(
         if v.instance is not None and not (v.instance.hyperv_vm_id and v.instance.host_node_name)
     ]
     notes: list[str] = []
-    inventory, problems = _replace(read.inventory, session.read_resources(lacking, VM_INSTANCE_API))
+    inventory, problems = _replace(read.inventory, _read_instances(session, lacking))
     notes += problems
     view = build_view(sides, inventory, covers=read.covers, unread=read.unread, all_clusters=False, now=now)
     unconfirmed = [
@@ -175,7 +188,7 @@ def authoritative_reads(
         if o.instance is not None and not o.instance.authoritative
     ]
     if unconfirmed:
-        inventory, problems = _replace(inventory, session.read_resources(unconfirmed, VM_INSTANCE_API))
+        inventory, problems = _replace(inventory, _read_instances(session, unconfirmed))
         notes += problems
     if lacking or unconfirmed:
         notes.append(

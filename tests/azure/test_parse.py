@@ -261,3 +261,30 @@ def test_a_partial_snapshot_is_refused(tmp_path: Path) -> None:
         load_snapshots([short])
     with pytest.raises(AzureDataError, match="no such file"):
         load_snapshots([tmp_path / "absent.json"])
+
+
+def test_rows_parsed_as_their_page_arrives_give_the_same_inventory() -> None:
+    """parse_early lets a page's JSON go; what inventory_from_rows makes of it is unchanged, also for a row
+    seen twice, a type we do not read, and an ARM read (authoritative)."""
+    from hcibenefit.azure.parse import ParsedRow, parse_early
+
+    raw = [*rows(), {"id": f"{RG}/providers/Microsoft.Web/sites/x", "type": "Microsoft.Web/sites"}, rows()[0]]
+    early = [parse_early(r) for r in raw]
+    assert all(isinstance(e, ParsedRow) for e in early)
+    assert inventory_from_rows((f"r{i}", r) for i, r in enumerate(early)) == inventory_from_rows(
+        (f"r{i}", r) for i, r in enumerate(raw)
+    )
+    instance = next(r for r in raw if "virtualMachineInstances" in r["id"])
+    read = parse_early(instance, authoritative=True)
+    assert isinstance(read, ParsedRow) and read.resource == parse_resource(instance, "x", authoritative=True)
+    assert isinstance(read.resource, VMInstance) and read.resource.authoritative
+
+
+def test_a_row_that_does_not_parse_early_still_fails_with_its_place() -> None:
+    from hcibenefit.azure.parse import parse_early
+
+    bad = {"name": "no id"}
+    assert parse_early(bad) is bad
+    early = [parse_early(r) for r in [*rows(), bad]]
+    with pytest.raises(AzureDataError, match=r"Resource Graph row 3: no 'id'"):
+        inventory_from_rows((f"Resource Graph row {i}", r) for i, r in enumerate(early))
