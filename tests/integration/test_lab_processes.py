@@ -65,7 +65,10 @@ def _scenario(client: LabClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     before = {n["name"]: {k: n[k] for k in counted} for n in client.state()["nodes"]}
 
     def step(name: str, *argv: str) -> None:
-        result = client.cli(*argv, "-o", "json")
+        # One node at a time: the lab clock is one for the lab, and pipelines sleeping on it in parallel
+        # (probe timeouts, waiting for a task) would make what they see depend on the order they ran in.
+        serial = () if argv[0] == "host" else ("--parallel", "1")
+        result = client.cli(*argv, *serial, "-o", "json")
         seen[name] = (result.code, _normal(result.json()) if result.out.strip() else result.err)
 
     step("status", "status", "--fail-on", "none")
@@ -82,7 +85,9 @@ def _scenario(client: LabClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         client.lab.write_inventory(tmp_path / "arc.yaml", arc_clusters=["hci-lab-02"]),
         client._capsys,
     )
-    result = arc.cli("status", "--cluster", "hci-lab-02", "--fail-on", "none", "-o", "json")
+    result = arc.cli(
+        "status", "--cluster", "hci-lab-02", "--fail-on", "none", "--parallel", "1", "-o", "json"
+    )
     seen["arc-status"] = (result.code, _normal(result.json()))
     state = client.state()
     for node in state["nodes"]:
