@@ -54,6 +54,18 @@ def test_a_control_port_out_of_range_is_one_error_line(
     assert lines == ["error: --control-port must be a port number 0-65535 (0: any free port), got 70000"]
 
 
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_a_process_count_that_is_not_one_is_one_error_line(
+    value: str, private_tmp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = _serve(
+        capsys, "--processes", value, "--control-port", "0", "--write-inventory", str(tmp_path / "lab.yaml")
+    )
+    assert code == ExitCode.USAGE
+    assert lines == [f"error: --processes must be a number of processes (1 or more) or auto, got {value!r}"]
+    assert not (tmp_path / "lab.yaml").exists()
+
+
 def test_a_directory_as_the_inventory_is_one_error_line_before_anything_starts(
     private_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
