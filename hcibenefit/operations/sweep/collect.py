@@ -7,6 +7,7 @@ All I/O of a sweep happens here (and in offline.py for --from-dir); checks.evalu
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -387,4 +388,6 @@ def probe_evidence(
             expires = timestamps(report.payload).expires_on
         except ContentError:
             expires = None
-    return GuestEvidence(probe, document_check(report), expires)
+    # The verdict on the document is kept; its text (~1.3 KB a guest, 8 MB at 10,000 VMs) is read by
+    # nothing once verified: the checks read `document` then, never the raw text.
+    return GuestEvidence(dataclasses.replace(probe, document_raw=None), document_check(report), expires)
