@@ -63,8 +63,9 @@ def _text(obj: Mapping[str, Any], key: str, where: str) -> str:
     if value is None:
         return ""
     # Interned: a fleet's facts repeat the same words tens of thousands of times (states, service and
-    # group names, captions, statuses), and a JSON parser makes a new string for every occurrence.
-    return sys.intern(value) if type(value) is str else str(value)
+    # group names, captions, statuses), and a JSON parser makes a new string for every occurrence. Long
+    # text (event messages) is seldom repeated and costs a hash to intern.
+    return sys.intern(value) if type(value) is str and len(value) <= 96 else str(value)
 
 
 def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:

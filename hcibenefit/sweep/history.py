@@ -71,6 +71,10 @@ PENDING = "pending"
 PUBLISHED = "published"
 
 
+def _row(run_id: int, record: Mapping[str, Any]) -> tuple[int, str, str, str]:
+    return run_id, record["id"], record["status"], _RECORD_JSON(record)
+
+
 def default_path() -> Path:
     env = os.environ.get("HCIBENEFIT_HISTORY")
     if env:
@@ -185,9 +189,14 @@ class History:
 
         `publish_to` names destinations the run is to be sent to: it is pending for each in the same
         transaction, so a run is never stored without the promise to send it (see publish/)."""
-        fail = sum(1 for r in records if r["status"] == "FAIL" and not r.get("waived"))
-        error = sum(1 for r in records if r["status"] == "ERROR" and not r.get("waived"))
-        waived = sum(1 for r in records if r.get("waived"))
+        fail = error = waived = 0
+        for r in records:
+            if r.get("waived"):
+                waived += 1
+            elif r["status"] == "FAIL":
+                fail += 1
+            elif r["status"] == "ERROR":
+                error += 1
         with self._transaction():
             cursor = self._db.execute(
                 "INSERT INTO runs (started, finished, inventory, inventory_hash, scope, exit_code,"
@@ -211,7 +220,7 @@ class History:
             # all ~140,000 results as JSON text at once (about 75 MB at its peak).
             self._db.executemany(
                 "INSERT INTO results (run_id, id, status, record) VALUES (?, ?, ?, ?)",
-                ((run_id, r["id"], r["status"], _RECORD_JSON(r)) for r in records),
+                (_row(run_id, plain(r)) for r in records),
             )
             self._db.executemany(
                 "INSERT INTO publications (run_id, target, state) VALUES (?, ?, ?)",

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from hcibenefit.checks.results import plain
+from hcibenefit.checks.results import ResultRecord, plain
 from hcibenefit.sweep.model import RECORD_FIELDS
 
 # default=plain: a sweep's findings are ResultRecords (checks.results), encoded as the dicts they equal.
@@ -35,7 +35,9 @@ def render_json(document: Mapping[str, Any], stream: TextIO, width: int | None) 
         if isinstance(value, list):
             stream.write("[")
             for position, item in enumerate(value):
-                stream.write(("," if position else "") + _compact(item))
+                stream.write(
+                    ("," if position else "") + _compact(plain(item) if type(item) is ResultRecord else item)
+                )
             stream.write("]")
         else:
             stream.write(_compact(value))
