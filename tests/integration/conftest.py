@@ -64,9 +64,9 @@ def start_lab(spec: Any, **kwargs: Any) -> Lab:
     return lab
 
 
-def running_lab(**kwargs: Any) -> Iterator[Lab]:
-    """The default fleet served until the generator is closed (a fixture's body)."""
-    lab = start_lab(default_fleet(), **kwargs)
+def running_lab(spec: Any = None, **kwargs: Any) -> Iterator[Lab]:
+    """`spec` (the default fleet if None) served until the generator is closed (a fixture's body)."""
+    lab = start_lab(default_fleet() if spec is None else spec, **kwargs)
     try:
         yield lab
     finally:

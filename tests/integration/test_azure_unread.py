@@ -15,7 +15,7 @@ from hcibenefit.checks.registry import azure_registrations
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.lab.fleet import AZURE_TOKEN_ENV, Lab
 from hcibenefit.lab.spec import parse_fleet
-from tests.integration.conftest import LabClient, client_for, start_lab
+from tests.integration.conftest import LabClient, client_for, running_lab
 
 DENIED = "11111111-1111-4111-8111-111111111111"
 FLEET = f"""
@@ -39,11 +39,7 @@ SCOPE_FIX = f"--role Reader --scope /subscriptions/{DENIED}"
 
 @pytest.fixture(scope="module")
 def denied_lab() -> Iterator[Lab]:
-    lab = start_lab(parse_fleet(FLEET, "denied-fleet.yaml"))
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    yield from running_lab(parse_fleet(FLEET, "denied-fleet.yaml"))
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from hcibenefit.exitcodes import ExitCode
 from hcibenefit.lab import shards
 from hcibenefit.lab.fleet import Lab
 from hcibenefit.lab.spec import default_fleet, generate_fleet
-from tests.integration.conftest import LabClient, client_for, start_lab
+from tests.integration.conftest import LabClient, fresh_client, running_lab
 
 pytestmark = [
     pytest.mark.lab,
@@ -121,22 +121,15 @@ def _differences(one: Any, two: Any, path: str = "") -> list[str]:
 
 @pytest.fixture(scope="module")
 def two_process_lab() -> Iterator[Lab]:
-    lab = start_lab(default_fleet(), processes=2)
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    yield from running_lab(processes=2)
 
 
 @pytest.fixture
 def sharded(
     two_process_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[LabClient]:
-    two_process_lab.reset()
     (tmp_path / "sharded").mkdir()
-    client = client_for(two_process_lab, tmp_path / "sharded", monkeypatch, capsys)
-    yield client
-    assert two_process_lab.open_shells() == 0, "a test left remote shells open"
+    yield from fresh_client(two_process_lab, tmp_path / "sharded", monkeypatch, capsys)
 
 
 def test_the_clusters_are_shared_out_whole_and_balanced() -> None:

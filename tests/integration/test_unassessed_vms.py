@@ -13,7 +13,7 @@ import pytest
 from hcibenefit.exitcodes import ExitCode
 from hcibenefit.lab.fleet import Lab
 from hcibenefit.lab.spec import parse_fleet
-from tests.integration.conftest import LabClient, client_for, start_lab
+from tests.integration.conftest import LabClient, fresh_client, running_lab
 
 SPLIT = """
 clusters:
@@ -38,18 +38,14 @@ NAMED = {"avd-down-1": "s-down", "avd-down-2": "s-down", "sql-auth": "s-auth"}
 
 @pytest.fixture(scope="module")
 def split_lab() -> Iterator[Lab]:
-    lab = start_lab(parse_fleet(SPLIT, "split.yaml"), read_timeout=3.0)
-    yield lab
-    lab.stop()
+    yield from running_lab(parse_fleet(SPLIT, "split.yaml"), read_timeout=3.0)
 
 
 @pytest.fixture
 def split(
     split_lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[LabClient]:
-    split_lab.reset()
-    yield client_for(split_lab, tmp_path, monkeypatch, capsys)
-    assert split_lab.open_shells() == 0
+    yield from fresh_client(split_lab, tmp_path, monkeypatch, capsys)
 
 
 def test_status_names_each_vm_of_an_unreachable_node_as_not_assessed(split: LabClient) -> None:
