@@ -250,7 +250,35 @@ def map_exception(host: str, exc: BaseException, settings: WinRMSettings | None 
         return WSManFault(host, status, _short(exc), transient=status in TRANSIENT_HTTP_STATUS)
     if isinstance(exc, TimeoutError):
         return RemoteTimeout(host, str(exc) or "timed out")
+    missing = _missing_tls_file(exc)
+    if missing is not None:
+        setting, path = missing
+        return TLSError(
+            host,
+            f"the file {setting} names does not exist: {path}",
+            hint=f"fix {setting} in the inventory (hcibenefit inventory validate checks every such path)",
+        )
     return RemotingError(host, f"{type(exc).__name__}: {_short(exc)}")
+
+
+# requests checks these paths itself before connecting (requests/adapters.py, HTTPAdapter.cert_verify) and
+# raises a bare OSError naming the path.
+_MISSING_TLS_FILES = (
+    ("Could not find a suitable TLS CA certificate bundle, invalid path: ", "cert_validation"),
+    ("Could not find the TLS certificate file, invalid path: ", "certificate_pem"),
+    ("Could not find the TLS key file, invalid path: ", "certificate_key_pem"),
+)
+
+
+def _missing_tls_file(exc: BaseException) -> tuple[str, str] | None:
+    """(the inventory setting, the path) when requests refused to connect because a TLS file is missing."""
+    if not isinstance(exc, OSError):
+        return None
+    text = str(exc)
+    for prefix, setting in _MISSING_TLS_FILES:
+        if text.startswith(prefix):
+            return setting, text[len(prefix) :]
+    return None
 
 
 def _short(exc: BaseException) -> str:

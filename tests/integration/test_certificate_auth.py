@@ -182,3 +182,27 @@ def test_the_client_certificate_is_loaded_once_for_every_node(
     client = cert_lab.lab.server.client_certificate if cert_lab.lab.server else None
     assert client is not None
     assert [args for args in loads if str(client[0]) in map(str, args)] == [(str(client[0]), str(client[1]))]
+
+
+@pytest.mark.parametrize(
+    ("setting", "pattern"),
+    [
+        ("certificate_pem", r"    certificate_pem: .*\n"),
+        ("certificate_key_pem", r"    certificate_key_pem: .*\n"),
+        ("cert_validation", r"    cert_validation: .*\n"),
+    ],
+)
+def test_a_tls_file_that_does_not_exist_is_named_with_its_setting(
+    cert_lab: LabClient, tmp_path: Path, setting: str, pattern: str
+) -> None:
+    gone = tmp_path / "gone.pem"
+    path = tmp_path / "broken-inventory.yaml"
+    path.write_text(re.sub(pattern, f'    {setting}: "{gone}"\n', cert_lab.inventory.read_text()))
+    asked_before = sum(n["requests"] for n in cert_lab.state()["nodes"])  # counters outlive reset()
+    result = LabClient(cert_lab.lab, path, cert_lab._capsys).cli("status", "-c", "hci-lab-01", "-o", "json")
+    assert result.code == 5, result.err  # findings (unreachable nodes) and incomplete; nothing was sent
+    nodes = json.loads(result.out)["nodes"]
+    assert nodes and all(
+        n["reason"] == f"tls: the file {setting} names does not exist: {gone}" for n in nodes
+    ), nodes
+    assert sum(n["requests"] for n in cert_lab.state()["nodes"]) == asked_before
