@@ -36,7 +36,6 @@ from hcibenefit.errors import HcibenefitError
 log = logging.getLogger(__name__)
 
 AUDIT_ENV = "HCIBENEFIT_AUDIT_LOG"
-KERBEROS_TICKET = "(current Kerberos ticket)"
 
 
 class AuditError(HcibenefitError):
@@ -83,11 +82,6 @@ def _note_sent(path: Path) -> None:
 
 
 # --- the log -----------------------------------------------------------------------------------------
-
-
-def remote_account(username: str | None) -> str:
-    """How the remote account is named in records: the user name, or the Kerberos ticket cache."""
-    return username or KERBEROS_TICKET
 
 
 class AuditLog:
@@ -151,7 +145,7 @@ class AuditLog:
         action: str,
         cluster: str | None,
         node: str | None,
-        remote_user: str | None,
+        remote_user: str,
         call: Mapping[str, Any],
         targets: Mapping[str, Mapping[str, Any]],
     ) -> Change:
@@ -167,7 +161,7 @@ class AuditLog:
             "action": action,
             "cluster": cluster,
             "node": node,
-            "remote_user": remote_account(remote_user),
+            "remote_user": remote_user,
             "script": call.get("script"),
             "parameters": call.get("parameters"),
         }

@@ -81,7 +81,10 @@ def _client_files(cert: Any) -> tuple[str, ...] | None:
 
 
 def _has_key_password(adapter: Any) -> bool:
-    return any(name.endswith("__key_password") and value is not None for name, value in vars(adapter).items())
+    # pypsrp mounts this adapter only when a key password is set (pypsrp/_pool_manager.py).
+    from pypsrp._pool_manager import HTTPSAdapterWithKeyPassword
+
+    return isinstance(adapter, HTTPSAdapterWithKeyPassword)
 
 
 def _context_for(verify: bool | str, client: tuple[str, ...] = ()) -> ssl.SSLContext | None:
