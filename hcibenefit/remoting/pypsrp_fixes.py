@@ -24,12 +24,20 @@
    connection: 16 to 20 ms of CPU per node for a whole bundle (`cert_validation: true`). Sessions that
    check certificates against the same CA location share one context (`tlscontext.py`).
 
+5. **spnego imported by every run.** pypsrp.wsman imports pypsrp.negotiate, and with it spnego and
+   cryptography's X.509 support (about 40 ms of CPU), at import time, although only Negotiate, NTLM,
+   Kerberos and CredSSP sessions use it. A run that logs on with Basic or a certificate imports pypsrp
+   without it, and on a single cluster that is 4% of the run's wall time spent before the first request
+   (issue 14). pypsrp.wsman's one use of the name, `HTTPNegotiateAuth(...)` when a session is built,
+   imports the real module then.
+
 Each is narrow: it replaces one name inside one pypsrp module, keeps every other behaviour, and if a
 later pypsrp stops calling what it replaces, it simply stops mattering.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import types
 import xml.etree.ElementTree as ET
@@ -112,6 +120,33 @@ def _sharing_tls_context(build_session: Any) -> Any:
     return build
 
 
+def _negotiate_auth(*args: Any, **kwargs: Any) -> Any:
+    """`pypsrp.negotiate.HTTPNegotiateAuth(...)`, imported on first use (fix 5)."""
+    from pypsrp.negotiate import HTTPNegotiateAuth
+
+    return HTTPNegotiateAuth(*args, **kwargs)
+
+
+def _import_wsman_without_negotiate() -> Any:
+    """Import pypsrp.wsman while pypsrp.negotiate is a stand-in holding only `HTTPNegotiateAuth`, then take
+    the stand-in away, so that anyone importing pypsrp.negotiate later gets the real module."""
+    import importlib
+
+    if "pypsrp.wsman" in sys.modules or "pypsrp.negotiate" in sys.modules:
+        return importlib.import_module("pypsrp.wsman")
+    stand_in = types.ModuleType("pypsrp.negotiate")
+    stand_in.HTTPNegotiateAuth = _negotiate_auth  # type: ignore[attr-defined]
+    sys.modules["pypsrp.negotiate"] = stand_in
+    try:
+        return importlib.import_module("pypsrp.wsman")
+    finally:
+        if sys.modules.get("pypsrp.negotiate") is stand_in:
+            del sys.modules["pypsrp.negotiate"]
+        package = sys.modules.get("pypsrp")
+        if package is not None and getattr(package, "negotiate", None) is stand_in:
+            delattr(package, "negotiate")
+
+
 def load() -> None:
     """Import pypsrp and apply the fixes above (idempotent, thread-safe)."""
     global _loaded
@@ -120,7 +155,8 @@ def load() -> None:
             return
         import importlib
 
-        wsman: Any = importlib.import_module("pypsrp.wsman")
+        wsman: Any = _import_wsman_without_negotiate()
+        wsman.HTTPNegotiateAuth = _negotiate_auth
         powershell: Any = importlib.import_module("pypsrp.powershell")
         for prefix, uri in wsman.NAMESPACES.items():
             ET.register_namespace(prefix, uri)

@@ -108,3 +108,38 @@ def test_a_long_script_is_escaped_once_and_still_round_trips() -> None:
     element.text = first
     assert Serializer().deserialize(element) == text
     assert Serializer()._serialize_string("short_x0041_") == "short_x005F_x0041_"
+
+
+_NEGOTIATE_ON_FIRST_USE = """
+import sys
+from hcibenefit.remoting import pypsrp_fixes
+pypsrp_fixes.load()
+print("spnego after load:", "spnego" in sys.modules)
+from pypsrp.wsman import WSMan
+basic = WSMan("h1", username="u", password="p", auth="basic", ssl=True, cert_validation=False)
+basic.transport._build_session()
+print("spnego after basic:", "spnego" in sys.modules)
+ntlm = WSMan("h2", username="u", password="p", auth="ntlm", ssl=False, encryption="always")
+session = ntlm.transport._build_session()
+import pypsrp.negotiate
+print("real class:", type(session.auth) is pypsrp.negotiate.HTTPNegotiateAuth, session.auth.auth_provider)
+"""
+
+
+def test_spnego_is_imported_only_when_a_session_negotiates() -> None:
+    """Fix 5: Basic and certificate runs do not pay spnego's imports; an NTLM session gets pypsrp's own
+    HTTPNegotiateAuth, and `import pypsrp.negotiate` afterwards is the real module, not the stand-in."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", _NEGOTIATE_ON_FIRST_USE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.splitlines() == [
+        "spnego after load: False",
+        "spnego after basic: False",
+        "real class: True ntlm",
+    ]
