@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -405,9 +405,12 @@ class HostSession:
         # Only a password can be locked out; a ticket cache or a certificate is not gated.
         gate = credential.gate if credential is not None and credential.password is not None else None
         user = credential.username if credential else None
-        # Negotiate, NTLM and Kerberos use the password only once the host has answered a first request
-        # with a 401: that round trip (and the TCP and TLS set-up) is taken before the gate, which is
-        # passed at the 401 and opened by the first node whose logon the host accepts.
+        # Basic and CredSSP send the password with the first request: the gate is passed just before it,
+        # once pypsrp is loaded and the session and its first message are built, so the nodes waiting on
+        # the first logon have done all of that meanwhile. Negotiate, NTLM and Kerberos use the password
+        # only once the host has answered a first request with a 401: that round trip (and the TCP and
+        # TLS set-up) is taken before the gate, which is passed at the 401. Either way the gate is opened
+        # by the first node whose logon the host accepts.
         at_challenge = gate is not None and settings.auth in CHALLENGED_AUTH
         attempt = 0
         while True:
@@ -415,13 +418,12 @@ class HostSession:
             if self.cancel.is_set():
                 raise Cancelled(self.endpoint.name, "cancelled before connecting")
             try:
-                if gate is not None and not at_challenge:
-                    gate.admit(self.endpoint.name, user, self.cancel)
-                self._open_once(gate, user if at_challenge else None)
+                self._open_once(gate, user, at_challenge)
                 if gate is not None:
                     gate.succeeded(self.endpoint.name)
                 return
             except LogonSkipped as skipped:
+                self.close()  # nothing was sent: the Create waited at the gate
                 raise CredentialSkipped(
                     self.endpoint.name,
                     str(skipped),
@@ -462,7 +464,7 @@ class HostSession:
                 if self.cancel.wait(delay):
                     raise Cancelled(self.endpoint.name, "cancelled") from None
 
-    def _open_once(self, gate: LogonGate | None = None, gate_at_challenge_for: str | None = None) -> None:
+    def _open_once(self, gate: LogonGate | None, user: str | None, at_challenge: bool) -> None:
         pypsrp_fixes.load()
         from pypsrp.powershell import RunspacePool
         from pypsrp.wsman import WSMan
@@ -476,28 +478,28 @@ class HostSession:
         transport.session = transport._build_session()
         transport.session.trust_env = False
         if gate is not None:
-            _open_gate_on_first_answer(self._wsman, gate, self.endpoint.name)
-            if gate_at_challenge_for is not None:
+            admit_first = None if at_challenge else (self.endpoint.name, user, self.cancel)
+            _gate_around_first_send(self._wsman, gate, self.endpoint.name, admit_first, self._sending_create)
+            if at_challenge:
                 _gate_at_the_challenge(
-                    transport,
-                    gate,
-                    self.endpoint.name,
-                    gate_at_challenge_for,
-                    self.cancel,
-                    self.endpoint.settings.auth,
+                    transport, gate, self.endpoint.name, user, self.cancel, self.endpoint.settings.auth
                 )
         pool = RunspacePool(self._wsman, configuration_name=self.endpoint.settings.configuration_name)
         self._pool = pool
         self.closed = False
-        # The host creates the shell under the id we chose (pool.id) even if its answer never reaches us;
-        # close() deletes it by that id when the Create went unanswered (docs/remoting.md §3).
-        self._create_unanswered = True
+        if gate is None:
+            self._sending_create()  # else just before it is sent, once past the gate
         if isinstance(self.cancel, Cancellation):
             self.cancel.register(self)
         self.step = "opening a session"
         pool.open()
         self._create_unanswered = False
         self.step = "open"
+
+    def _sending_create(self) -> None:
+        # The host creates the shell under the id we chose (pool.id) even if its answer never reaches us;
+        # close() deletes it by that id when the Create went unanswered (docs/remoting.md §3).
+        self._create_unanswered = True
 
     def close(self) -> None:
         """Delete the shell (which ends its pipelines) and drop the connection; best effort, never raises."""
@@ -770,15 +772,28 @@ def _gate_at_the_challenge(
     auth.handle_401 = gated
 
 
-def _open_gate_on_first_answer(wsman: Any, gate: LogonGate, node: str) -> None:
-    """The host's first answer that is not a 401 proves the credential: let the nodes waiting on the
-    gate go then, not only once the pool is open, so the first logon costs one round trip, not two."""
+def _gate_around_first_send(
+    wsman: Any,
+    gate: LogonGate,
+    node: str,
+    admit: tuple[str, str | None, threading.Event] | None,
+    sending: Callable[[], None],
+) -> None:
+    """Around the session's first request: pass the gate just before it when it carries the password
+    (`admit`: Basic, CredSSP), and open the gate on its answer. An answer that is not a 401 proves the
+    credential, so the nodes waiting on the gate go then, not only once the pool is open: the first
+    logon costs one round trip, not two."""
     transport = wsman.transport
     send = transport.send
 
     def send_and_open_gate(message: bytes, **kwargs: Any) -> Any:
-        response = send(message, **kwargs)
         transport.send = send  # once is enough
+        if admit is not None:
+            gate.admit(*admit)
+            if admit[2].is_set():
+                raise Cancelled(node, "cancelled before logging on")
+        sending()
+        response = send(message, **kwargs)
         gate.succeeded(node)
         return response
 

@@ -169,3 +169,64 @@ def test_status_is_five_requests_per_node_whatever_the_number_of_vms(
     small = _status_requests(4, tmp_path / "small", monkeypatch, capsys)
     large = _status_requests(100, tmp_path / "large", monkeypatch, capsys)
     assert small == large == (4 * 5, 4)
+
+
+def _requests_to(client: LabClient, node: str) -> int:
+    return next(n["requests"] for n in client.state()["nodes"] if n["name"] == node)
+
+
+def test_with_basic_a_node_waiting_on_the_first_logon_sends_nothing_until_it_is_proven(
+    faulty: LabClient,
+) -> None:
+    """Basic sends the password with the first request: a node waiting on another node's first logon
+    builds its session meanwhile (so that costs no time once the gate opens) but sends nothing."""
+    from hcibenefit.remoting.session import Cancellation
+
+    endpoint = _endpoint(faulty, "f-ok")
+    assert endpoint.settings.auth == "basic" and endpoint.credential is not None
+    gate = endpoint.credential.gate
+    gate.admit("another-node", endpoint.credential.username)  # another node is logging on with it
+    cancel = Cancellation()
+    session = HostSession(endpoint, cancel=cancel)
+    opened = threading.Thread(target=session.open)
+    before = _requests_to(faulty, "f-ok")
+    opened.start()
+    time.sleep(0.5)
+    assert opened.is_alive() and _requests_to(faulty, "f-ok") == before
+    gate.succeeded("another-node")
+    opened.join(10)
+    try:
+        assert not opened.is_alive() and session.shell_created
+        assert _requests_to(faulty, "f-ok") > before
+    finally:
+        session.close()
+
+
+def test_ctrl_c_while_waiting_on_the_first_logon_sends_nothing(faulty: LabClient) -> None:
+    """Nothing was sent, so nothing is deleted either: a Delete would carry the password once more (one
+    more failed logon if it is wrong)."""
+    from hcibenefit.remoting.session import Cancellation, Cancelled
+
+    endpoint = _endpoint(faulty, "f-ok")
+    assert endpoint.credential is not None
+    endpoint.credential.gate.admit("another-node", endpoint.credential.username)
+    cancel = Cancellation()
+    session = HostSession(endpoint, cancel=cancel)
+    raised: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            session.open()
+        except BaseException as exc:
+            raised.append(exc)
+
+    opened = threading.Thread(target=open_it)
+    before = _requests_to(faulty, "f-ok")
+    opened.start()
+    time.sleep(0.3)
+    cancel.set()
+    assert cancel.abort_open_sessions(2.0) == []
+    opened.join(5)
+    assert not opened.is_alive() and len(raised) == 1 and isinstance(raised[0], Cancelled), raised
+    assert _requests_to(faulty, "f-ok") == before
+    assert session.closed and cancel.open_sessions() == []
