@@ -7,8 +7,8 @@ refused it). A connection that fails for another reason (unreachable, TLS) lets 
 it says nothing about the password.
 
 The cost: with N nodes sharing a credential, the first logon is not overlapped with the others, once per
-credential per run. Where the wait sits (remoting/session.py): with Basic and CredSSP before a node
-connects (the first request carries the password); with Negotiate and Kerberos at the host's first 401,
+credential per run. Where the wait sits (remoting/session.py): with Basic and CredSSP just before a
+node's first request (which carries the password), its session and that request already built; with Negotiate and Kerberos at the host's first 401,
 so connecting and that round trip overlap the first node's logon; with NTLM at the AUTHENTICATE message,
 so the NEGOTIATE round trip overlaps it too. The gate opens on the first node's first answer that is not
 a 401.
@@ -59,6 +59,14 @@ class LogonGate:
     @property
     def refusal(self) -> Refusal | None:
         return self._refusal
+
+    def claim(self, node: str) -> None:
+        """Make `node` the one to try the credential if nobody is trying it yet, without waiting: a node
+        calls this when it starts, so the first node to start (the inventory's order) tries first,
+        however long each takes to get ready; it still passes `admit` before sending the password."""
+        with self._cond:
+            if self._refusal is None and not self._proven and self._trying is None:
+                self._trying = node
 
     def admit(self, node: str, user: str | None, cancel: threading.Event | None = None) -> None:
         """Return when `node` may log on; raise LogonSkipped when the credential was refused already."""

@@ -412,6 +412,8 @@ class HostSession:
         # TLS set-up) is taken before the gate, which is passed at the 401. Either way the gate is opened
         # by the first node whose logon the host accepts.
         at_challenge = gate is not None and settings.auth in CHALLENGED_AUTH
+        if gate is not None:
+            gate.claim(self.endpoint.name)
         attempt = 0
         while True:
             attempt += 1
@@ -741,7 +743,7 @@ def _gate_at_the_challenge(
     The handshake's last answer, if it is not a 401, proves the credential and opens the gate."""
     auth = transport.session.auth
     handle_401 = getattr(auth, "handle_401", None)
-    if handle_401 is None:  # not pypsrp's Negotiate handler: gate before connecting, as for Basic
+    if handle_401 is None:  # not pypsrp's Negotiate handler: gate now, before anything is sent
         gate.admit(node, user, cancel)
         return
     first_with_password = 2 if auth_kind == "ntlm" else 1

@@ -64,3 +64,35 @@ def test_once_proven_everyone_goes_ahead() -> None:
     assert sorted(tried) == sorted(NODES) and skipped == []
     gate.refused("n9", "a later refusal does not condemn a proven credential")
     gate.admit("n10", "svc")
+
+
+def test_the_node_that_claimed_first_tries_first_even_if_it_is_ready_last() -> None:
+    """Nodes claim the gate when they start and pass it when their first request is built: a node that
+    started later but got ready sooner waits for the first one's logon."""
+    gate = LogonGate()
+    gate.claim("first")
+    gate.claim("second")
+    passed = threading.Event()
+
+    def second() -> None:
+        gate.admit("second", "svc")
+        passed.set()
+
+    waiting = threading.Thread(target=second)
+    waiting.start()
+    assert not passed.wait(0.3)  # "first" has not logged on yet
+    gate.admit("first", "svc")  # it is the one trying: no wait
+    gate.succeeded("first")
+    assert passed.wait(5)
+    waiting.join(5)
+
+
+def test_a_claim_is_released_like_any_try() -> None:
+    gate = LogonGate()
+    gate.claim("first")
+    gate.failed_otherwise("first")  # unreachable before it sent anything
+    gate.admit("second", "svc")  # the next one tries at once
+    gate.refused("second", "401")
+    gate.claim("third")
+    with pytest.raises(LogonSkipped, match="refused by second"):
+        gate.admit("third", "svc")
