@@ -43,7 +43,7 @@ def status(
     counts only what was selected: with --vm or --verdict, those VMs and the nodes they run on.
     """
     from hcibenefit.cli.vmcache import remember_vms
-    from hcibenefit.operations.status import gather_status, status_report
+    from hcibenefit.operations.status import gather_status
 
     app = app_context(ctx)
     fmt = app.choose_format()
@@ -51,5 +51,7 @@ def status(
     inventory = app.inventory()
     result = gather_status(inventory, app.credentials(), selection, workers=parallel)
     remember_vms(inventory.source, [v.vm.name for v in result.assessment.vms])
+    from hcibenefit.operations.status_report import status_report  # loaded while the hosts worked
+
     app.emit(status_report(result, app.run_info(inventory)), fmt)
     return int(ExitCode.combine(findings=result.failing(threshold), incomplete=result.incomplete))

@@ -7,11 +7,9 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from hcibenefit.checks.assess import ClusterFacts
-from hcibenefit.checks.registry import load_checks
 from hcibenefit.errors import UsageError
-from hcibenefit.facts.host import FactsError, HostFacts, parse_host_facts
 from hcibenefit.inventory import Cluster, CredentialResolver, Inventory, Node
 from hcibenefit.inventory.model import AzureSettings
 from hcibenefit.operations.tlswarn import warn_unvalidated
@@ -20,6 +18,11 @@ from hcibenefit.remoting.errors import MalformedOutputError, RemotingError
 from hcibenefit.remoting.runner import DEFAULT_WORKERS, Outcome, SessionHolder, run_per_host
 from hcibenefit.remoting.session import Endpoint
 from hcibenefit.remoting.transport import open_session
+
+if TYPE_CHECKING:
+    # Imported while the first hosts are busy (load_checks, below), not before the first request.
+    from hcibenefit.checks.assess import ClusterFacts
+    from hcibenefit.facts.host import HostFacts
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ def fetch_host_facts(
 ) -> HostFacts:
     """Host facts of one node; the session is handed to `holder` when `hold(facts)` says a second pass
     will need it on this node, and closed otherwise."""
+    from hcibenefit.facts.host import FactsError, parse_host_facts
+
     session = open_session(connection.endpoint, cancel=cancel)
     session.open()
     try:
@@ -99,6 +104,13 @@ def _both(first: Callable[[], None], then: Callable[[], None]) -> Callable[[], N
             then()
 
     return both
+
+
+def load_checks() -> None:
+    """The host facts' parser and every check module (checks/registry.py: load_checks)."""
+    from hcibenefit.checks.registry import load_checks as load_check_modules
+
+    load_check_modules()
 
 
 def describe_error(error: RemotingError) -> str:
@@ -146,6 +158,8 @@ def gather_clusters(
         # not after the last one answers (about 25 ms off the end of a one-cluster status).
         when_idle=load_checks if when_idle is None else _both(when_idle, load_checks),
     )
+    from hcibenefit.checks.assess import ClusterFacts
+
     result = []
     for cluster in clusters:
         mine = [o for o in outcomes if o.target.node.cluster == cluster.name]

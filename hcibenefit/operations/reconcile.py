@@ -425,7 +425,7 @@ def _not_assessed_rows(results: Sequence[Result]) -> list[dict[str, Any]]:
 
 
 def reconcile_report(result: Reconciliation, run_info: Mapping[str, Any] | None = None) -> Report:
-    from hcibenefit.operations.status import findings_details
+    from hcibenefit.operations.status_report import findings_details
 
     now = result.view.now
     clusters = [cluster_record(p, now) for p in result.view.clusters]
