@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hcibenefit.facts.host import HostFacts, VMFacts
-from hcibenefit.inventory.model import Policy
+if TYPE_CHECKING:  # annotations only: `--fail-on` parsing imports this module before any request
+    from hcibenefit.facts.host import HostFacts, VMFacts
+    from hcibenefit.inventory.model import Policy
 
 
 class Severity(IntEnum):

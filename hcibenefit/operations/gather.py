@@ -76,12 +76,12 @@ def fetch_host_facts(
 ) -> HostFacts:
     """Host facts of one node; the session is handed to `holder` when `hold(facts)` says a second pass
     will need it on this node, and closed otherwise."""
-    from hcibenefit.facts.host import FactsError, parse_host_facts
-
     session = open_session(connection.endpoint, cancel=cancel)
     session.open()
     try:
         document = session.run(HOST_FACTS, {"IncludeGuestOs": True}, timeout_s=HOST_FACTS_TIMEOUT_S)
+        from hcibenefit.facts.host import FactsError, parse_host_facts  # loaded meanwhile (load_checks)
+
         try:
             facts = parse_host_facts(document, node=connection.node.name, cluster=connection.node.cluster)
         except FactsError as exc:
