@@ -68,6 +68,11 @@ class LogonGate:
             if self._refusal is None and not self._proven and self._trying is None:
                 self._trying = node
 
+    def would_wait(self, node: str) -> bool:
+        """Whether `admit(node)` would wait now: another node is trying the credential."""
+        with self._cond:
+            return self._refusal is None and not self._proven and self._trying not in (None, node)
+
     def admit(self, node: str, user: str | None, cancel: threading.Event | None = None) -> None:
         """Return when `node` may log on; raise LogonSkipped when the credential was refused already."""
         with self._cond:

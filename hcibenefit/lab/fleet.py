@@ -364,6 +364,7 @@ class Lab:
                             "shells_created": stats.shells_created if stats else 0,
                             "requests": stats.requests if stats else 0,
                             "failed_logons": stats.failed_logons if stats else 0,
+                            "connections": stats.connections if stats else 0,
                             "faults": asdict(self.faults[node_spec.name.lower()]),
                             "invocations": self.invocations(node.name),
                             "attestation": node.attestation,

@@ -28,6 +28,7 @@ between the two passes, so each node still gets one session; see operations/gues
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -481,7 +482,14 @@ class HostSession:
         transport.session.trust_env = False
         if gate is not None:
             admit_first = None if at_challenge else (self.endpoint.name, user, self.cancel)
-            _gate_around_first_send(self._wsman, gate, self.endpoint.name, admit_first, self._sending_create)
+            _gate_around_first_send(
+                self._wsman,
+                gate,
+                self.endpoint.name,
+                admit_first,
+                self._sending_create,
+                connect_timeout=self.endpoint.settings.connection_timeout,
+            )
             if at_challenge:
                 _gate_at_the_challenge(
                     transport, gate, self.endpoint.name, user, self.cancel, self.endpoint.settings.auth
@@ -780,18 +788,24 @@ def _gate_around_first_send(
     node: str,
     admit: tuple[str, str | None, threading.Event] | None,
     sending: Callable[[], None],
+    *,
+    connect_timeout: float,
 ) -> None:
     """Around the session's first request: pass the gate just before it when it carries the password
-    (`admit`: Basic, CredSSP), and open the gate on its answer. An answer that is not a 401 proves the
-    credential, so the nodes waiting on the gate go then, not only once the pool is open: the first
-    logon costs one round trip, not two."""
+    (`admit`: Basic, CredSSP), connected already (`_connect_ahead`), and open the gate on its answer.
+    An answer that is not a 401 proves the credential, so the nodes waiting on the gate go then, not
+    only once the pool is open: the first logon costs one round trip, not two."""
     transport = wsman.transport
     send = transport.send
 
     def send_and_open_gate(message: bytes, **kwargs: Any) -> Any:
         transport.send = send  # once is enough
         if admit is not None:
+            # Only worth it when there is a wait to hide it in: the first node sends at once.
+            ahead = _connect_ahead(transport, connect_timeout) if gate.would_wait(node) else None
             gate.admit(*admit)
+            if ahead is not None:
+                _take_what_tls_sent(ahead)
             if admit[2].is_set():
                 raise Cancelled(node, "cancelled before logging on")
         sending()
@@ -800,6 +814,87 @@ def _gate_around_first_send(
         return response
 
     transport.send = send_and_open_gate
+
+
+def _connect_ahead(transport: Any, connect_timeout: float) -> Any:
+    """Open the connection the first request will use (TCP, and TLS over HTTPS) before waiting on the
+    logon gate. It carries no credential, and on a real network it is one round trip for TCP and one
+    or two for TLS that every node but the first would otherwise take only once the first logon is
+    proven. The connection goes back to requests' pool, where that first request finds it.
+
+    A failure is raised as requests raises it from a request (the same exception around the same
+    urllib3 error, requests/adapters.py HTTPAdapter.send), so it reads the same and an unreachable host
+    costs one connection timeout, not two. Through a proxy, or with a requests too old to say which
+    pool a request uses, this does nothing (returns None) and the first request connects as before;
+    otherwise it returns the connection, for `_take_what_tls_sent`."""
+    import ssl
+
+    import requests
+    from requests.utils import resolve_proxies, select_proxy
+    from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError
+    from urllib3.exceptions import SSLError as Urllib3SSLError
+
+    session = transport.session
+    url = transport.endpoint
+    request = requests.Request("POST", url).prepare()  # no auth: only the URL is used
+    proxies = resolve_proxies(request, session.proxies, session.trust_env)
+    adapter = session.get_adapter(url)
+    pool_for = getattr(adapter, "get_connection_with_tls_context", None)
+    if select_proxy(url, proxies) or pool_for is None:
+        return None
+    pool = pool_for(request, session.verify, proxies=proxies, cert=session.cert)
+    adapter.cert_verify(pool, url, session.verify, session.cert)
+    conn = pool._get_conn()
+    try:
+        if getattr(conn, "is_closed", False):
+            conn.timeout = connect_timeout
+            conn.connect()
+    except BaseException as exc:
+        conn.close()
+        pool._put_conn(None)  # as urllib3 does with a connection that failed: the slot is free again
+        if not isinstance(exc, Exception):
+            raise
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError, Urllib3SSLError)):
+            reason: Exception = exc if isinstance(exc, Urllib3SSLError) else Urllib3SSLError(exc)
+            raise requests.exceptions.SSLError(MaxRetryError(pool, url, reason), request=request) from None
+        if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
+            raise requests.exceptions.ConnectTimeout(MaxRetryError(pool, url, exc), request=request) from None
+        if isinstance(exc, (HTTPError, OSError)):
+            raise requests.exceptions.ConnectionError(
+                MaxRetryError(pool, url, exc), request=request
+            ) from None
+        raise
+    pool._put_conn(conn)
+    return conn
+
+
+def _take_what_tls_sent(conn: Any) -> None:
+    """Read what a TLS 1.3 server sends unasked after the handshake (session tickets, RFC 8446 4.6.1)
+    on a connection opened ahead, before the first request takes it from the pool.
+
+    urllib3 takes a pooled connection whose socket has something to read for one the server closed,
+    and opens a new one (urllib3/util/connection.py, is_connection_dropped): without this, connecting
+    ahead would cost a second handshake instead of saving one. A server never sends HTTP data unasked,
+    so anything else read here, or the end of the connection, closes it: the first request then
+    connects again, as it would have anyway."""
+    import ssl
+
+    sock = getattr(conn, "sock", None)
+    if not isinstance(sock, ssl.SSLSocket):
+        return  # plain TCP: nothing arrives unasked
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0.0)
+        unexpected = sock.recv(1)  # processes the tickets, then finds nothing more to read
+    except ssl.SSLWantReadError:
+        return  # the tickets, if any, were read; nothing else was sent
+    except OSError:
+        unexpected = b""
+    finally:
+        with contextlib.suppress(OSError):  # a socket that failed may be closed already
+            sock.settimeout(timeout)
+    log.debug("connected ahead, but the host sent %r or hung up: connecting again", unexpected[:1])
+    conn.close()
 
 
 def _delete_shell(wsman: Any, pool: Any) -> None:

@@ -171,15 +171,16 @@ def test_status_is_five_requests_per_node_whatever_the_number_of_vms(
     assert small == large == (4 * 5, 4)
 
 
-def _requests_to(client: LabClient, node: str) -> int:
-    return next(n["requests"] for n in client.state()["nodes"] if n["name"] == node)
+def _requests_to(client: LabClient, node: str, counter: str = "requests") -> int:
+    return next(n[counter] for n in client.state()["nodes"] if n["name"] == node)
 
 
 def test_with_basic_a_node_waiting_on_the_first_logon_sends_nothing_until_it_is_proven(
     faulty: LabClient,
 ) -> None:
     """Basic sends the password with the first request: a node waiting on another node's first logon
-    builds its session meanwhile (so that costs no time once the gate opens) but sends nothing."""
+    builds its session and opens its connection (TCP and TLS) meanwhile, so that costs no time once the
+    gate opens, but sends nothing; the first request then uses that connection."""
     from hcibenefit.remoting.session import Cancellation
 
     endpoint = _endpoint(faulty, "f-ok")
@@ -190,16 +191,33 @@ def test_with_basic_a_node_waiting_on_the_first_logon_sends_nothing_until_it_is_
     session = HostSession(endpoint, cancel=cancel)
     opened = threading.Thread(target=session.open)
     before = _requests_to(faulty, "f-ok")
+    connections = _requests_to(faulty, "f-ok", "connections")
     opened.start()
     time.sleep(0.5)
     assert opened.is_alive() and _requests_to(faulty, "f-ok") == before
+    assert _requests_to(faulty, "f-ok", "connections") == connections + 1  # connected ahead, TLS done
     gate.succeeded("another-node")
     opened.join(10)
     try:
         assert not opened.is_alive() and session.shell_created
         assert _requests_to(faulty, "f-ok") > before
+        assert _requests_to(faulty, "f-ok", "connections") == connections + 1  # the same connection
     finally:
         session.close()
+
+
+def test_connecting_ahead_fails_as_the_first_request_would(faulty: LabClient) -> None:
+    """A node that cannot be reached while another logs on fails at once, with the error a request
+    would have had (unreachable, transient), and does not hold up the gate."""
+    endpoint = _endpoint(faulty, "f-down")
+    assert endpoint.credential is not None
+    gate = endpoint.credential.gate
+    gate.admit("another-node", endpoint.credential.username)
+    started = time.monotonic()
+    with pytest.raises(UnreachableError) as caught:
+        HostSession(endpoint).open()
+    assert time.monotonic() - started < 5
+    assert caught.value.transient and "cannot connect" in caught.value.detail
 
 
 def test_ctrl_c_while_waiting_on_the_first_logon_sends_nothing(faulty: LabClient) -> None:
@@ -230,3 +248,22 @@ def test_ctrl_c_while_waiting_on_the_first_logon_sends_nothing(faulty: LabClient
     assert not opened.is_alive() and len(raised) == 1 and isinstance(raised[0], Cancelled), raised
     assert _requests_to(faulty, "f-ok") == before
     assert session.closed and cancel.open_sessions() == []
+
+
+def test_a_certificate_the_client_does_not_trust_fails_ahead_as_a_tls_error(faulty: LabClient) -> None:
+    from dataclasses import replace
+
+    from hcibenefit.remoting.errors import TLSError
+
+    endpoint = _endpoint(faulty, "f-ok")
+    assert endpoint.credential is not None
+    # The system's CAs, which never signed the lab's certificates.
+    endpoint = replace(endpoint, settings=replace(endpoint.settings, cert_validation=True))
+    endpoint.credential.gate.admit("another-node", endpoint.credential.username)
+    before = _requests_to(faulty, "f-ok")
+    with pytest.raises(TLSError) as caught:
+        HostSession(endpoint).open()
+    assert (
+        "TLS handshake failed" in caught.value.detail and "certificate verify failed" in caught.value.detail
+    )
+    assert _requests_to(faulty, "f-ok") == before

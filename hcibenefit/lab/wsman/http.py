@@ -96,6 +96,8 @@ class Listener:
         self._woken = False
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
+        self.connections_opened = 0
+        """Connections accepted and, over HTTPS, through the TLS handshake (before any request)."""
 
     def bind(self) -> None:
         if self._sock is not None:
@@ -191,6 +193,8 @@ class Listener:
                 sock = tls_sock
                 self._track(sock, True)
                 certificate = tls_sock.getpeercert(binary_form=True)
+            with self._lock:
+                self.connections_opened += 1
             conn = Connection(peer, certificate)
             with sock.makefile("rb") as rfile:
                 while not self._closing.is_set() and (request := _read_request(rfile)) is not None:

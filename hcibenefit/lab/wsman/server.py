@@ -75,6 +75,7 @@ class NodeStats:
     encrypted_requests: int = 0
     actions: Mapping[str, int] = field(default_factory=dict)  # requests by action, e.g. {"Receive": 3}
     failed_logons: int = 0  # credentials offered and refused (what Windows logs as event 4625)
+    connections: int = 0  # TCP connections opened (over HTTPS: the TLS handshake done), requests or not
 
 
 def _loopback_aliases_work() -> bool:
@@ -126,6 +127,7 @@ class _Node:
                 encrypted_requests=self.encrypted_requests,
                 actions=MappingProxyType(dict(self.actions)),
                 failed_logons=self.failed_logons,
+                connections=self.listener.connections_opened,
             )
 
     def close_shells(self) -> None:
