@@ -175,9 +175,10 @@ class LabProcess:
     def state(self) -> dict[str, Any]:
         return self._call("/lab/state")  # type: ignore[no-any-return]
 
-    def set_latency(self, latency_ms: int) -> None:
+    def set_latency(self, latency_ms: int, connect_rtts: int = 0) -> None:
+        faults = {"latency_ms": latency_ms, "connect_latency_ms": connect_rtts * latency_ms}
         for name in self.node_names:
-            self._call("/lab/faults", {"node": name, "latency_ms": latency_ms})
+            self._call("/lab/faults", {"node": name, **faults})
 
     def requests(self) -> dict[str, int]:
         return {n["name"]: n["requests"] for n in self.state()["nodes"]}
@@ -591,6 +592,15 @@ def main(argv: list[str] | None = None) -> int:
         help="how the client logs on (lab serve --auth): basic, a password, is tried on one node before the "
         "others (one round trip); a certificate cannot be locked out and is not",
     )
+    parser.add_argument(
+        "--connect-rtts",
+        type=int,
+        default=0,
+        metavar="K",
+        help="round trips each new connection costs before its first request, as on a real network "
+        "(TCP 1 + TLS 1.3 1 = 2; the lab's connect_latency_ms = K x latency). Default 0: latency per "
+        "request only, as the bound R x latency counts it",
+    )
     args = parser.parse_args(argv)
     fleets = args.fleet or [Fleet.parse(f) for f in DEFAULT_FLEETS]
     latencies = args.latency or list(DEFAULT_LATENCIES)
@@ -605,6 +615,11 @@ def main(argv: list[str] | None = None) -> int:
         "CPU figures are process CPU time (user+system), not wall time, so they do not depend on what "
         "else runs on this machine; wall times do. Bytecode cache on (PYTHONDONTWRITEBYTECODE dropped)."
     )
+    if args.connect_rtts:
+        print(
+            f"every new connection costs {args.connect_rtts} round trip(s) before its first request "
+            "(the lab's connect_latency_ms); the bound R x latency does not count them"
+        )
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="sweep-scale-") as tmp:
         workdir = Path(tmp)
@@ -617,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             try:
                 for latency in latencies:
-                    lab.set_latency(latency)
+                    lab.set_latency(latency, args.connect_rtts)
                     for command in commands:
                         settings: list[int | None] = [None]
                         if command == "status":
@@ -667,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "commit": commit,
                 "lab_auth": args.lab_auth,
+                "connect_rtts": args.connect_rtts,
                 "cores": os.cpu_count(),
                 "python": platform.python_version(),
                 "cpu_note": "client and lab CPU are process CPU time (user+system), not wall time",

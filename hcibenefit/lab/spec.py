@@ -59,6 +59,7 @@ ImdsClusterNetwork = Literal["excluded", "role-none", "partitioned"]
 @dataclass
 class FaultsSpec:
     latency_ms: int = 0
+    connect_latency_ms: int = 0
     down: bool = False
     auth_fail: bool = False
     hang: bool = False
@@ -181,6 +182,7 @@ FAULTS = MapSpec(
     "a mapping of node faults",
     {
         "latency_ms": Int(0, 600_000),
+        "connect_latency_ms": Int(0, 600_000),
         "down": Bool(),
         "auth_fail": Bool(),
         "hang": Bool(),

@@ -267,3 +267,28 @@ def test_a_certificate_the_client_does_not_trust_fails_ahead_as_a_tls_error(faul
         "TLS handshake failed" in caught.value.detail and "certificate verify failed" in caught.value.detail
     )
     assert _requests_to(faulty, "f-ok") == before
+
+
+def test_connect_latency_delays_each_new_connection_not_each_request(faulty: LabClient) -> None:
+    """The lab's stand-in for TCP's and TLS's round trips: paid once per connection, before its first
+    answer; `latency_ms` is paid per request."""
+    import requests
+
+    faulty.lab.set_faults("f-ok", connect_latency_ms=300)
+    endpoint = _endpoint(faulty, "f-ok")
+    url = f"https://{endpoint.address}:{endpoint.settings.port}/wsman"
+    with requests.Session() as http:
+        verify = endpoint.settings.cert_validation
+        http.verify = verify if isinstance(verify, bool) else str(verify)
+        http.trust_env = (
+            False  # REQUESTS_CA_BUNDLE would override verify, as hcibenefit's sessions do not let it
+        )
+        started = time.monotonic()
+        first = http.post(url, data=b"")  # no credential: 401, but only after the connection's delay
+        opened = time.monotonic() - started
+        started = time.monotonic()
+        second = http.post(url, data=b"")  # the same connection
+        again = time.monotonic() - started
+    assert first.status_code == second.status_code == 401
+    assert opened >= 0.3 and again < 0.3, (opened, again)
+    assert faulty.state()["nodes"][0]["faults"]["connect_latency_ms"] == 300

@@ -16,7 +16,7 @@ does is up to a `ScriptExecutor` (see `executor`).
   None) with its address and name as SANs; `ca_bundle_path` is that CA as a PEM file.
 - `auth="ntlm"`: HTTP with NTLM/Negotiate and WinRM message encryption; `ca_bundle_path` is None.
 - Each node has its own loopback address (127.77.x.y; 127.0.0.1 where the platform only has that) and
-  port. `NodeFaults`: `latency_ms` delays every answer, `down` refuses connections, `auth_fail` answers
+  port. `NodeFaults`: `latency_ms` delays every answer, `connect_latency_ms` every new connection, `down` refuses connections, `auth_fail` answers
   401, `hang` never answers, `max_shells` is MaxShellsPerUser.
 - Other WinRM settings as Windows defaults them: IdleTimeout 7200 s, MaxConcurrentCommandsPerShell
   1000, MaxEnvelopeSizekb 500, configuration `Microsoft.PowerShell` plus `accepted_configurations`.

@@ -84,8 +84,16 @@ def _render(response: HttpResponse, keep_alive: bool) -> bytes:
 class Listener:
     """A listening socket that can be closed (connections refused) and re-opened on the same address and port."""
 
-    def __init__(self, name: str, address: str, tls: ssl.SSLContext | None, handler: Handler) -> None:
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        tls: ssl.SSLContext | None,
+        handler: Handler,
+        connect_delay_s: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.name = name
+        self._connect_delay_s = connect_delay_s
         self.address = address
         self.port = 0
         self._tls = tls
@@ -185,6 +193,10 @@ class Listener:
     def _serve(self, sock: socket.socket, peer: str) -> None:
         self._track(sock, True)
         try:
+            # A real network's TCP and TLS round trips, before the client hears the handshake's answer.
+            delay = self._connect_delay_s()
+            if delay and self._closing.wait(delay):
+                return
             certificate = None
             if self._tls is not None:
                 # The plain socket stays tracked during the handshake so close() can still end it.

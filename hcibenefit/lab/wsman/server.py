@@ -49,6 +49,9 @@ class NodeFaults:
     """Read on every request. Change `down` through `WSManServer.set_faults`, which also closes or re-opens the listener."""
 
     latency_ms: int = 0
+    connect_latency_ms: int = 0
+    """Added to every new connection before its TLS handshake (or its first request over HTTP): what
+    TCP's and TLS's round trips cost on a real network, which `latency_ms` (per request) leaves out."""
     down: bool = False
     auth_fail: bool = False
     hang: bool = False
@@ -95,7 +98,9 @@ class _Node:
         self.server = server
         self.name = name
         self.faults = faults
-        self.listener = Listener(name, address, tls, self.handle)
+        self.listener = Listener(
+            name, address, tls, self.handle, connect_delay_s=lambda: self.faults.connect_latency_ms / 1000
+        )
         self.lock = threading.Lock()
         self.shells: dict[str, Shell] = {}
         self.shells_created = 0
