@@ -38,6 +38,7 @@ from hcibenefit.errors import HcibenefitError
 from hcibenefit.remoting.catalog import ARC_RUN, Script
 from hcibenefit.remoting.errors import (
     AuthenticationFailed,
+    Cancelled,
     ErrorRecordInfo,
     MalformedOutputError,
     RemoteTimeout,
@@ -45,7 +46,6 @@ from hcibenefit.remoting.errors import (
     UnreachableError,
 )
 from hcibenefit.remoting.session import (
-    Cancelled,
     CredentialParameter,
     Endpoint,
     parse_document,

@@ -52,6 +52,12 @@ class RemotingError(HcibenefitError):
         return {"kind": self.kind, "host": self.host, "message": self.detail, "hint": self.hint}
 
 
+class Cancelled(RemotingError):
+    """Ctrl-C, a deadline or the caller stopped the work before it was done."""
+
+    kind = "cancelled"
+
+
 class UnreachableError(RemotingError):
     kind = "unreachable"
 

@@ -29,8 +29,8 @@ from types import FrameType
 from typing import Generic, TypeVar
 
 from hcibenefit.errors import Interrupted
-from hcibenefit.remoting.errors import RemotingError
-from hcibenefit.remoting.session import Cancellation, Cancelled, map_exception
+from hcibenefit.remoting.errors import Cancelled, RemotingError
+from hcibenefit.remoting.session import Cancellation, map_exception
 from hcibenefit.remoting.transport import Session
 
 log = logging.getLogger(__name__)
