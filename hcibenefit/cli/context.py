@@ -235,14 +235,16 @@ class _PrintableFormatter(logging.Formatter):
         return "\n".join(printable(line) for line in super().format(record).split("\n"))
 
 
-_SPOOL_CHARS = 8 * 1024 * 1024
-_COPY_CHARS = 1024 * 1024
+_SPOOL_CHARS = 1024 * 1024
+_COPY_CHARS = 256 * 1024
 
 
 def _render_buffer() -> TextIO:
     """Where a report is rendered whole before any of it is written (a failure while rendering leaves no
-    half report): in memory up to 8 Mi characters, then in an unlinked private temporary file. A
-    10,000-VM sweep's JSON is some 70 MB and need not sit in memory, twice, to be written whole.
+    half report): in memory up to 1 MiB of UTF-8 (one cluster's sweep fits), then in an unlinked private
+    temporary file. A 10,000-VM sweep's JSON is some 70 MB and need not sit in memory, twice, to be
+    written whole; at 8 MiB the buffer and its copy at the switch to the file were the top of a 10,000-VM
+    sweep's peak memory.
 
     surrogatepass: a host's lone surrogate survives the round trip; `write_text` escapes it for the
     real stream as before.
