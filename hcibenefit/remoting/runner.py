@@ -29,6 +29,7 @@ from types import FrameType
 from typing import Generic, TypeVar
 
 from hcibenefit.errors import Interrupted
+from hcibenefit.remoting import heap
 from hcibenefit.remoting.errors import Cancelled, RemotingError
 from hcibenefit.remoting.session import Cancellation, map_exception
 from hcibenefit.remoting.transport import Session
@@ -171,13 +172,18 @@ def run_per_host(
             name = f"hcibenefit-{name_of(targets[index])}"
             threading.Thread(target=guarded, args=(index,), name=name, daemon=True).start()
 
+    # Threads that each read a host's answers would otherwise get a C heap arena each (remoting.heap).
+    heap.limit_arenas()
     with _CtrlC() as ctrl_c:
         try:
-            return _wait_for(run, token, outer, start_more, ctrl_c, when_idle)
+            outcomes = _wait_for(run, token, outer, start_more, ctrl_c, when_idle)
         except KeyboardInterrupt:
             if outer is not None:
                 outer.set()
             raise _interrupted(run, token, name_of, activity, ctrl_c) from None
+    if len(targets) > 1:
+        heap.give_back_free_heap()  # what the hosts' answers left free, before the run judges them
+    return outcomes
 
 
 def _wait_for(
