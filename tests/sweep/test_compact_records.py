@@ -258,7 +258,11 @@ def _conclude_twice(
         for night, collected in enumerate((first, second)):
             started = dt.datetime(2026, 11, 28 + night, 2, tzinfo=dt.timezone.utc)
             finished = started + dt.timedelta(seconds=42)
-            outcome = sweep_run._conclude(inventory, request, collected, waivers, history, started, finished)
+            clusters = list(collected.clusters)  # _conclude empties the list it is given, a cluster at a time
+            outcome = sweep_run._conclude(
+                inventory, request, clusters, collected.deadline_reached, waivers, history, started, finished
+            )
+            assert clusters == []
             documents.append(outcome.document)
         rows = history._db.execute(
             "SELECT r.run_id, r.id, r.status, r.record, runs.fail, runs.error, runs.waived, runs.total,"
@@ -320,3 +324,38 @@ def test_history_rows_of_a_record_are_those_of_its_dict(tmp_path: Path) -> None:
     assert rows(tmp_path / "a", [r.record() for r in unique]) == rows(
         tmp_path / "b", [r.to_dict() for r in unique]
     )
+
+
+@pytest.mark.lab
+def test_each_cluster_is_let_go_once_judged(
+    collected_pair: tuple[Any, Any, Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """_conclude drops its reference to a cluster's evidence (and with it the facts, when nothing else holds
+    them) before it judges the next one: the facts of 10,000 VMs make room for the results."""
+    import gc
+    import weakref
+
+    from hcibenefit.operations.sweep import run as sweep_run
+    from hcibenefit.sweep.waivers import Waivers
+
+    inventory, scope, first, _ = collected_pair
+    clusters = [dataclasses.replace(c) for c in first.clusters]  # held by nothing but the list
+    assert len(clusters) >= 2
+    judged: list[weakref.ref[Any]] = []
+    alive_when_next_judged: list[bool] = []
+    real = sweep_run.evaluate_cluster
+
+    def watched(evidence: Any, *args: Any, **kwargs: Any) -> Any:
+        gc.collect()
+        alive_when_next_judged.extend(ref() is not None for ref in judged)
+        judged.append(weakref.ref(evidence))
+        return real(evidence, *args, **kwargs)
+
+    monkeypatch.setattr(sweep_run, "evaluate_cluster", watched)
+    request = sweep_run.SweepRequest(scope=scope, history_path=None)
+    at = dt.datetime(2026, 11, 28, 2, tzinfo=dt.timezone.utc)
+    outcome = sweep_run._conclude(inventory, request, clusters, False, Waivers(), None, at, at)
+    del clusters
+    assert len(judged) == len(first.clusters)
+    assert alive_when_next_judged and not any(alive_when_next_judged)
+    assert outcome.document["findings"]

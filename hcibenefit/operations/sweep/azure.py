@@ -139,6 +139,11 @@ class AzurePart:
             results = [r for r in results if r.target.node is None or r.target.node.casefold() in wanted]
         return results
 
+    def forget_hosts(self) -> None:
+        """Let go of the hosts' facts once the results are taken: the sweep judges them a cluster at a
+        time and drops each after (operations.sweep.run)."""
+        self._hosts = None
+
     def abandon(self) -> None:
         self._abandoned.set()
         self._hosts_ready.set()

@@ -29,7 +29,7 @@ from hcibenefit.facts.guest import GuestProbe
 from hcibenefit.inventory import CredentialResolver, Inventory
 from hcibenefit.operations.sweep.azure import AzurePart
 from hcibenefit.operations.sweep.azure import wanted as azure_wanted
-from hcibenefit.operations.sweep.collect import Collected, Progress, Scope, collect
+from hcibenefit.operations.sweep.collect import Progress, Scope, collect
 from hcibenefit.publish.azure_monitor import Publication
 from hcibenefit.sweep.history import History
 from hcibenefit.sweep.model import RunDocument, compare, inventory_hash, scope_key
@@ -152,8 +152,15 @@ def run_sweep(
                     left = max(0.0, request.deadline_s - (clock() - started).total_seconds())
                 azure_results = azure.results(left)
                 notes += azure.notes
+                azure.forget_hosts()
         finished = clock()
-        outcome = _conclude(inventory, request, collected, waivers, history, started, finished, azure_results)
+        # _conclude lets go of each cluster's facts once it is judged, so nothing here may keep them: the
+        # facts of 10,000 VMs and their guests (~30 MB) make room for the ~140,000 results.
+        clusters, deadline_reached = list(collected.clusters), collected.deadline_reached
+        del collected
+        outcome = _conclude(
+            inventory, request, clusters, deadline_reached, waivers, history, started, finished, azure_results
+        )
         outcome.notes[:0] = notes
         if history is not None and inventory.azure_monitor is not None and "azure-monitor" in request.publish:
             _publish(outcome, history, inventory)
@@ -190,29 +197,45 @@ def _start_azure(inventory: Inventory, request: SweepRequest, started: dt.dateti
 def _conclude(
     inventory: Inventory,
     request: SweepRequest,
-    collected: Collected,
+    clusters: list[ClusterEvidence],
+    deadline_reached: bool,
     waivers: Waivers,
     history: History | None,
     started: dt.datetime,
     finished: dt.datetime,
     azure_results: Sequence[Result] = (),
 ) -> SweepOutcome:
-    selected = _selected_vms(request.scope, collected)
+    """Judge `clusters` (emptied on the way: each cluster's facts go once its results exist), waive,
+    remember and compare, and build the document."""
+    selected = _selected_vms(request.scope, clusters)
+    # What the run document says about the targets is read from the facts before they go; the horizon's
+    # verdicts are filled in once every cluster is judged (a name's last verdict, as always).
+    targets = {
+        **_targets(inventory, selected, clusters),
+        "excluded": _excluded(request.scope, clusters),
+    }
+    horizon = _horizon(inventory, selected, clusters)
     results: list[Result] = list(azure_results)
     verdicts: dict[str, GuestVerdict] = {}
-    for evidence in collected.clusters:
+    clusters.reverse()
+    while clusters:
+        evidence = clusters.pop()
         evaluation = evaluate_cluster(
             evidence, inventory.policy, finished, vm_selected=_member_of(selected[evidence.name])
         )
+        del evidence
         results += evaluation.results
         verdicts.update(evaluation.guest_verdicts)
+        del evaluation
+    _add_verdicts(horizon, verdicts)
     results, uses = waivers.apply(results, finished)
     threshold = request.fail_on
     findings = any(r.counts_as_failure and threshold is not None and r.severity >= threshold for r in results)
-    incomplete = collected.deadline_reached or any(r.counts_as_unassessed for r in results)
+    incomplete = deadline_reached or any(r.counts_as_unassessed for r in results)
     code = ExitCode.combine(findings=findings, incomplete=incomplete)
     # Records that read from their results, not dicts: ~140,000 at 10,000 VMs (checks.results).
     records = [r.record() for r in results]
+    del results  # the records hold the results; the list of them need not stay too
     fleet, scope = fleet_hash(inventory), selection_key(request, inventory)
     run: dict[str, Any] = {
         "id": None,
@@ -231,16 +254,13 @@ def _conclude(
         },
         "source": f"from-dir:{request.from_dir}" if request.from_dir else _transports(request.scope),
         "deadline": request.deadline_text,
-        "deadline_reached": collected.deadline_reached,
+        "deadline_reached": deadline_reached,
         "fail_on": threshold.label if threshold is not None else "none",
         "exit_code": int(code),
         "waivers_file": str(waivers.source) if waivers.source else None,
-        "targets": {
-            **_targets(inventory, selected, collected.clusters),
-            "excluded": _excluded(request.scope, collected),
-        },
+        "targets": targets,
         "sites": {c.name: c.site for c in request.scope.clusters},
-        "horizon": _horizon(inventory, selected, collected.clusters, verdicts),
+        "horizon": horizon,
     }
     notes = [n for u in uses if (n := u.note())]
     outcome = SweepOutcome({}, code, notes=notes)
@@ -282,13 +302,11 @@ def _destinations(inventory: Inventory, request: SweepRequest) -> list[str]:
 
 
 def _horizon(
-    inventory: Inventory,
-    selected: dict[str, set[str]],
-    clusters: Sequence[ClusterEvidence],
-    verdicts: Mapping[str, GuestVerdict],
+    inventory: Inventory, selected: dict[str, set[str]], clusters: Sequence[ClusterEvidence]
 ) -> list[dict[str, Any]]:
     """Every selected VM that needs Azure Benefits, with the day its benefits lapse if its host stops
-    renewing: the host's IMDS attestation expiry (renewed by the host's sync with Azure)."""
+    renewing: the host's IMDS attestation expiry (renewed by the host's sync with Azure). The verdicts
+    come later (`_add_verdicts`)."""
     horizon = []
     for evidence in clusters:
         for host in evidence.hosts:
@@ -298,17 +316,23 @@ def _horizon(
                     continue
                 if requirement(vm, host, inventory.policy).needed is not True:
                     continue
-                verdict = verdicts.get(vm.name.casefold())
                 horizon.append(
                     {
                         "cluster": evidence.name,
                         "node": host.node,
                         "vm": vm.name,
                         "benefits_expire": expires.isoformat() if expires else None,
-                        "verdict": str(verdict.verdict) if verdict is not None else None,
+                        "verdict": None,
                     }
                 )
     return horizon
+
+
+def _add_verdicts(horizon: list[dict[str, Any]], verdicts: Mapping[str, GuestVerdict]) -> None:
+    """Each horizon entry's guest verdict, by VM name (casefolded) as the evaluation gave them."""
+    for entry in horizon:
+        verdict = verdicts.get(entry["vm"].casefold())
+        entry["verdict"] = str(verdict.verdict) if verdict is not None else None
 
 
 def _member_of(names: set[str]) -> Callable[[str], bool]:
@@ -319,17 +343,17 @@ def _unassessed(evidence: ClusterEvidence) -> list[UnassessedVM]:
     return vms_on_unreachable_nodes(evidence.name, evidence.hosts, evidence.unreachable)
 
 
-def _selected_vms(scope: Scope, collected: Collected) -> dict[str, set[str]]:
+def _selected_vms(scope: Scope, clusters: Sequence[ClusterEvidence]) -> dict[str, set[str]]:
     """Per cluster, the casefolded names of the VMs the selection takes, among those the nodes reported and
     those another node names on a node that did not answer. A --vm name that matches no VM anywhere is a
     usage error, unless a node that did not answer may hold it."""
     selected: dict[str, set[str]] = {}
-    everything = [vm for c in collected.clusters for h in c.hosts for vm in h.vms]
-    for evidence in collected.clusters:
+    everything = [vm for c in clusters for h in c.hosts for vm in h.vms]
+    for evidence in clusters:
         names = [vm.name for h in evidence.hosts for vm in h.vms] + [u.name for u in _unassessed(evidence)]
         picked = scope.selection.match_vms(names, name_of=lambda name: name, exclusion=scope.exclusion)
         selected[evidence.name] = {name.casefold() for name in picked.selected}
-    if scope.selection.vms and not any(c.unreachable for c in collected.clusters):
+    if scope.selection.vms and not any(c.unreachable for c in clusters):
         match = scope.selection.match_vms(everything, name_of=lambda v: v.name, exclusion=scope.exclusion)
         match.raise_unmatched(
             [v.name for v in everything], where="on the selected nodes", nothing_done="no run was recorded"
@@ -337,10 +361,10 @@ def _selected_vms(scope: Scope, collected: Collected) -> dict[str, set[str]]:
     return selected
 
 
-def _excluded(scope: Scope, collected: Collected) -> list[dict[str, Any]]:
+def _excluded(scope: Scope, clusters: Sequence[ClusterEvidence]) -> list[dict[str, Any]]:
     """VMs policy.exclude_globs keeps out of the sweep, with the rule: never silently dropped."""
     out = []
-    for evidence in collected.clusters:
+    for evidence in clusters:
         for host in evidence.hosts:
             match = scope.selection.match_vms(host.vms, name_of=lambda v: v.name, exclusion=scope.exclusion)
             out += [
