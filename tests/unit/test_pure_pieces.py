@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
 import io
 import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -120,16 +122,31 @@ def _interrupt_main_after(seconds: float) -> None:
     threading.Timer(seconds, _thread.interrupt_main).start()
 
 
+def _ctrl_c_once_working(seconds: float) -> Callable[[], None]:
+    """Call at the start of a runner's `work`: Ctrl-C `seconds` after the first worker starts. Only then
+    is the runner certain to be waiting with its handler in place; a timer started before the call
+    could fire first on a loaded machine and interrupt pytest itself."""
+    pending = [seconds]
+
+    def arm() -> None:
+        with contextlib.suppress(IndexError):
+            _interrupt_main_after(pending.pop())  # list.pop is atomic: one worker arms it
+
+    return arm
+
+
 def test_runner_on_interrupt_cancels_waits_and_says_what_stopped() -> None:
     finished = []
     cancel = threading.Event()
 
+    ctrl_c = _ctrl_c_once_working(0.2)
+
     def work(target: int, ev: threading.Event) -> int:
+        ctrl_c()
         ev.wait(5)
         finished.append(target)
         return target
 
-    _interrupt_main_after(0.2)
     with pytest.raises(Interrupted) as caught:
         run_per_host([1, 2, 3], work, name_of=lambda t: f"h{t}", workers=2, cancel=cancel, activity="facts")
     assert cancel.is_set() and sorted(finished) == [1, 2]
@@ -149,13 +166,14 @@ def test_runner_counts_ctrl_c_instead_of_raising_it_inside_a_wait() -> None:
 
     def work(target: int, ev: threading.Event) -> int:
         seen.append(signal.getsignal(signal.SIGINT))
+        ctrl_c()
         ev.wait(5)
         return target
 
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is not Python's default handler in this process")
     for _ in range(20):  # the same Ctrl-C at many points of the waiting loop, never a RuntimeError
-        _interrupt_main_after(0.05 + random.random() * 0.1)
+        ctrl_c = _ctrl_c_once_working(0.05 + random.random() * 0.1)
         with pytest.raises(Interrupted):
             run_per_host([1, 2], work, name_of=lambda t: f"h{t}", workers=2)
     assert seen and all(handler is not signal.default_int_handler for handler in seen)
@@ -202,12 +220,14 @@ def test_runner_answers_an_interrupt_in_time_while_a_worker_hangs(monkeypatch: p
     monkeypatch.setattr(runner, "GRACE_S", 0.3)
     release = threading.Event()
 
+    ctrl_c = _ctrl_c_once_working(0.2)
+
     def work(target: int, ev: threading.Event) -> int:
+        ctrl_c()
         if target == 1:
             release.wait(10)  # a request to a host that never answers ignores the cancel
         return target
 
-    _interrupt_main_after(0.2)
     started = time.monotonic()
     try:
         with pytest.raises(Interrupted) as caught:
