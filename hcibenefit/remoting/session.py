@@ -1,5 +1,5 @@
-"""One host, one runspace pool, several of our scripts with parameters. With `pypsrp_fixes`, the only
-modules that touch pypsrp.
+"""One host, one runspace pool, several of our scripts with parameters. With `pypsrp_fixes` and
+`first_request` (the logon gate and connecting ahead), the only modules that touch pypsrp.
 
 Rules this module keeps (docs/remoting.md):
 - scripts go through `add_script` + `add_parameters`; user input is only ever a parameter value;
