@@ -16,12 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hcibenefit.checks.verdicts import NOT_ASSESSED
 from hcibenefit.facts.host import HostFacts
 
 if TYPE_CHECKING:
     from hcibenefit.checks.assess import ClusterFacts, VMStatus
 
-VERDICT = "not-assessed"
+VERDICT = NOT_ASSESSED  # one word for it: checks/verdicts.py
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 
 from hcibenefit.checks.assess import NodeStatus, VMStatus
 from hcibenefit.checks.model import Finding
-from hcibenefit.checks.unassessed import VERDICT as NOT_ASSESSED
 from hcibenefit.checks.unassessed import UnassessedVM
+from hcibenefit.checks.verdicts import NOT_ASSESSED
 from hcibenefit.facts.host import HOST_SWITCH
 from hcibenefit.operations.status import StatusResult
 from hcibenefit.report import Column, DetailItem, Details, Report, Table, columns

@@ -171,7 +171,8 @@ def test_status_is_five_requests_per_node_whatever_the_number_of_vms(
     assert small == large == (4 * 5, 4)
 
 
-def _requests_to(client: LabClient, node: str, counter: str = "requests") -> int:
+def _count(client: LabClient, node: str, counter: str = "requests") -> int:
+    """One of a node's WinRM counters in /lab/state."""
     return next(n[counter] for n in client.state()["nodes"] if n["name"] == node)
 
 
@@ -190,18 +191,18 @@ def test_with_basic_a_node_waiting_on_the_first_logon_sends_nothing_until_it_is_
     cancel = Cancellation()
     session = HostSession(endpoint, cancel=cancel)
     opened = threading.Thread(target=session.open)
-    before = _requests_to(faulty, "f-ok")
-    connections = _requests_to(faulty, "f-ok", "connections")
+    before = _count(faulty, "f-ok")
+    connections = _count(faulty, "f-ok", "connections")
     opened.start()
     time.sleep(0.5)
-    assert opened.is_alive() and _requests_to(faulty, "f-ok") == before
-    assert _requests_to(faulty, "f-ok", "connections") == connections + 1  # connected ahead, TLS done
+    assert opened.is_alive() and _count(faulty, "f-ok") == before
+    assert _count(faulty, "f-ok", "connections") == connections + 1  # connected ahead, TLS done
     gate.succeeded("another-node")
     opened.join(10)
     try:
         assert not opened.is_alive() and session.shell_created
-        assert _requests_to(faulty, "f-ok") > before
-        assert _requests_to(faulty, "f-ok", "connections") == connections + 1  # the same connection
+        assert _count(faulty, "f-ok") > before
+        assert _count(faulty, "f-ok", "connections") == connections + 1  # the same connection
     finally:
         session.close()
 
@@ -239,14 +240,14 @@ def test_ctrl_c_while_waiting_on_the_first_logon_sends_nothing(faulty: LabClient
             raised.append(exc)
 
     opened = threading.Thread(target=open_it)
-    before = _requests_to(faulty, "f-ok")
+    before = _count(faulty, "f-ok")
     opened.start()
     time.sleep(0.3)
     cancel.set()
     assert cancel.abort_open_sessions(2.0) == []
     opened.join(5)
     assert not opened.is_alive() and len(raised) == 1 and isinstance(raised[0], Cancelled), raised
-    assert _requests_to(faulty, "f-ok") == before
+    assert _count(faulty, "f-ok") == before
     assert session.closed and cancel.open_sessions() == []
 
 
@@ -260,13 +261,13 @@ def test_a_certificate_the_client_does_not_trust_fails_ahead_as_a_tls_error(faul
     # The system's CAs, which never signed the lab's certificates.
     endpoint = replace(endpoint, settings=replace(endpoint.settings, cert_validation=True))
     endpoint.credential.gate.admit("another-node", endpoint.credential.username)
-    before = _requests_to(faulty, "f-ok")
+    before = _count(faulty, "f-ok")
     with pytest.raises(TLSError) as caught:
         HostSession(endpoint).open()
     assert (
         "TLS handshake failed" in caught.value.detail and "certificate verify failed" in caught.value.detail
     )
-    assert _requests_to(faulty, "f-ok") == before
+    assert _count(faulty, "f-ok") == before
 
 
 def test_connect_latency_delays_each_new_connection_not_each_request(faulty: LabClient) -> None:
