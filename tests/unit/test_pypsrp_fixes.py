@@ -143,3 +143,96 @@ def test_spnego_is_imported_only_when_a_session_negotiates() -> None:
         "spnego after basic: False",
         "real class: True ntlm",
     ]
+
+
+def test_pypsrp_tostring_gives_elementtree_s_bytes() -> None:
+    """Fix 6: pypsrp's modules serialise with a one-pass `tostring` that gives exactly ElementTree's bytes:
+    namespaces, escaping, non-ASCII text, a lone surrogate (a character reference), no declaration."""
+    pypsrp_fixes.load()
+    from pypsrp import messages, serializer, wsman
+    from pypsrp.wsman import NAMESPACES
+
+    envelope = ET.Element(f"{{{NAMESPACES['s']}}}Envelope")
+    header = ET.SubElement(envelope, f"{{{NAMESPACES['s']}}}Header")
+    locale = ET.SubElement(
+        header, f"{{{NAMESPACES['wsman']}}}Locale", {f"{{{NAMESPACES['xml']}}}lang": "en-US"}
+    )
+    locale.text = "a < b & c > \"d\" 'e'\r\n\tVM-\u00e9\u4e2d\U0001f600 \ud800 end"
+    ET.SubElement(envelope, "Empty")
+    ET.SubElement(envelope, "S", {"N": 'x&"y"\n'}).text = "_x000D_"
+    for module in (wsman, serializer, messages):
+        assert module.ET is not ET  # each pypsrp module got the fixed ElementTree
+        assert module.ET.tostring(envelope, encoding="utf-8", method="xml") == ET.tostring(
+            envelope, encoding="utf-8", method="xml"
+        )
+    assert b"&#55296;" in wsman.ET.tostring(envelope, encoding="utf-8")
+    assert not wsman.ET.tostring(envelope, encoding="utf-8").startswith(b"<?xml")
+    # anything but plain UTF-8 is ElementTree's own
+    assert wsman.ET.tostring(envelope, encoding="utf-16") == ET.tostring(envelope, encoding="utf-16")
+    assert wsman.ET.tostring(envelope, encoding="unicode") == ET.tostring(envelope, encoding="unicode")
+    assert wsman.ET.tostring(envelope, encoding="utf-8", xml_declaration=True).startswith(b"<?xml")
+
+
+def test_a_pipeline_copied_through_pickle_serialises_as_deep_copied() -> None:
+    """Fix 8: the command copies pypsrp serialises are independent and give the same CLIXML."""
+    pypsrp_fixes.load()
+    from pypsrp import complex_objects
+    from pypsrp.complex_objects import Command, CommandParameter, Pipeline
+    from pypsrp.serializer import Serializer
+
+    from hcibenefit.remoting.catalog import HOST_FACTS
+
+    def pipeline() -> Pipeline:
+        command = Command(cmd=HOST_FACTS.text(), is_script=True, use_local_scope=False)
+        command.args.append(CommandParameter(name="VMName", value=["vm-é*[1]", "b"]))
+        command.args.append(CommandParameter(name="IncludeGuestOs", value=True))
+        second = Command(cmd="Out-String", is_script=False)
+        return Pipeline(is_nested=False, cmds=[command, second], history=None, redirect_err_to_out=False)
+
+    copying = complex_objects.deepcopy
+    assert getattr(copying, "through_pickle", False)
+    ours = ET.tostring(Serializer().serialize(pipeline()))
+    complex_objects.deepcopy = copying.__wrapped__
+    try:
+        theirs = ET.tostring(Serializer().serialize(pipeline()))
+    finally:
+        complex_objects.deepcopy = copying
+    assert ours == theirs and b"vm-" in ours
+    original = pipeline().commands[0]
+    copied = copying(original)
+    copied.args[0].value.append("c")
+    assert original.args[0].value == ["vm-é*[1]", "b"]  # an independent copy
+    unpicklable = {"call": lambda: 1}
+    assert copying(unpicklable)["call"] is unpicklable["call"]  # not picklable: deep-copied as before
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "n1",
+        "node01.contoso.com",
+        "10.0.0.1",
+        "[fe80::1%25eth0]",
+        "a&b<c>.test",
+        "nœud-ünïcode.test",
+        "x" * 200,
+    ],
+)
+def test_a_remembered_envelope_size_is_the_one_pypsrp_works_out(server: str) -> None:
+    """Fix 9: remembered per (limit, locales, timeout, escaped endpoint length), the same for any endpoint."""
+    from xml.sax.saxutils import escape
+
+    pypsrp_fixes.load()
+    from pypsrp.wsman import WSMan
+
+    calculate = WSMan._calc_envelope_size
+    assert getattr(calculate, "remembers", False)
+    for limit in (153600, 512000):
+        for locale in ("en-US", "de-DE-1996"):
+            wsman = WSMan(server, username="u", password="p", ssl=True, cert_validation=False, locale=locale)
+            wsman.transport.endpoint = f"https://{server}:5986/wsman"
+            other = WSMan("z", username="u", password="p", ssl=True, cert_validation=False, locale=locale)
+            written = len(escape(wsman.transport.endpoint).encode())  # as ElementTree writes it
+            other.transport.endpoint = "https://" + "q" * (written - 8)  # worked out first, then remembered
+            calculate(other, limit)
+            assert calculate(wsman, limit) == calculate.__wrapped__(wsman, limit)
