@@ -68,7 +68,9 @@ PHASES: list[tuple[str, str, str]] = [
     ("http.client", "HTTPResponse.begin", "http.client: response status and headers"),
     ("uuid", "uuid4", "uuid4"),
     ("hcibenefit.facts.host", "parse_host_facts", "facts: parse host facts"),
+    ("hcibenefit.checks.assess", "assess_cluster", "checks: assess a cluster"),
     ("hcibenefit.operations.status_report", "status_report", "report: build"),
+    ("hcibenefit.report.render", "render", "report: render"),
 ]
 
 
@@ -170,7 +172,8 @@ def measure(fleet: str, runs: int, workdir: Path) -> dict[str, Any]:
             subprocess.run(argv, env=env, check=True)
             results.append(json.loads(out.read_text()))
         best = min(results, key=lambda r: r["process_cpu_s"])  # least disturbed by the rest of the machine
-        return {"fleet": fleet, "nodes": len(lab.node_names), **best}
+        vms = len(lab.node_names) * Fleet.parse(fleet).vms_per_node
+        return {"fleet": fleet, "nodes": len(lab.node_names), "vms": vms, **best}
     finally:
         lab.stop()
 
@@ -180,16 +183,22 @@ def main() -> int:
         _child(sys.argv[2], sys.argv[3])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fleet", action="append", help="CxNxV (two or more; default 4x4x1 and 40x4x1)")
+    parser.add_argument(
+        "--fleet",
+        action="append",
+        help="CxNxV, two or more (default 1x4x1 and 40x4x1); the same nodes with more VMs gives CPU per VM",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per fleet; the one with least CPU is kept")
     args = parser.parse_args()
     fleets = args.fleet or ["1x4x1", "40x4x1"]
     with tempfile.TemporaryDirectory(prefix="hcibenefit-phases-") as tmp:
         measured = [measure(fleet, args.runs, Path(tmp)) for fleet in fleets]
     small, large = measured[0], measured[-1]
-    extra = large["nodes"] - small["nodes"]
-    print(f"client CPU per node by phase, {small['fleet']} -> {large['fleet']} ({extra} more nodes):")
-    print(f"{'ms/node':>8} {'incl':>7} {'calls/n':>7}  phase (exclusive: minus the wrapped phases inside)")
+    # Per additional node; with the same nodes and more VMs on each, per additional VM.
+    unit = "node" if large["nodes"] != small["nodes"] else "VM"
+    extra = large["nodes"] - small["nodes"] if unit == "node" else large["vms"] - small["vms"]
+    print(f"client CPU per {unit} by phase, {small['fleet']} -> {large['fleet']} ({extra} more {unit}s):")
+    print(f"{'ms/' + unit:>8} {'incl':>7} {'calls':>7}  phase (exclusive: minus the wrapped phases inside)")
     names = sorted(set(large["exclusive"]), key=lambda n: -large["exclusive"][n])
     accounted = 0.0
     for name in names:
@@ -200,7 +209,7 @@ def main() -> int:
         print(f"{per_node:8.3f} {inclusive:7.3f} {calls:7.1f}  {name}")
     total = (large["process_cpu_s"] - small["process_cpu_s"]) * 1000 / extra
     print(f"{total - accounted:8.3f} {'':7} {'':7}  (not in a wrapped phase)")
-    print(f"{total:8.3f} {'':7} {'':7}  process CPU per additional node")
+    print(f"{total:8.3f} {'':7} {'':7}  process CPU per additional {unit}")
     return 0
 
 
