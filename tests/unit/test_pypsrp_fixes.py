@@ -6,6 +6,7 @@ import sys
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -236,3 +237,72 @@ def test_a_remembered_envelope_size_is_the_one_pypsrp_works_out(server: str) -> 
             other.transport.endpoint = "https://" + "q" * (written - 8)  # worked out first, then remembered
             calculate(other, limit)
             assert calculate(wsman, limit) == calculate.__wrapped__(wsman, limit)
+
+
+def _create_pipeline(vm: str) -> Any:
+    from pypsrp.complex_objects import (
+        ApartmentState,
+        Command,
+        CommandParameter,
+        HostInfo,
+        Pipeline,
+        RemoteStreamOptions,
+    )
+    from pypsrp.messages import CreatePipeline
+
+    from hcibenefit.remoting.catalog import HOST_FACTS
+
+    command = Command(cmd=HOST_FACTS.text(), is_script=True, use_local_scope=False)
+    command.args.append(CommandParameter(name="VMName", value=[vm]))
+    pipeline = Pipeline(is_nested=False, cmds=[command], history=None, redirect_err_to_out=False)
+    return CreatePipeline(
+        True,
+        ApartmentState(value=2),
+        RemoteStreamOptions(value=0),
+        False,
+        HostInfo(host=None),
+        pipeline,
+        False,
+    )
+
+
+def test_a_remembered_message_packs_as_pypsrp_packs_it() -> None:
+    """Fix 10: packed from the remembered XML, a message is byte for byte pypsrp's own, with its own ids;
+    different data is not confused with it, and a session with a key (a secret may be in it) is left alone."""
+    import uuid
+
+    pypsrp_fixes.load()
+    from pypsrp.messages import Destination, Message
+    from pypsrp.serializer import Serializer
+
+    pack = Message.pack
+    assert getattr(pack, "remembers", False)
+
+    def both(data: Any, serializer: Any = None) -> tuple[bytes, bytes]:
+        rpid, pid = str(uuid.uuid4()), str(uuid.uuid4())
+        message = Message(Destination.SERVER, rpid, pid, data, serializer or Serializer())
+        return Message.pack(message), pack.__wrapped__(message)
+
+    first, first_theirs = both(_create_pipeline("vm-01"))
+    assert first == first_theirs
+    again, again_theirs = both(_create_pipeline("vm-01"))  # the same data: from the remembered XML
+    assert again == again_theirs and again[40:] == first[40:] and again[8:40] != first[8:40]
+    other, other_theirs = both(_create_pipeline("vm-02"))
+    assert other == other_theirs and b"vm-02" in other
+    calls: list[Any] = []
+
+    def counting(message: Any) -> bytes:
+        calls.append(message)
+        return bytes(pack.__wrapped__(message))
+
+    remembering = pypsrp_fixes._remembering_packed_messages(counting, frozenset({0x21006}))
+    for _ in range(2):
+        remembering(
+            Message(Destination.SERVER, str(uuid.uuid4()), None, _create_pipeline("vm-01"), Serializer())
+        )
+    assert len(calls) == 1  # the second from the remembered XML
+    keyed = Serializer()
+    keyed.cipher = object()  # stands for a session key: a SecureString may be in the message
+    for _ in range(2):
+        remembering(Message(Destination.SERVER, str(uuid.uuid4()), None, _create_pipeline("vm-01"), keyed))
+    assert len(calls) == 3  # with a session key every message is packed by pypsrp
