@@ -292,7 +292,9 @@ def _remembering_packed_messages(pack: Any, remembered_types: frozenset[int]) ->
                     remembered[key] = packed[_HEADER_BYTES:]
                     kept[0] += len(key[1]) + len(packed)
             return packed
-        header = struct.pack("<II", self.destination, self.message_type) + self.rpid.bytes_le + self.pid.bytes_le
+        header = (
+            struct.pack("<II", self.destination, self.message_type) + self.rpid.bytes_le + self.pid.bytes_le
+        )
         return header + xml
 
     remembering_pack.remembers = True  # type: ignore[attr-defined]
