@@ -65,6 +65,14 @@
     the same data (compared as its pickle), and only its header (the pool's and pipeline's ids) is new.
     A session with a key (a guest credential), data that does not pickle, or debug logging (which
     prints each packed message) packs as pypsrp does.
+11. **The same answers deserialised for every node.** Every node answers the pool's opening with its
+    SESSION_CAPABILITY, APPLICATION_PRIVATE_DATA (its PowerShell version table) and RUNSPACEPOOL_STATE,
+    and every finished script with PIPELINE_STATE; across a fleet these are mostly the same bytes, and
+    pypsrp deserialises each from XML in Python: 1 ms of CPU per node. A message of these types whose
+    bytes (past the 40-byte header) match one deserialised before gets its own copy of that result (a
+    pickle round trip: new objects, as pypsrp would make, in a tenth of the time); others, a session with
+    a session key, and debug logging go to pypsrp. Script output, error records and host calls are never
+    remembered.
 
 Each is narrow: it replaces one name inside one pypsrp module, keeps every other behaviour, and if a
 later pypsrp stops calling what it replaces, it simply stops mattering.
@@ -302,6 +310,49 @@ def _remembering_packed_messages(pack: Any, remembered_types: frozenset[int]) ->
     return remembering_pack
 
 
+def _remembering_unpacked_messages(unpack: Any, message_class: Any, remembered_types: frozenset[int]) -> Any:
+    import logging
+    import pickle
+    import struct
+    import uuid
+
+    messages_log = logging.getLogger("pypsrp.messages")
+    remembered: dict[tuple[int, bytes], bytes] = {}
+    kept = [0]
+    lock = threading.Lock()
+
+    def remembering_unpack(data: bytes, serializer: Any) -> Any:
+        message_type = struct.unpack_from("<I", data, 4)[0] if len(data) >= _HEADER_BYTES else None
+        if (
+            message_type not in remembered_types
+            or getattr(serializer, "cipher", True) is not None
+            or messages_log.isEnabledFor(logging.DEBUG)
+        ):
+            return unpack(data, serializer)
+        key = (message_type, bytes(data[_HEADER_BYTES:]))
+        with lock:
+            pickled = remembered.get(key)
+        if pickled is not None:  # the rest as pypsrp/messages.py Message.unpack does it
+            destination = struct.unpack_from("<I", data, 0)[0]
+            rpid = str(uuid.UUID(bytes_le=bytes(data[8:24])))
+            pid = str(uuid.UUID(bytes_le=bytes(data[24:40])))
+            return message_class(destination, rpid, pid, pickle.loads(pickled), serializer)
+        message = unpack(data, serializer)
+        try:
+            pickled = pickle.dumps(message.data, pickle.HIGHEST_PROTOCOL)
+        except Exception:  # a result that does not pickle is simply not remembered
+            return message
+        with lock:
+            if len(remembered) < _PACKED_KEPT and kept[0] < _PACKED_KEPT_BYTES:
+                remembered[key] = pickled
+                kept[0] += len(key[1]) + len(pickled)
+        return message
+
+    remembering_unpack.remembers = True  # type: ignore[attr-defined]
+    remembering_unpack.__wrapped__ = unpack  # type: ignore[attr-defined]
+    return staticmethod(remembering_unpack)
+
+
 def load() -> None:
     """Import pypsrp and apply the fixes above (idempotent, thread-safe)."""
     global _loaded
@@ -336,6 +387,12 @@ def load() -> None:
             messages.Message.pack = _remembering_packed_messages(
                 messages.Message.pack,
                 frozenset({kinds.SESSION_CAPABILITY, kinds.INIT_RUNSPACEPOOL, kinds.CREATE_PIPELINE}),
+            )
+        if not getattr(messages.Message.unpack, "remembers", False):
+            kinds = messages.MessageType
+            answers = (kinds.SESSION_CAPABILITY, kinds.APPLICATION_PRIVATE_DATA, kinds.RUNSPACEPOOL_STATE)
+            messages.Message.unpack = _remembering_unpacked_messages(
+                messages.Message.unpack, messages.Message, frozenset({*answers, kinds.PIPELINE_STATE})
             )
         serializer.Serializer._serialize_string = _remembering(serializer.Serializer._serialize_string)
         _loaded = True

@@ -306,3 +306,70 @@ def test_a_remembered_message_packs_as_pypsrp_packs_it() -> None:
     for _ in range(2):
         remembering(Message(Destination.SERVER, str(uuid.uuid4()), None, _create_pipeline("vm-01"), keyed))
     assert len(calls) == 3  # with a session key every message is packed by pypsrp
+
+
+def _state(value: Any, depth: int = 0) -> Any:
+    """What an object holds, compared by value all the way down (pypsrp's objects define no equality)."""
+    assert depth < 50
+    if isinstance(value, dict):
+        return {k: _state(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_state(v, depth + 1) for v in value]
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return (type(value).__qualname__, _state(vars(value), depth + 1))
+    return value
+
+
+def test_a_remembered_answer_unpacks_as_pypsrp_unpacks_it() -> None:
+    """Fix 11: an answer deserialised before comes back as pypsrp would give it (same header, equal data),
+    in objects of its own; script output is never remembered, nor anything in a session with a key."""
+    import uuid
+
+    pypsrp_fixes.load()
+    from pypsrp.complex_objects import RunspacePoolState
+    from pypsrp.messages import (
+        Destination,
+        Message,
+        RunspacePoolStateMessage,
+        SessionCapability,
+    )
+    from pypsrp.serializer import Serializer
+
+    unpack = Message.unpack
+    assert getattr(unpack, "remembers", False)
+
+    def wire(data: Any) -> bytes:
+        message = Message(Destination.CLIENT, str(uuid.uuid4()), str(uuid.uuid4()), data, Serializer())
+        return bytes(Message.pack.__wrapped__(message))  # type: ignore[attr-defined]
+
+    for answer in (
+        SessionCapability("2.3", "2.0", "1.1.0.1"),
+        RunspacePoolStateMessage(RunspacePoolState.OPENED),
+    ):
+        first_wire, second_wire = wire(answer), wire(answer)
+        assert first_wire[40:] == second_wire[40:] and first_wire[8:40] != second_wire[8:40]
+        first = Message.unpack(first_wire, Serializer())
+        second = Message.unpack(second_wire, Serializer())  # from the remembered result
+        theirs = unpack.__wrapped__(second_wire, Serializer())
+        for ours in (first, second):
+            assert (ours.destination, ours.message_type) == (theirs.destination, theirs.message_type)
+        assert (second.rpid, second.pid) == (theirs.rpid, theirs.pid) != (first.rpid, first.pid)
+        assert _state(second.data) == _state(theirs.data) == _state(first.data)
+        assert second.data is not first.data  # objects of its own, as pypsrp would make
+    calls: list[bytes] = []
+
+    def counting(data: bytes, serializer: Any) -> Any:
+        calls.append(data)
+        return unpack.__wrapped__(data, serializer)
+
+    remembering = pypsrp_fixes._remembering_unpacked_messages(
+        counting, Message, frozenset({0x00010002, 0x00021005})
+    ).__func__
+    capability = wire(SessionCapability("2.3", "2.0", "1.1.0.1"))
+    remembering(capability, Serializer())
+    remembering(capability, Serializer())
+    assert len(calls) == 1
+    keyed = Serializer()
+    keyed.cipher = object()  # a session key
+    remembering(capability, keyed)
+    assert len(calls) == 2
