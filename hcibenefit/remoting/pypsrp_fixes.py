@@ -227,9 +227,13 @@ def _copying_through_pickle(deepcopy: Any) -> Any:
 _ENVELOPE_SIZES_KEPT = 64
 
 
-def _remembering_envelope_size(calculate: Any) -> Any:
-    from xml.sax.saxutils import escape
+def _escaped_length(text: str) -> int:
+    """Bytes of `text` as ElementTree writes element text in UTF-8 (`_escape_cdata`: &, <, >)."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return len(escaped.encode("utf-8", "xmlcharrefreplace"))
 
+
+def _remembering_envelope_size(calculate: Any) -> Any:
     remembered: dict[tuple[Any, ...], int] = {}
     lock = threading.Lock()
 
@@ -247,7 +251,7 @@ def _remembering_envelope_size(calculate: Any) -> Any:
             self.locale,
             str(self.operation_timeout),
             len(str(self.session_id)),
-            len(escape(endpoint).encode("utf-8", "xmlcharrefreplace")),
+            _escaped_length(endpoint),
         )
         with lock:
             size = remembered.get(key)
