@@ -434,13 +434,15 @@ def combine(runs: list[Run]) -> Run:
     least of the N. On a shared or virtual machine other work only ever adds to a process's CPU time (cache
     and core contention, a busy host), by 10-25% between runs here, never takes from it, so the least is the
     best estimate of what the code itself costs; every run's figures are kept in `repeats`. Requests per node
-    and peak memory: the largest; nodes lost: the most; exit code: the first that is not the usual one.
+    and peak memory: the largest; nodes lost: the most; exit code and stderr: those of the first run that lost
+    a node or exited unlike the median run.
     """
     if len(runs) == 1:
         return runs[0]
     by_wall = sorted(runs, key=lambda r: r.wall_s)
     chosen = by_wall[len(by_wall) // 2]
     least_cpu = min(runs, key=lambda r: r.client_cpu_s)
+    unusual = next((r for r in runs if r.exit_code != chosen.exit_code or r.nodes_lost), chosen)
     combined = replace(
         chosen,
         client_cpu_s=least_cpu.client_cpu_s,
@@ -451,7 +453,8 @@ def combine(runs: list[Run]) -> Run:
         nodes_lost=max(r.nodes_lost for r in runs),
         peak_rss_mb=max(r.peak_rss_mb for r in runs),
         peak_tree_rss_mb=max(r.peak_tree_rss_mb for r in runs),
-        exit_code=next((r.exit_code for r in runs if r.exit_code != chosen.exit_code), chosen.exit_code),
+        exit_code=unusual.exit_code,
+        stderr_tail=unusual.stderr_tail,
         baseline=next((r.baseline for r in runs if r.baseline), {}),
         repeats=[
             {
@@ -459,6 +462,8 @@ def combine(runs: list[Run]) -> Run:
                 "client_cpu_s": r.client_cpu_s,
                 "lab_cpu_s": r.lab_cpu_s,
                 "peak_rss_mb": r.peak_rss_mb,
+                "exit_code": r.exit_code,
+                "nodes_lost": r.nodes_lost,
             }
             for r in runs
         ],

@@ -53,13 +53,15 @@ def _run(module: Any, wall: float, cpu: float, **extra: Any) -> Any:
 def test_repeats_keep_the_median_wall_the_least_cpu_and_every_worst_case(sweep_scale: Any) -> None:
     runs = [
         _run(sweep_scale, 1.5, 0.40, peak_rss_mb=55.0),
-        _run(sweep_scale, 1.3, 0.45, nodes_lost=1, exit_code=4),
+        _run(sweep_scale, 1.3, 0.45, nodes_lost=1, exit_code=4, stderr_tail="n07: unreachable"),
         _run(sweep_scale, 1.4, 0.33, requests_per_node=5.5, max_requests_per_node=7),
     ]
     combined = sweep_scale.combine(runs)
     assert combined.wall_s == 1.4  # the median run, not the fastest
     assert combined.client_cpu_s == 0.33 and combined.client_cpu_ms_per_node == pytest.approx(82.5)
     assert combined.peak_rss_mb == 55.0 and combined.nodes_lost == 1 and combined.exit_code == 4
+    assert combined.stderr_tail == "n07: unreachable"  # what the run that lost a node said
+    assert [(r["exit_code"], r["nodes_lost"]) for r in combined.repeats] == [(0, 0), (4, 1), (0, 0)]
     assert combined.requests_per_node == 5.5 and combined.max_requests_per_node == 7
     assert [r["client_cpu_s"] for r in combined.repeats] == [0.40, 0.45, 0.33]
     single = _run(sweep_scale, 1.0, 0.3)
