@@ -44,20 +44,26 @@ def _request(body: bytes, **extra: Any) -> requests.Request:
     return requests.Request("POST", URL, data=body, headers=dict(HEADERS), **extra)
 
 
-@pytest.mark.parametrize(
-    "auth", [HTTPBasicAuth("hci\\admin", "pa:ss wörd"), None], ids=["basic", "certificate"]
-)
-def test_a_reused_preparation_is_what_requests_prepares(auth: Any) -> None:
-    plain, reusing = _session(auth), _session(auth)
-    calls = []
-    original = reusing.prepare_request
+def _reusing_and_counting(session: requests.Session) -> list[requests.Request]:
+    """Count the requests that requests itself prepares, then give the session its reuse."""
+    calls: list[requests.Request] = []
+    original = session.prepare_request
 
     def counting(request: requests.Request) -> requests.PreparedRequest:
         calls.append(request)
         return original(request)
 
-    reusing.prepare_request = counting  # type: ignore[method-assign]
-    reuse_prepared_requests(reusing)
+    session.prepare_request = counting  # type: ignore[method-assign]
+    reuse_prepared_requests(session)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "auth", [HTTPBasicAuth("hci\\admin", "pa:ss wörd"), None], ids=["basic", "certificate"]
+)
+def test_a_reused_preparation_is_what_requests_prepares(auth: Any) -> None:
+    plain, reusing = _session(auth), _session(auth)
+    calls = _reusing_and_counting(reusing)
     for body in (b"<s:Envelope>one</s:Envelope>", b"x" * 70000, "é".encode() * 3):
         assert _wire(reusing.prepare_request(_request(body))) == _wire(plain.prepare_request(_request(body)))
     assert len(calls) == 1  # requests prepared the shape once
@@ -75,15 +81,7 @@ class _Negotiate(AuthBase):
 
 
 def _prepared_by_requests(session: requests.Session, request: requests.Request) -> bool:
-    calls = []
-    original = session.prepare_request
-
-    def counting(r: requests.Request) -> requests.PreparedRequest:
-        calls.append(r)
-        return original(r)
-
-    session.prepare_request = counting  # type: ignore[method-assign]
-    reuse_prepared_requests(session)
+    calls = _reusing_and_counting(session)
     session.prepare_request(request)
     session.prepare_request(request)
     return len(calls) == 2
