@@ -208,6 +208,32 @@ def _import_wsman_without_negotiate() -> Any:
             delattr(package, "negotiate")
 
 
+class _Remembered:
+    """A thread-safe memo that stops growing at `entries` keys or `budget` bytes (keys and values): what
+    fixes 9 to 11 remember is the same for every node of a run, so a full memo means the data differs
+    from node to node and remembering more would not pay."""
+
+    def __init__(self, entries: int, budget: int | None = None) -> None:
+        self._values: dict[Any, Any] = {}
+        self._entries = entries
+        self._budget = budget
+        self._kept = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            return self._values.get(key)
+
+    def put(self, key: Any, value: Any, size: int = 0) -> None:
+        with self._lock:
+            if len(self._values) >= self._entries or (
+                self._budget is not None and self._kept + size > self._budget
+            ):
+                return
+            self._values[key] = value
+            self._kept += size
+
+
 def _copying_through_pickle(deepcopy: Any) -> Any:
     import pickle
 
@@ -234,8 +260,7 @@ def _escaped_length(text: str) -> int:
 
 
 def _remembering_envelope_size(calculate: Any) -> Any:
-    remembered: dict[tuple[Any, ...], int] = {}
-    lock = threading.Lock()
+    remembered = _Remembered(_ENVELOPE_SIZES_KEPT)
 
     def calc_envelope_size(self: Any, max_envelope_size: int) -> int:
         endpoint = getattr(getattr(self, "transport", None), "endpoint", None)
@@ -253,14 +278,11 @@ def _remembering_envelope_size(calculate: Any) -> Any:
             len(str(self.session_id)),
             _escaped_length(endpoint),
         )
-        with lock:
-            size = remembered.get(key)
+        size = remembered.get(key)
         if size is None:
             size = int(calculate(self, max_envelope_size))
-            with lock:
-                if len(remembered) < _ENVELOPE_SIZES_KEPT:
-                    remembered[key] = size
-        return size
+            remembered.put(key, size)
+        return int(size)
 
     calc_envelope_size.remembers = True  # type: ignore[attr-defined]
     calc_envelope_size.__wrapped__ = calculate  # type: ignore[attr-defined]
@@ -280,9 +302,7 @@ def _remembering_packed_messages(pack: Any, remembered_types: frozenset[int]) ->
     import struct
 
     messages_log = logging.getLogger("pypsrp.messages")
-    remembered: dict[tuple[int, bytes], bytes] = {}
-    kept = [0]
-    lock = threading.Lock()
+    remembered = _Remembered(_PACKED_KEPT, _PACKED_KEPT_BYTES)
 
     def remembering_pack(self: Any) -> Any:
         if (
@@ -295,14 +315,10 @@ def _remembering_packed_messages(pack: Any, remembered_types: frozenset[int]) ->
             key = (self.message_type, pickle.dumps(self.data, pickle.HIGHEST_PROTOCOL))
         except Exception:  # data that does not pickle: pack it as pypsrp does
             return pack(self)
-        with lock:
-            xml = remembered.get(key)
+        xml = remembered.get(key)
         if xml is None:
             packed = pack(self)
-            with lock:
-                if len(remembered) < _PACKED_KEPT and kept[0] < _PACKED_KEPT_BYTES:
-                    remembered[key] = packed[_HEADER_BYTES:]
-                    kept[0] += len(key[1]) + len(packed)
+            remembered.put(key, packed[_HEADER_BYTES:], len(key[1]) + len(packed))
             return packed
         header = (
             struct.pack("<II", self.destination, self.message_type) + self.rpid.bytes_le + self.pid.bytes_le
@@ -321,9 +337,7 @@ def _remembering_unpacked_messages(unpack: Any, message_class: Any, remembered_t
     import uuid
 
     messages_log = logging.getLogger("pypsrp.messages")
-    remembered: dict[tuple[int, bytes], bytes] = {}
-    kept = [0]
-    lock = threading.Lock()
+    remembered = _Remembered(_PACKED_KEPT, _PACKED_KEPT_BYTES)
 
     def remembering_unpack(data: bytes, serializer: Any) -> Any:
         message_type = struct.unpack_from("<I", data, 4)[0] if len(data) >= _HEADER_BYTES else None
@@ -334,8 +348,7 @@ def _remembering_unpacked_messages(unpack: Any, message_class: Any, remembered_t
         ):
             return unpack(data, serializer)
         key = (message_type, bytes(data[_HEADER_BYTES:]))
-        with lock:
-            pickled = remembered.get(key)
+        pickled = remembered.get(key)
         if pickled is not None:  # the rest as pypsrp/messages.py Message.unpack does it
             destination = struct.unpack_from("<I", data, 0)[0]
             rpid = str(uuid.UUID(bytes_le=bytes(data[8:24])))
@@ -346,10 +359,7 @@ def _remembering_unpacked_messages(unpack: Any, message_class: Any, remembered_t
             pickled = pickle.dumps(message.data, pickle.HIGHEST_PROTOCOL)
         except Exception:  # a result that does not pickle is simply not remembered
             return message
-        with lock:
-            if len(remembered) < _PACKED_KEPT and kept[0] < _PACKED_KEPT_BYTES:
-                remembered[key] = pickled
-                kept[0] += len(key[1]) + len(pickled)
+        remembered.put(key, pickled, len(key[1]) + len(pickled))
         return message
 
     remembering_unpack.remembers = True  # type: ignore[attr-defined]

@@ -373,3 +373,17 @@ def test_a_remembered_answer_unpacks_as_pypsrp_unpacks_it() -> None:
     keyed.cipher = object()  # a session key
     remembering(capability, keyed)
     assert len(calls) == 2
+
+
+def test_what_is_remembered_stays_bounded() -> None:
+    """Fixes 9 to 11 stop remembering at a number of keys or bytes: data that differs per node (a VM's
+    name in a parameter, say) must not grow the process with every node."""
+    by_count = pypsrp_fixes._Remembered(entries=2)
+    for key in "abc":
+        by_count.put(key, key.upper())
+    assert (by_count.get("a"), by_count.get("b"), by_count.get("c")) == ("A", "B", None)
+    by_bytes = pypsrp_fixes._Remembered(entries=10, budget=100)
+    by_bytes.put("x", b"x" * 60, 60)
+    by_bytes.put("y", b"y" * 60, 60)  # would pass the budget
+    by_bytes.put("z", b"z", 1)
+    assert (by_bytes.get("x") is not None, by_bytes.get("y"), by_bytes.get("z")) == (True, None, b"z")
