@@ -15,6 +15,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any, TextIO, cast
@@ -58,7 +59,7 @@ class _LazyCommands(typer.core.TyperGroup):
     first lines only. Building all of them took about as long as a bare Python start (issue 14)."""
 
     builders: dict[str, Callable[[], Any]]
-    summaries: dict[str, str]
+    summaries: dict[str, Callable[[], str]]
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*self.commands, *(name for name in self.builders if name not in self.commands)]
@@ -86,7 +87,8 @@ class _LazyCommands(typer.core.TyperGroup):
                 if not built.hidden:
                     rows.append((name, built.get_short_help_str(limit)))
             else:
-                rows.append((name, make_default_short_help(self.summaries.get(name, ""), limit)))
+                summary = self.summaries.get(name)
+                rows.append((name, make_default_short_help(summary() if summary else "", limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -183,42 +185,53 @@ def root(
     context_module.configure_logging(verbose, quiet)
 
 
-def _register_commands() -> None:
-    from hcibenefit.cli import (
-        arm_cmd,
-        attest_cmd,
-        benefits_cmd,
-        checklist_cmd,
-        checks_cmd,
-        guest_cmd,
-        history_cmd,
-        host_cmd,
-        inventory_cmd,
-        lab_cmd,
-        reconcile_cmd,
-        scripts_cmd,
-        status_cmd,
-        sweep_cmd,
-    )
+@dataclass(frozen=True)
+class _Entry:
+    """A subcommand, named before its module is imported: `hcibenefit status` imports `status_cmd` alone
+    (the other command modules cost about 12 ms of start-up, a bare Python start being ~20 ms)."""
 
-    app.command("status", epilog=status_cmd.EXAMPLES)(status_cmd.status)
-    app.command("sweep")(sweep_cmd.sweep)
-    app.command("enable", epilog=benefits_cmd.ENABLE_EXAMPLES)(benefits_cmd.enable)
-    app.command("disable", epilog=benefits_cmd.DISABLE_EXAMPLES)(benefits_cmd.disable)
-    app.add_typer(host_cmd.app, name="host")
-    app.add_typer(inventory_cmd.app, name="inventory")
-    app.add_typer(lab_cmd.app, name="lab")
-    app.add_typer(guest_cmd.app, name="guest")
-    app.add_typer(attest_cmd.app, name="attest")
-    app.add_typer(history_cmd.app, name="history")
-    app.add_typer(checks_cmd.app, name="checks")
-    app.add_typer(checklist_cmd.app, name="checklist")
-    app.add_typer(scripts_cmd.app, name="scripts")
-    app.add_typer(arm_cmd.app, name="arm")
-    app.command("reconcile", epilog=reconcile_cmd.EXAMPLES)(reconcile_cmd.reconcile)
+    name: str
+    module: str
+    attribute: str
+    """The command's function, or the sub-application's `typer.Typer`."""
+    group: bool = False
+    epilog: str | None = None
+    """The name of the module's examples text shown under the command's help."""
 
 
-_register_commands()
+COMMANDS = (
+    _Entry("status", "status_cmd", "status", epilog="EXAMPLES"),
+    _Entry("sweep", "sweep_cmd", "sweep"),
+    _Entry("enable", "benefits_cmd", "enable", epilog="ENABLE_EXAMPLES"),
+    _Entry("disable", "benefits_cmd", "disable", epilog="DISABLE_EXAMPLES"),
+    _Entry("reconcile", "reconcile_cmd", "reconcile", epilog="EXAMPLES"),
+    _Entry("host", "host_cmd", "app", group=True),
+    _Entry("inventory", "inventory_cmd", "app", group=True),
+    _Entry("lab", "lab_cmd", "app", group=True),
+    _Entry("guest", "guest_cmd", "app", group=True),
+    _Entry("attest", "attest_cmd", "app", group=True),
+    _Entry("history", "history_cmd", "app", group=True),
+    _Entry("checks", "checks_cmd", "app", group=True),
+    _Entry("checklist", "checklist_cmd", "app", group=True),
+    _Entry("scripts", "scripts_cmd", "app", group=True),
+    _Entry("arm", "arm_cmd", "app", group=True),
+)
+
+
+def _registration(entry: _Entry) -> Any:
+    """What `app.command(...)` or `app.add_typer(...)` would have registered for `entry`: typer's own
+    CommandInfo or TyperInfo, made by registering on a scratch application."""
+    import importlib
+
+    module = importlib.import_module(f"hcibenefit.cli.{entry.module}")
+    target = getattr(module, entry.attribute)
+    scratch = typer.Typer()
+    if entry.group:
+        scratch.add_typer(target, name=entry.name)
+        return scratch.registered_groups[0]
+    epilog = getattr(module, entry.epilog) if entry.epilog else None
+    scratch.command(entry.name, epilog=epilog)(target)
+    return scratch.registered_commands[0]
 
 
 def _walk(command: Any) -> Any:
@@ -251,43 +264,39 @@ def _tidy(command: Any) -> None:
 
 @functools.lru_cache(maxsize=1)
 def cli_command() -> Any:
-    """The click command tree: the root now, each subcommand when first used (see _LazyCommands)."""
-    from typer.main import get_command_from_info, get_group_from_info
-
-    commands, groups = app.registered_commands, app.registered_groups
-    app.registered_commands, app.registered_groups = [], []
-    try:
-        root = typer.main.get_command(app)
-    finally:
-        app.registered_commands, app.registered_groups = commands, groups
+    """The click command tree: the root now, each subcommand (and its module) when first used (see
+    _LazyCommands and COMMANDS)."""
+    root = typer.main.get_command(app)
     assert isinstance(root, _LazyCommands)
-    builders: dict[str, Callable[[], Any]] = {}
-    summaries: dict[str, str] = {}
-    for info in commands:
-        name = info.name or info.callback.__name__ if info.callback else ""
-        builders[name] = functools.partial(
-            get_command_from_info, info, pretty_exceptions_short=True, rich_markup_mode=None
-        )
-        summaries[name] = info.help or inspect.getdoc(info.callback) or ""
-    for group in groups:
-        instance = group.typer_instance
-        assert instance is not None and group.name
-        builders[group.name] = functools.partial(
-            get_group_from_info,
-            group,
-            pretty_exceptions_short=True,
-            suggest_commands=True,
-            rich_markup_mode=None,
-        )
-        callback = instance.registered_callback
-        summaries[group.name] = (
-            _text_or_empty(instance.info.help)
-            or (_text_or_empty(callback.help) if callback else "")
-            or (inspect.getdoc(callback.callback) or "" if callback and callback.callback else "")
-        )
-    root.builders, root.summaries = builders, summaries
+    root.builders = {entry.name: functools.partial(_build, entry) for entry in COMMANDS}
+    root.summaries = {entry.name: functools.partial(_summary, entry) for entry in COMMANDS}
     _tidy(root)
     return root
+
+
+def _build(entry: _Entry) -> Any:
+    from typer.main import get_command_from_info, get_group_from_info
+
+    info = _registration(entry)
+    if entry.group:
+        return get_group_from_info(
+            info, pretty_exceptions_short=True, suggest_commands=True, rich_markup_mode=None
+        )
+    return get_command_from_info(info, pretty_exceptions_short=True, rich_markup_mode=None)
+
+
+def _summary(entry: _Entry) -> str:
+    """The first line `hcibenefit --help` shows for a command: its help text or its docstring."""
+    info = _registration(entry)
+    if not entry.group:
+        return str(info.help or inspect.getdoc(info.callback) or "")
+    instance = info.typer_instance
+    callback = instance.registered_callback
+    return (
+        _text_or_empty(instance.info.help)
+        or (_text_or_empty(callback.help) if callback else "")
+        or (inspect.getdoc(callback.callback) or "" if callback and callback.callback else "")
+    )
 
 
 def _text_or_empty(value: Any) -> str:
