@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from hcibenefit.inventory.logon import LogonGate
 from hcibenefit.remoting.errors import Cancelled
+from hcibenefit.remoting.methods import alive, unbound
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +37,18 @@ def gate_at_the_challenge(
     - Negotiate and Kerberos: the first, since building it may ask a KDC for a ticket with the password.
     The handshake's last answer, if it is not a 401, proves the credential and opens the gate."""
     auth = transport.session.auth
-    handle_401 = getattr(auth, "handle_401", None)
-    if handle_401 is None:  # not pypsrp's Negotiate handler: gate now, before anything is sent
+    if getattr(auth, "handle_401", None) is None:
+        # Not pypsrp's Negotiate handler: gate now, before anything is sent.
         gate.admit(node, user, cancel)
         return
     first_with_password = 2 if auth_kind == "ntlm" else 1
+    # `gated` lives on the handler, so it reaches the handler weakly: a strong reference (the bound
+    # method) would make the handler, and the session holding it, a cycle only the collector frees.
+    handler = weakref.ref(auth)
+    handle_401_of = unbound(auth, "handle_401")
 
     def gated(response: Any, **kwargs: Any) -> Any:
+        auth_now = alive(handler)
         adapter = response.connection
         real_send = adapter.send
         tokens = 0
@@ -57,7 +64,7 @@ def gate_at_the_challenge(
 
         adapter.send = send
         try:
-            answer = handle_401(response, **kwargs)
+            answer = handle_401_of(auth_now, response, **kwargs)
         finally:
             del adapter.send  # the class's own again
         if tokens >= first_with_password and getattr(answer, "status_code", 401) != 401:
@@ -82,9 +89,16 @@ def gate_around_first_send(
     only once the pool is open: the first logon costs one round trip, not two."""
     transport = wsman.transport
     send = transport.send
+    own_send = vars(transport).get("send")
 
     def send_and_open_gate(message: bytes, **kwargs: Any) -> Any:
-        transport.send = send  # once is enough
+        # Once is enough. The class's own `send` comes back by deleting this one, not by storing the
+        # bound method on the instance: that would be a reference cycle (transport -> its method ->
+        # transport), and with it the node's whole session would wait for the garbage collector.
+        if own_send is None:
+            del transport.send
+        else:
+            transport.send = own_send
         if admit is not None:
             # Only worth it when there is a wait to hide it in: the first node sends at once.
             ahead = connect_ahead(transport, connect_timeout) if gate.would_wait(node) else None

@@ -23,7 +23,10 @@ give. It steps aside, preparing as requests does, whenever that could differ:
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
+
+from hcibenefit.remoting.methods import alive, unbound
 
 _MAX_SHAPES = 16
 """Shapes remembered per session (pypsrp uses one: the endpoint URL with its fixed headers)."""
@@ -33,19 +36,24 @@ def reuse_prepared_requests(session: Any) -> None:
     """Give this requests session a `prepare_request` that reuses its preparation (see the module)."""
     from requests.auth import HTTPBasicAuth
 
-    prepare = session.prepare_request
+    # The function lives on the session, so it holds the session weakly: a strong reference (its bound
+    # `prepare_request`) would make every session a reference cycle that only the garbage collector
+    # frees (with its adapters, pools and connection: 118 objects a node), not reference counting.
+    session_ref = weakref.ref(session)
+    prepare = unbound(session, "prepare_request")
     templates: dict[tuple[Any, ...], Any] = {}
     lock = threading.Lock()
 
     def prepare_request(request: Any) -> Any:
+        session = alive(session_ref)
         key = _shape(session, request, HTTPBasicAuth)
         if key is None:
-            return prepare(request)
+            return prepare(session, request)
         body: bytes = request.data
         with lock:
             template = templates.get(key)
         if template is None:
-            template = prepare(_without_body(request))
+            template = prepare(session, _without_body(request))
             with lock:
                 if len(templates) < _MAX_SHAPES:
                     templates[key] = template

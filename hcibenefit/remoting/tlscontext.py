@@ -26,7 +26,10 @@ from __future__ import annotations
 import os
 import ssl
 import threading
+import weakref
 from typing import Any
+
+from hcibenefit.remoting.methods import alive, unbound
 
 _lock = threading.Lock()
 _contexts: dict[tuple[str, str, tuple[str, ...]], ssl.SSLContext] = {}
@@ -43,11 +46,14 @@ def share_tls_context(session: Any) -> None:
     if context is None:
         return  # no such CA or certificate file: requests says so on the first request, as before
     cert_now_shared = session.cert
-    build_key = adapter.build_connection_pool_key_attributes
-    cert_verify = adapter.cert_verify
+    # These functions live on the adapter, so they reach it weakly: a strong reference would make the
+    # adapter (and the session, its pools and connection) a cycle that only the garbage collector frees.
+    adapter_ref = weakref.ref(adapter)
+    build_key = unbound(adapter, "build_connection_pool_key_attributes")
+    cert_verify = unbound(adapter, "cert_verify")
 
     def build_connection_pool_key_attributes(request: Any, verify_now: Any, cert: Any = None) -> Any:
-        host_params, pool_kwargs = build_key(request, verify_now, cert)
+        host_params, pool_kwargs = build_key(alive(adapter_ref), request, verify_now, cert)
         if verify_now == verify and cert == cert_now_shared:
             # The CA (and the client certificate) are in the context already: without the files here
             # urllib3 does not load them again.
@@ -58,7 +64,8 @@ def share_tls_context(session: Any) -> None:
         return host_params, pool_kwargs
 
     def verify_with_shared_context(conn: Any, url: str, verify_now: Any, cert: Any) -> None:
-        cert_verify(conn, url, verify_now, cert)  # still says so if a file has gone since
+        # Still says so if a file has gone since.
+        cert_verify(alive(adapter_ref), conn, url, verify_now, cert)
         if verify_now == verify and cert == cert_now_shared and url.lower().startswith("https"):
             conn.ca_certs = None
             conn.ca_cert_dir = None
