@@ -22,7 +22,7 @@ from typing import Annotated, Any, TextIO, cast
 
 import typer
 
-from hcibenefit import __version__
+from hcibenefit import __version__, gcpolicy
 from hcibenefit.cli import context as context_module
 from hcibenefit.cli.common import (
     GLOBAL_PANEL,
@@ -473,6 +473,7 @@ def _stderr_that_never_fails() -> None:
 
 
 def main() -> None:
+    gcpolicy.for_one_command()
     _stderr_that_never_fails()
     code = run()
     if code == ExitCode.INTERRUPTED:
