@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import importlib
 import json
 import os
@@ -106,6 +107,32 @@ class Ledger:
 
         return wrapper
 
+    def watch_collections(self) -> None:
+        """Count the garbage collector's passes as a phase of their own, by generation.
+
+        A collection runs on whichever thread allocated past a threshold, inside whatever phase that
+        thread was in; its CPU is moved out of that phase's exclusive time into this one."""
+        ledger = self
+
+        def on_collection(event: str, info: dict[str, int]) -> None:
+            if event == "start":
+                ledger.local.__dict__["collection_started"] = time.thread_time()
+                return
+            started = ledger.local.__dict__.pop("collection_started", None)
+            if started is None:
+                return
+            spent = time.thread_time() - started
+            stack: list[list[float]] = ledger.local.__dict__.setdefault("stack", [])
+            if stack:
+                stack[-1][1] += spent
+            name = f"garbage collection, generation {info.get('generation', '?')}"
+            with ledger.lock:
+                ledger.inclusive[name] = ledger.inclusive.get(name, 0.0) + spent
+                ledger.exclusive[name] = ledger.exclusive.get(name, 0.0) + spent
+                ledger.calls[name] = ledger.calls.get(name, 0) + 1
+
+        gc.callbacks.append(on_collection)
+
 
 def _child(inventory: str, out: str) -> None:
     """Run `status` in this process with the phases wrapped; write the ledger as JSON."""
@@ -113,6 +140,7 @@ def _child(inventory: str, out: str) -> None:
 
     pypsrp_fixes.load()
     ledger = Ledger()
+    ledger.watch_collections()
     names = {name for *_, name in PHASES}
     interned = {name: name for name in names}
     for module_name, path, name in PHASES:
