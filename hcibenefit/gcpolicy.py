@@ -4,7 +4,7 @@ A command is a short-lived process whose heap only grows until it exits: every n
 findings and the report, are kept to the end. Reference counting frees nearly everything else as soon as
 it is let go (a node's session, requests, answers and parse trees); the collector only has to find
 reference cycles, and a fleet run makes almost none (the sessions' own were removed: see
-`remoting/prepared.py`, `remoting/tlscontext.py`, `remoting/first_request.py`).
+`remoting/methods.py`).
 
 At CPython's default thresholds (700, 10, 10) the collector still ran a full collection every time the
 heap had grown by a quarter, each scanning every object the run holds. A 400-node status (10,000 VMs)

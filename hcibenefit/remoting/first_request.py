@@ -89,7 +89,7 @@ def gate_around_first_send(
     only once the pool is open: the first logon costs one round trip, not two."""
     transport = wsman.transport
     send = transport.send
-    own_send = vars(transport).get("send")
+    own_send = getattr(transport, "__dict__", {}).get("send")
 
     def send_and_open_gate(message: bytes, **kwargs: Any) -> Any:
         # Once is enough. The class's own `send` comes back by deleting this one, not by storing the

@@ -17,7 +17,7 @@ from typing import Any
 def unbound(owner: Any, name: str) -> Any:
     """`owner.name` as a function taking the owner first: the class's, or one already set on the
     instance (which then stays in charge; what it holds is its own business)."""
-    own = vars(owner).get(name)
+    own = getattr(owner, "__dict__", {}).get(name)  # objects with __slots__ have no instance functions
     if own is None:
         return getattr(type(owner), name)
     return lambda _owner, *args, **kwargs: own(*args, **kwargs)
