@@ -6,6 +6,7 @@ Run: python bench/lab_scale.py
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -46,6 +47,7 @@ def measure(name: str, spec: FleetSpec) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.strip().splitlines()[0]).parse_args()  # --help; no options
     measure("default fleet", default_fleet())
     measure("--scale 10,4,25", generate_fleet(10, 4, 25, seed=1))
     for vms in (1, 25):

@@ -41,7 +41,7 @@ from typing import Any
 
 from hcibenefit.attestation.trust import TrustStore
 from hcibenefit.cli.app import run
-from hcibenefit.facts.guest import GuestProbe, body_document, parse_fan_out, parse_probe_body
+from hcibenefit.facts.guest import body_document, parse_fan_out, parse_probe_body
 from hcibenefit.facts.host import parse_host_facts
 from hcibenefit.inventory import Inventory
 from hcibenefit.inventory.loader import load_inventory
@@ -85,7 +85,7 @@ def record_sweep(clusters: int, nodes: int, vms: int, workdir: Path) -> Recorded
         return document
 
     def concluding(*args: Any) -> Any:
-        concluded.append(args)
+        concluded.append((*args[:2], list(args[2]), *args[3:]))  # the evidence list, before it is emptied
         return original_conclude(*args)
 
     spec = generate_fleet(clusters, nodes, vms, seed=1)
@@ -125,11 +125,10 @@ def client_pass(answers: Answers, inventory: Inventory, trust: TrustStore) -> tu
             fan = parse_fan_out(document, schema=GUEST_PROBE.key)
             for outputs in fan.outputs.values():
                 probe = parse_probe_body(body_document(tuple(outputs), schema=GUEST_PROBE_BODY.key))
-                evidence = probe_evidence(probe, inventory, trust, at, nonce)
+                # Counted before: the evidence keeps the verdict, not the document's text.
+                documents += probe.document_raw is not None
+                probe_evidence(probe, inventory, trust, at, nonce)
                 guests += 1
-                documents += (
-                    isinstance(evidence.answer, GuestProbe) and evidence.answer.document_raw is not None
-                )
     return nodes, guests, documents
 
 
@@ -158,10 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         node_count, guests, documents = client_pass(answers, inventory, trust)
         host_s = cpu_of(lambda: client_pass(hosts, inventory, trust), args.repeat)
         probe_s = cpu_of(lambda: client_pass(probes, inventory, trust), args.repeat)
-        inv, request, collected, waivers, _, started, finished, azure = rec.conclude
+        inv, request, collected, deadline_reached, waivers, _, started, finished, azure = rec.conclude
 
         def conclude(history: History | None) -> Any:
-            return sweep_run._conclude(inv, request, collected, waivers, history, started, finished, azure)
+            # A sweep lets go of each cluster's evidence once judged (it pops them off the list), so
+            # every pass gets the list afresh; the evidence itself is only read.
+            return sweep_run._conclude(
+                inv, request, list(collected), deadline_reached, waivers, history, started, finished, azure
+            )
 
         judge_s = cpu_of(lambda: conclude(None), args.repeat)
         with History(Path(tmp) / "history.sqlite") as history:
