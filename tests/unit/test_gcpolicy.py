@@ -46,16 +46,25 @@ def _keep_what_a_fleet_run_keeps(count: int = 60_000) -> list[_Node]:
     return [_Node(index) for index in range(count)]
 
 
+DEFAULT_SETTING_PROBE = """
+import gc
+full = []
+gc.callbacks.append(lambda phase, info: phase == "start" and info["generation"] == 2 and full.append(1))
+gc.set_threshold(700, 10, 10)
+kept = [[{"name": f"vm{i}-{n}"} for n in range(4)] for i in range(60_000)]
+print(len(full))
+"""
+
+
 @pytest.mark.skipif(
     sys.version_info >= (3, 14), reason="3.14's incremental collector has no full collections"
 )
-def test_the_default_setting_scans_the_whole_heap_while_a_run_grows(
-    collections_by_generation: list[int],
-) -> None:
-    gc.set_threshold(700, 10, 10)
-    kept = _keep_what_a_fleet_run_keeps()
-    assert len(kept) == 60_000
-    assert collections_by_generation[2] >= 1  # what the setting is for: this workload draws full collections
+def test_the_default_setting_scans_the_whole_heap_while_a_run_grows() -> None:
+    # In a fresh interpreter: whether a full collection comes first depends on how much the process
+    # held before (a quarter of it must be new), and a test worker may hold a lab's worth.
+    done = subprocess.run([sys.executable, "-c", DEFAULT_SETTING_PROBE], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 1  # what the setting is for: this workload draws full collections
 
 
 def test_a_run_draws_no_full_collection_but_young_ones_still_free_cycles(
