@@ -14,6 +14,7 @@ with each other, not with `sweep_scale.py`'s figures.
 Run:
     python bench/client_cpu_phases.py                       # fleets 4x4x1 and 40x4x1
     python bench/client_cpu_phases.py --fleet 10x4x25 --fleet 40x4x25 --runs 3
+    python bench/client_cpu_phases.py --fleet 10x4x1 --fleet 100x4x1 --latency 200   # many nodes in flight
 """
 
 from __future__ import annotations
@@ -186,12 +187,14 @@ def _child(inventory: str, out: str) -> None:
     )
 
 
-def measure(fleet: str, runs: int, workdir: Path) -> dict[str, Any]:
+def measure(fleet: str, runs: int, workdir: Path, latency_ms: int = 0) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     from sweep_scale import Fleet, LabProcess, client_environment
 
     lab = LabProcess(Fleet.parse(fleet), workdir, seed=1)
     try:
+        if latency_ms:
+            lab.set_latency(latency_ms)
         env = client_environment(lab.environment)
         results = []
         for index in range(runs):
@@ -217,15 +220,22 @@ def main() -> int:
         help="CxNxV, two or more (default 1x4x1 and 40x4x1); the same nodes with more VMs gives CPU per VM",
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per fleet; the one with least CPU is kept")
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=0,
+        help="ms the lab waits before each answer (more nodes in flight at once)",
+    )
     args = parser.parse_args()
     fleets = args.fleet or ["1x4x1", "40x4x1"]
     with tempfile.TemporaryDirectory(prefix="hcibenefit-phases-") as tmp:
-        measured = [measure(fleet, args.runs, Path(tmp)) for fleet in fleets]
+        measured = [measure(fleet, args.runs, Path(tmp), args.latency) for fleet in fleets]
     small, large = measured[0], measured[-1]
     # Per additional node; with the same nodes and more VMs on each, per additional VM.
     unit = "node" if large["nodes"] != small["nodes"] else "VM"
     extra = large["nodes"] - small["nodes"] if unit == "node" else large["vms"] - small["vms"]
-    print(f"client CPU per {unit} by phase, {small['fleet']} -> {large['fleet']} ({extra} more {unit}s):")
+    at = f" at {args.latency} ms a request" if args.latency else ""
+    print(f"client CPU per {unit} by phase, {small['fleet']} -> {large['fleet']} ({extra} more {unit}s){at}:")
     print(f"{'ms/' + unit:>8} {'incl':>7} {'calls':>7}  phase (exclusive: minus the wrapped phases inside)")
     names = sorted(set(large["exclusive"]), key=lambda n: -large["exclusive"][n])
     accounted = 0.0
