@@ -296,20 +296,27 @@ _PACKED_KEPT = 32
 _PACKED_KEPT_BYTES = 8 * 1024 * 1024
 
 
-def _remembering_packed_messages(pack: Any, remembered_types: frozenset[int]) -> Any:
+def _may_remember(message_type: int | None, remembered_types: frozenset[int], serializer: Any) -> bool:
+    """Whether fixes 10 and 11 may pack or unpack this message from memory: one of their types, in a session
+    with no session key (its messages may carry a secret), with pypsrp's debug logging off (which prints
+    every message as it is packed)."""
     import logging
+
+    return (
+        message_type in remembered_types
+        and getattr(serializer, "cipher", True) is None
+        and not logging.getLogger("pypsrp.messages").isEnabledFor(logging.DEBUG)
+    )
+
+
+def _remembering_packed_messages(pack: Any, remembered_types: frozenset[int]) -> Any:
     import pickle
     import struct
 
-    messages_log = logging.getLogger("pypsrp.messages")
     remembered = _Remembered(_PACKED_KEPT, _PACKED_KEPT_BYTES)
 
     def remembering_pack(self: Any) -> Any:
-        if (
-            self.message_type not in remembered_types
-            or getattr(self._serializer, "cipher", True) is not None  # a session key: maybe a secret
-            or messages_log.isEnabledFor(logging.DEBUG)
-        ):
+        if not _may_remember(self.message_type, remembered_types, self._serializer):
             return pack(self)
         try:
             key = (self.message_type, pickle.dumps(self.data, pickle.HIGHEST_PROTOCOL))
@@ -331,21 +338,15 @@ def _remembering_packed_messages(pack: Any, remembered_types: frozenset[int]) ->
 
 
 def _remembering_unpacked_messages(unpack: Any, message_class: Any, remembered_types: frozenset[int]) -> Any:
-    import logging
     import pickle
     import struct
     import uuid
 
-    messages_log = logging.getLogger("pypsrp.messages")
     remembered = _Remembered(_PACKED_KEPT, _PACKED_KEPT_BYTES)
 
     def remembering_unpack(data: bytes, serializer: Any) -> Any:
         message_type = struct.unpack_from("<I", data, 4)[0] if len(data) >= _HEADER_BYTES else None
-        if (
-            message_type not in remembered_types
-            or getattr(serializer, "cipher", True) is not None
-            or messages_log.isEnabledFor(logging.DEBUG)
-        ):
+        if not _may_remember(message_type, remembered_types, serializer):
             return unpack(data, serializer)
         key = (message_type, bytes(data[_HEADER_BYTES:]))
         pickled = remembered.get(key)
