@@ -78,8 +78,14 @@ def fetch_host_facts(
     will need it on this node, and closed otherwise."""
     session = open_session(connection.endpoint, cancel=cancel)
     session.open()
+    may_hold = holder is not None and hold is not None
     try:
         document = session.run(HOST_FACTS, {"IncludeGuestOs": True}, timeout_s=HOST_FACTS_TIMEOUT_S)
+        if not may_hold:
+            # Nothing else runs on this node: its shell's Delete goes out before the parsing, not after.
+            # Nodes answer together, and their parsing is done one at a time (one interpreter lock), so
+            # parsing first held back every later node's Delete by the earlier nodes' parsing too.
+            session.close()
         from hcibenefit.facts.host import FactsError, parse_host_facts  # loaded meanwhile (load_checks)
 
         try:
@@ -89,10 +95,11 @@ def fetch_host_facts(
     except BaseException:
         session.close()
         raise
-    if holder is not None and hold is not None and hold(facts):
-        holder.hold(connection.node.name, session)
-    else:
-        session.close()
+    if holder is not None and hold is not None:
+        if hold(facts):
+            holder.hold(connection.node.name, session)
+        else:
+            session.close()
     return facts
 
 
