@@ -1,4 +1,4 @@
-from hcibenefit.cli.app import main
+from hcibenefit.cli.app import entry_point
 
 if __name__ == "__main__":
-    main()
+    entry_point()
