@@ -74,16 +74,21 @@
     a session key, and debug logging go to pypsrp. Script output, error records and host calls are never
     remembered.
 
+    For both, nodes that start together would each miss the memo and make the same message at once;
+    the first one makes it while the others wait for it (`_Remembered.making`), so it is made once.
+
 Each is narrow: it replaces one name inside one pypsrp module, keeps every other behaviour, and if a
 later pypsrp stops calling what it replaces, it simply stops mattering.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import types
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from typing import Any
 
 _lock = threading.Lock()
@@ -219,10 +224,24 @@ class _Remembered:
         self._budget = budget
         self._kept = 0
         self._lock = threading.Lock()
+        self._making = threading.Lock()
 
     def get(self, key: Any) -> Any:
         with self._lock:
             return self._values.get(key)
+
+    @contextlib.contextmanager
+    def making(self) -> Iterator[None]:
+        """Held while a value that was not found is made and put, so that the nodes that start together
+        make it once: a thread that missed the same key meanwhile asks again once it holds this, and finds
+        it. Not held once the memo is full, when nothing more is put."""
+        with self._lock:
+            full = len(self._values) >= self._entries
+        if full:
+            yield
+            return
+        with self._making:
+            yield
 
     def put(self, key: Any, value: Any, size: int = 0) -> None:
         with self._lock:
@@ -324,9 +343,12 @@ def _remembering_packed_messages(pack: Any, remembered_types: frozenset[int]) ->
             return pack(self)
         xml = remembered.get(key)
         if xml is None:
-            packed = pack(self)
-            remembered.put(key, packed[_HEADER_BYTES:], len(key[1]) + len(packed))
-            return packed
+            with remembered.making():
+                xml = remembered.get(key)
+                if xml is None:
+                    packed = pack(self)
+                    remembered.put(key, packed[_HEADER_BYTES:], len(key[1]) + len(packed))
+                    return packed
         header = (
             struct.pack("<II", self.destination, self.message_type) + self.rpid.bytes_le + self.pid.bytes_le
         )
@@ -350,18 +372,22 @@ def _remembering_unpacked_messages(unpack: Any, message_class: Any, remembered_t
             return unpack(data, serializer)
         key = (message_type, bytes(data[_HEADER_BYTES:]))
         pickled = remembered.get(key)
-        if pickled is not None:  # the rest as pypsrp/messages.py Message.unpack does it
-            destination = struct.unpack_from("<I", data, 0)[0]
-            rpid = str(uuid.UUID(bytes_le=bytes(data[8:24])))
-            pid = str(uuid.UUID(bytes_le=bytes(data[24:40])))
-            return message_class(destination, rpid, pid, pickle.loads(pickled), serializer)
-        message = unpack(data, serializer)
-        try:
-            pickled = pickle.dumps(message.data, pickle.HIGHEST_PROTOCOL)
-        except Exception:  # a result that does not pickle is simply not remembered
-            return message
-        remembered.put(key, pickled, len(key[1]) + len(pickled))
-        return message
+        if pickled is None:
+            with remembered.making():
+                pickled = remembered.get(key)
+                if pickled is None:
+                    message = unpack(data, serializer)
+                    try:
+                        pickled = pickle.dumps(message.data, pickle.HIGHEST_PROTOCOL)
+                    except Exception:  # a result that does not pickle is simply not remembered
+                        return message
+                    remembered.put(key, pickled, len(key[1]) + len(pickled))
+                    return message
+        # The rest as pypsrp/messages.py Message.unpack does it.
+        destination = struct.unpack_from("<I", data, 0)[0]
+        rpid = str(uuid.UUID(bytes_le=bytes(data[8:24])))
+        pid = str(uuid.UUID(bytes_le=bytes(data[24:40])))
+        return message_class(destination, rpid, pid, pickle.loads(pickled), serializer)
 
     remembering_unpack.remembers = True  # type: ignore[attr-defined]
     remembering_unpack.__wrapped__ = unpack  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -387,3 +388,60 @@ def test_what_is_remembered_stays_bounded() -> None:
     by_bytes.put("y", b"y" * 60, 60)  # would pass the budget
     by_bytes.put("z", b"z", 1)
     assert (by_bytes.get("x") is not None, by_bytes.get("y"), by_bytes.get("z")) == (True, None, b"z")
+
+
+def test_nodes_that_start_together_pack_and_unpack_a_repeated_message_once() -> None:
+    """Fixes 10 and 11: threads that miss the same message at the same moment (every node of a run opens
+    its pool at once) wait for the first to make it rather than each making it again."""
+    import uuid
+
+    pypsrp_fixes.load()
+    from pypsrp.messages import Destination, Message, SessionCapability
+    from pypsrp.serializer import Serializer
+
+    pack, unpack = Message.pack.__wrapped__, Message.unpack.__wrapped__  # type: ignore[attr-defined]
+    packed: list[Any] = []
+    unpacked: list[bytes] = []
+
+    def slow_pack(message: Any) -> bytes:
+        packed.append(message)
+        time.sleep(0.1)  # long enough for every other thread to miss the memo too, unless it waits
+        return bytes(pack(message))
+
+    def slow_unpack(data: bytes, serializer: Any) -> Any:
+        unpacked.append(data)
+        time.sleep(0.1)
+        return unpack(data, serializer)
+
+    remembering_pack = pypsrp_fixes._remembering_packed_messages(slow_pack, frozenset({0x21006}))
+    remembering_unpack = pypsrp_fixes._remembering_unpacked_messages(
+        slow_unpack, Message, frozenset({0x00010002})
+    ).__func__
+    capability = bytes(
+        pack(
+            Message(
+                Destination.CLIENT,
+                str(uuid.uuid4()),
+                None,
+                SessionCapability("2.3", "2.0", "1.1.0.1"),
+                Serializer(),
+            )
+        )
+    )
+    results: list[tuple[bytes, Any]] = []
+
+    def node() -> None:
+        message = Message(
+            Destination.SERVER, str(uuid.uuid4()), None, _create_pipeline("vm-01"), Serializer()
+        )
+        results.append((remembering_pack(message), remembering_unpack(capability, Serializer())))
+
+    threads = [threading.Thread(target=node) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(results) == 8
+    assert (len(packed), len(unpacked)) == (1, 1)
+    assert len({wire[40:] for wire, _ in results}) == 1
+    assert {answer.data.protocol_version for _, answer in results} == {"2.3"}
