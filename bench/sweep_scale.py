@@ -266,23 +266,47 @@ class ClientResult:
     stderr: str
 
 
+# A forked child's ru_maxrss starts at its parent's peak: Linux copies the memory map's high-water mark at
+# fork and keeps the larger of it and the new program's through exec. Spawned from this process, which by
+# then holds the reports of every earlier run, a 86 MB client read as 264 MB. So a small process (no site,
+# a few stdlib modules: about 10 MB, less than any client) spawns the client and reports what wait4 says
+# of it: wall time, exit code, CPU and peak memory, of the client and the children it waited for.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+result, out, err, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+with open(out, "w") as stdout, open(err, "w") as stderr:
+    started = time.perf_counter()
+    client = subprocess.Popen(argv, stdout=stdout, stderr=stderr)
+    print(client.pid, flush=True)
+    _, status, usage = os.wait4(client.pid, 0)
+    wall = time.perf_counter() - started
+with open(result, "w") as report:
+    json.dump({"wall_s": wall, "exit_code": os.waitstatus_to_exitcode(status),
+               "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_kb": usage.ru_maxrss}, report)
+"""
+
+
 def run_client(argv: list[str], env: dict[str, str], workdir: Path) -> ClientResult:
-    out_path, err_path = workdir / "client.out", workdir / "client.err"
-    with out_path.open("w") as out, err_path.open("w") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(argv, stdout=out, stderr=err, env=env)
-        sampler = TreeSampler(process.pid)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        peak_tree = sampler.stop()
-    # wait4 reports the child with the children it waited for (worker processes included).
+    out_path, err_path, result_path = workdir / "client.out", workdir / "client.err", workdir / "client.json"
+    launcher = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", LAUNCHER, str(result_path), str(out_path), str(err_path), *argv],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert launcher.stdout is not None
+    sampler = TreeSampler(int(launcher.stdout.readline()))
+    launcher.wait()
+    peak_tree = sampler.stop()
+    if launcher.returncode != 0:
+        raise SystemExit(f"the client launcher failed ({launcher.returncode}): {' '.join(argv)}")
+    measured = json.loads(result_path.read_text())
     return ClientResult(
-        wall_s=wall,
-        exit_code=process.returncode,
-        cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_rss_kb=usage.ru_maxrss,
-        peak_tree_kb=max(peak_tree, usage.ru_maxrss),
+        wall_s=measured["wall_s"],
+        exit_code=measured["exit_code"],
+        cpu_s=measured["cpu_s"],
+        peak_rss_kb=measured["peak_rss_kb"],
+        peak_tree_kb=max(peak_tree, measured["peak_rss_kb"]),
         stdout=out_path.read_text(),
         stderr=err_path.read_text(),
     )
