@@ -261,3 +261,62 @@ def test_a_host_pool_lists_every_session_host_whatever_it_runs_on(azure_lab: Cal
     clean = next(h for h in read.inventory.session_hosts if h.host_pool == "pool-clean")
     assert clean.status == "NeedsAssistance"
     assert not clean.health_check("MetaDataServiceCheck").succeeded  # type: ignore[union-attr]
+
+
+def test_the_azure_view_reads_the_fleet_again_only_after_a_change(
+    azure_lab: Callable[[str], Lab], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telling whether the view changed reads every VM; a burst of ARM reads with nothing changed in between
+    (a sweep's 6,600 VM reads at 10,000 VMs) must not read the fleet once per request, and a change made
+    between two requests, by a pipeline or by assigning in the lab's state as a test does, is still seen."""
+    from hcibenefit.lab.arm import server as arm_server
+
+    lab = azure_lab(SMALL_FLEET)
+    assert lab.arm is not None
+    fleet_reads: list[str] = []
+    real_key = arm_server.cluster_world_key
+
+    def counting_key(state: Any, name: str) -> Any:
+        fleet_reads.append(name)
+        return real_key(state, name)
+
+    monkeypatch.setattr(arm_server, "cluster_world_key", counting_key)
+    first = lab.arm.world()
+    fleet_reads.clear()
+    for _ in range(5):
+        assert lab.arm.world() is first
+    assert fleet_reads == []
+    vm = next(iter(lab.state.vms.values()))
+    vm.guest.license_status = 5 if vm.guest.license_status != 5 else 1
+    changed = lab.arm.world()
+    assert len(fleet_reads) == len(lab.state.clusters)  # read again, once
+    assert changed is not first  # the license status is in the view: rebuilt
+    assert lab.arm.world() is changed
+
+
+def test_the_pages_of_one_query_are_cut_from_one_result(
+    azure_lab: Callable[[str], Lab], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resource Graph pages a result (skip tokens); the lab works the rows out once per query and view, not
+    once per page (at 10,000 VMs, some 140 pages of a full pass each), and a changed view starts afresh."""
+    from hcibenefit.lab.arm import server as arm_server
+
+    lab = azure_lab(SMALL_FLEET)
+    assert lab.arm is not None
+    rows_made: list[str] = []
+    real_row = arm_server.graph_row
+
+    def counting_row(resource: Any, host_fields: bool) -> Any:
+        rows_made.append(resource.id)
+        return real_row(resource, host_fields)
+
+    monkeypatch.setattr(arm_server, "graph_row", counting_row)
+    with AzureSession(settings_for(lab)) as session:
+        first = session.read_inventory(settings_for(lab).subscriptions)
+        assert first.stats.graph.requests == 4  # pages of 4
+        assert len(rows_made) == len(set(rows_made)) == 13  # each row worked out once
+        vm = next(iter(lab.state.vms.values()))
+        vm.guest.license_status = 5 if vm.guest.license_status != 5 else 1
+        second = session.read_inventory(settings_for(lab).subscriptions)
+    assert len(rows_made) == 26  # the view changed: worked out again, once
+    assert len(second.inventory) == len(first.inventory) == 13
