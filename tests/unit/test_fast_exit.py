@@ -68,7 +68,7 @@ def test_a_thread_still_at_work_is_waited_for_as_python_does(tmp_path: Path) -> 
     assert marker.splitlines() == ["thread finished", "atexit ran"]  # and the interpreter's own exit
 
 
-def test_main_called_by_a_program_hands_its_exit_code_back(tmp_path: Path) -> None:
+def test_main_called_by_a_program_hands_its_exit_code_back() -> None:
     """A benchmark or a wrapper that calls main() in its own process gets SystemExit, not a dead process."""
     probe = (
         "from hcibenefit.cli import app\n"
