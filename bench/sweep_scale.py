@@ -596,6 +596,7 @@ def summarise(runs: list[Run], gated: bool = True, connect_rtts: int = 0) -> dic
             )
         if r.nodes == 40 and r.latency_ms == 200 and not r.parallel:
             target(f"{r.fleet} vs 4 nodes @200ms", r.ratio_to_4_nodes, 1.5)
+    for r in runs:  # every command: the sweep holds the most
         if r.vms >= 10000 and not r.parallel:
             target(f"peak MB {r.command} {r.fleet} @{r.latency_ms}ms (largest process)", r.peak_rss_mb, 150)
     for key, cpu in summary["cpu"].items():

@@ -66,3 +66,19 @@ def test_repeats_keep_the_median_wall_the_least_cpu_and_every_worst_case(sweep_s
     assert [r["client_cpu_s"] for r in combined.repeats] == [0.40, 0.45, 0.33]
     single = _run(sweep_scale, 1.0, 0.3)
     assert sweep_scale.combine([single]) is single and single.repeats == []
+
+
+def test_every_command_at_10000_vms_gets_its_own_peak_memory_verdict(sweep_scale: Any) -> None:
+    """The sweep holds the most; its peak at 10,000 VMs is the one the 150 MB target is about."""
+    big = {"fleet": "100x4x25", "nodes": 400, "vms": 10000}
+    runs = [
+        _run(sweep_scale, 10.0, 5.0, **big, peak_rss_mb=88.0),
+        _run(sweep_scale, 60.0, 30.0, **big, command="sweep", requests_per_node=9.0, peak_rss_mb=151.0),
+    ]
+    verdicts = {
+        t["target"]: t["met"] for t in sweep_scale.summarise(runs)["targets"] if "peak MB" in t["target"]
+    }
+    assert verdicts == {
+        "peak MB status 100x4x25 @0ms (largest process)": True,
+        "peak MB sweep 100x4x25 @0ms (largest process)": False,
+    }
