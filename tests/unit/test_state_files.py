@@ -3,6 +3,7 @@ VM-name cache are 0600 in a 0700 directory, whatever the umask; what already exi
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hcibenefit.cli import vmcache
 from hcibenefit.cli.vmcache import cache_file, remember_vms, remembered_vms
 from hcibenefit.sweep.history import History
 
@@ -66,3 +68,36 @@ def test_the_vm_name_cache_is_private(tmp_path: Path, monkeypatch: pytest.Monkey
     assert mode(cache_file()) == 0o600 and [p.name for p in cache_file().parent.iterdir()] == [
         "vm-names.json"
     ]
+
+
+def test_the_vm_name_cache_is_written_only_when_the_names_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It holds up to 20 fleets' names and is written after the last host answered: a run that saw the
+    same VMs as the last one leaves it alone; one that saw others, or another fleet's run between, writes."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fleet, other = tmp_path / "fleet.yaml", tmp_path / "other.yaml"
+    writes: list[str] = []
+    real_write = vmcache.write_private
+
+    def counting_write(path: Path, text: str) -> None:
+        writes.append(text)
+        real_write(path, text)
+
+    monkeypatch.setattr(vmcache, "write_private", counting_write)
+    remember_vms(fleet, ["vm-02", "vm-01"])
+    remember_vms(fleet, ["vm-01", "vm-02", "vm-01"])  # the same VMs
+    assert len(writes) == 1
+    remember_vms(fleet, ["vm-01", "vm-03"])
+    remember_vms(other, ["db-01"])
+    remember_vms(fleet, ["vm-01", "vm-03"])  # the same VMs, but another fleet was written since
+    assert len(writes) == 4
+    assert remembered_vms(fleet) == ["vm-01", "vm-03"] and remembered_vms(other) == ["db-01"]
+    assert list(json.loads(cache_file().read_text())) == [str(other.resolve()), str(fleet.resolve())]
+    cache_file().write_text(json.dumps({str(fleet.resolve()): ["vm-01", 7], "junk": "x"}))
+    assert remembered_vms(fleet) == ["vm-01"]  # what is not a name is not offered
+    remember_vms(other, ["db-01"])
+    assert json.loads(cache_file().read_text()) == {
+        str(fleet.resolve()): ["vm-01", 7],
+        str(other.resolve()): ["db-01"],
+    }
