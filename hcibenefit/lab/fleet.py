@@ -128,8 +128,11 @@ class Lab:
             raise
 
     def _start(self) -> None:
-        # mkdtemp makes the directory 0700: TLS private keys go in it.
-        self._workdir = Path(tempfile.mkdtemp(prefix="hcibenefit-lab-"))
+        # TLS private keys go in it: 0700, as mkdtemp makes it. Named before it is made: a SIGTERM that lands
+        # between mkdtemp's mkdir and this assignment (a test sends it as soon as the directory appears)
+        # left a directory stop() did not know of. 128 random bits: the name is no one else's.
+        self._workdir = Path(tempfile.gettempdir()) / f"hcibenefit-lab-{secrets.token_hex(16)}"
+        self._workdir.mkdir(mode=0o700)
         # Bound first (served last): its address is where the signing chain says its issuers are published.
         self._bind_control()
         self.signing = self._signing_chain()

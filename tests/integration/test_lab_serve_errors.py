@@ -112,6 +112,27 @@ def test_the_private_directories_are_private_and_go_with_the_lab(private_tmp: Pa
     assert _lab_dirs(private_tmp) == []
 
 
+@pytest.mark.parametrize("prefix", ["hcibenefit-lab-", "hcibenefit-wsman-"])
+def test_an_interrupt_the_moment_a_private_directory_is_made_leaves_nothing(
+    private_tmp: Path, monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> None:
+    """SIGTERM (KeyboardInterrupt) may land right after the directory exists and before the lab has noted
+    it: the test below sends it as soon as the directory appears. The lab must still remove it."""
+    real_mkdir = os.mkdir
+
+    def mkdir_then_interrupted(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+        if Path(path).name.startswith(prefix):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_interrupted)
+    lab = Lab(TINY)
+    with pytest.raises(KeyboardInterrupt):
+        lab.start()
+    monkeypatch.undo()  # private_tmp's own check reads the directory
+    assert _lab_dirs(private_tmp) == []
+
+
 def test_sigterm_while_the_lab_starts_leaves_nothing_behind(private_tmp: Path, tmp_path: Path) -> None:
     env = {**os.environ, "TMPDIR": str(private_tmp)}
     argv = ["lab", "serve", "--control-port", "0", "--write-inventory", str(tmp_path / "lab.yaml")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import secrets
 import shutil
 import socket
 import ssl
@@ -391,7 +392,9 @@ class WSManServer:
         self.max_commands_per_shell = max_commands_per_shell
         self.configurations = {"microsoft.powershell"} | {c.lower() for c in accepted_configurations}
         self.stopping = threading.Event()
-        self._dir = Path(tempfile.mkdtemp(prefix="hcibenefit-wsman-"))
+        # Named before it is made, so that an interrupt right after the mkdir still finds it to remove
+        # (lab/fleet.py's workdir has the same reason); 0700, as mkdtemp makes it: node keys go in it.
+        self._dir = Path(tempfile.gettempdir()) / f"hcibenefit-wsman-{secrets.token_hex(16)}"
         self._nodes: dict[str, _Node] = {}
         self._started = False
         self._aliases = _loopback_aliases_work()
@@ -402,6 +405,7 @@ class WSManServer:
         """(certificate PEM, key PEM) for `auth="certificate"`: what a client presents."""
         self._certificate_mappings: dict[str, str] = {}
         try:
+            self._dir.mkdir(mode=0o700)
             if auth == "ntlm":
                 write_user_file(self.user_file, username, password)
             else:
