@@ -1,12 +1,18 @@
 """VM names seen by the last `status` run, per inventory: what shell completion offers for --vm.
 
 Completing a VM name must not connect to the fleet (a TAB would wait for every node), so `status`
-remembers the names it saw in the user's cache directory. Losing the file loses nothing but completion.
+remembers the names it saw in the user's cache directory. Losing a file loses nothing but completion.
+
+Each inventory has a file of its own (named by a digest of the inventory's resolved path), so a run reads
+and writes only its own fleet's names: with one file for every fleet, each status read and parsed every
+other fleet's names too (800 KB with a few benchmark fleets in it: 7 ms at the end of a one-cluster
+status, all of it after the last host had answered).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -16,42 +22,61 @@ from typing import Any
 from hcibenefit.statefiles import write_private
 
 MAX_INVENTORIES = 20
+"""Fleets remembered; the least recently written go first."""
+LEGACY_FILE = "vm-names.json"
+"""Where every fleet's names were kept in one file, before a file per inventory."""
 
 
-def cache_file() -> Path:
+def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hcibenefit" / "vm-names.json"
+    return Path(base) / "hcibenefit" / "vm-names"
 
 
-def _read() -> dict[str, Any]:
-    """The file as written: inventory path -> its VM names. Each entry is checked where it is used."""
+def cache_file(inventory: Path) -> Path:
+    key = str(Path(inventory).resolve())
+    return cache_dir() / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.json"
+
+
+def _read(inventory: Path) -> list[Any] | None:
+    """The names as written for `inventory`, or None (no file, not ours, not JSON, another inventory's)."""
     try:
-        data = json.loads(cache_file().read_text(encoding="utf-8"))
+        data = json.loads(cache_file(inventory).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return None
+    if not isinstance(data, dict) or data.get("inventory") != str(Path(inventory).resolve()):
+        return None
+    names = data.get("names")
+    return names if isinstance(names, list) else None
 
 
 def remembered_vms(inventory: Path) -> list[str]:
-    names = _read().get(str(Path(inventory).resolve()))
-    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    return [n for n in _read(inventory) or [] if isinstance(n, str)]
 
 
 def remember_vms(inventory: Path, names: Iterable[str]) -> None:
     """Best effort: a read-only home or a full disk must never fail the command that ran.
 
-    The file holds up to MAX_INVENTORIES fleets' names (tens of thousands of names, hundreds of KB), and
-    this runs after the last host answered: a run whose fleet has the same VMs as last time, and was
-    the last one written, leaves the file as it is rather than writing it all again."""
-    data = _read()
-    key = str(Path(inventory).resolve())
+    This runs after the last host answered: a run whose fleet has the same VMs as last time leaves its
+    file as it is."""
     wanted = sorted(set(names))
-    if list(data)[-1:] == [key] and data[key] == wanted:
+    if _read(inventory) == wanted:
         return
-    data = {k: v for k, v in data.items() if isinstance(v, list) and k != key}
-    data[key] = wanted
-    while len(data) > MAX_INVENTORIES:
-        data.pop(next(iter(data)))
+    document = {"inventory": str(Path(inventory).resolve()), "names": wanted}
     with contextlib.suppress(OSError):
         # The fleet's VM names: 0600 in a 0700 directory, like every state file (hcibenefit.statefiles).
-        write_private(cache_file(), json.dumps(data))
+        write_private(cache_file(inventory), json.dumps(document))
+        _forget_beyond(MAX_INVENTORIES, keep=cache_file(inventory))
+        (cache_dir().parent / LEGACY_FILE).unlink(missing_ok=True)
+
+
+def _forget_beyond(count: int, *, keep: Path) -> None:
+    """Remove the least recently written fleets' files beyond `count` (only when a file was written)."""
+    files: list[tuple[float, Path]] = []
+    for path in cache_dir().glob("*.json"):
+        with contextlib.suppress(OSError):
+            files.append((path.stat().st_mtime, path))
+    files.sort(key=lambda f: f[0], reverse=True)
+    for _, path in files[count:]:
+        if path != keep:
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -9,11 +9,12 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hcibenefit.cli import vmcache
-from hcibenefit.cli.vmcache import cache_file, remember_vms, remembered_vms
+from hcibenefit.cli.vmcache import cache_dir, cache_file, remember_vms, remembered_vms
 from hcibenefit.sweep.history import History
 
 pytestmark = pytest.mark.skipif(
@@ -63,18 +64,17 @@ def test_the_vm_name_cache_is_private(tmp_path: Path, monkeypatch: pytest.Monkey
     inventory = tmp_path / "fleet.yaml"
     remember_vms(inventory, ["avd-01", "avd-02"])
     assert remembered_vms(inventory) == ["avd-01", "avd-02"]
-    assert mode(cache_file()) == 0o600 and mode(cache_file().parent) == 0o700
+    assert mode(cache_file(inventory)) == 0o600 and mode(cache_dir()) == 0o700
     remember_vms(inventory, ["avd-03"])  # rewritten whole: still private, no partial file left
-    assert mode(cache_file()) == 0o600 and [p.name for p in cache_file().parent.iterdir()] == [
-        "vm-names.json"
-    ]
+    assert mode(cache_file(inventory)) == 0o600
+    assert [p.name for p in cache_dir().iterdir()] == [cache_file(inventory).name]
 
 
 def test_the_vm_name_cache_is_written_only_when_the_names_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """It holds up to 20 fleets' names and is written after the last host answered: a run that saw the
-    same VMs as the last one leaves it alone; one that saw others, or another fleet's run between, writes."""
+    """It is written after the last host answered: a run that saw the same VMs as the last one leaves
+    it alone, whatever other fleets' runs wrote meanwhile; one that saw others writes."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     fleet, other = tmp_path / "fleet.yaml", tmp_path / "other.yaml"
     writes: list[str] = []
@@ -90,14 +90,48 @@ def test_the_vm_name_cache_is_written_only_when_the_names_change(
     assert len(writes) == 1
     remember_vms(fleet, ["vm-01", "vm-03"])
     remember_vms(other, ["db-01"])
-    remember_vms(fleet, ["vm-01", "vm-03"])  # the same VMs, but another fleet was written since
-    assert len(writes) == 4
+    remember_vms(fleet, ["vm-01", "vm-03"])  # the same VMs; another fleet's file is not this one's
+    assert len(writes) == 3
     assert remembered_vms(fleet) == ["vm-01", "vm-03"] and remembered_vms(other) == ["db-01"]
-    assert list(json.loads(cache_file().read_text())) == [str(other.resolve()), str(fleet.resolve())]
-    cache_file().write_text(json.dumps({str(fleet.resolve()): ["vm-01", 7], "junk": "x"}))
+    cache_file(fleet).write_text(json.dumps({"inventory": str(fleet.resolve()), "names": ["vm-01", 7]}))
     assert remembered_vms(fleet) == ["vm-01"]  # what is not a name is not offered
-    remember_vms(other, ["db-01"])
-    assert json.loads(cache_file().read_text()) == {
-        str(fleet.resolve()): ["vm-01", 7],
-        str(other.resolve()): ["db-01"],
-    }
+    # A file that names another inventory (a digest collision, a copied cache) is not this fleet's.
+    cache_file(fleet).write_text(json.dumps({"inventory": str(other.resolve()), "names": ["db-01"]}))
+    assert remembered_vms(fleet) == []
+    cache_file(fleet).write_text("not json")
+    assert remembered_vms(fleet) == []
+
+
+def test_a_run_reads_only_its_own_fleets_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every other fleet's names stay unread: a status must not pay for the size of other fleets."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fleets = [tmp_path / f"fleet-{i}.yaml" for i in range(5)]
+    for i, fleet in enumerate(fleets):
+        remember_vms(fleet, [f"vm-{i}-{n}" for n in range(3)])
+    read: list[str] = []
+    real_read_text = Path.read_text
+
+    def recording_read_text(path: Path, *args: Any, **kwargs: Any) -> str:
+        read.append(path.name)
+        return real_read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", recording_read_text)
+    remember_vms(fleets[2], ["vm-2-0", "vm-2-1", "vm-2-2"])
+    assert remembered_vms(fleets[3]) == ["vm-3-0", "vm-3-1", "vm-3-2"]
+    assert read == [cache_file(fleets[2]).name, cache_file(fleets[3]).name]
+
+
+def test_the_vm_name_cache_keeps_the_latest_fleets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(vmcache, "MAX_INVENTORIES", 3)
+    (tmp_path / "cache" / "hcibenefit").mkdir(parents=True)
+    legacy = tmp_path / "cache" / "hcibenefit" / "vm-names.json"  # every fleet in one file, as before
+    legacy.write_text("{}")
+    fleets = [tmp_path / f"fleet-{i}.yaml" for i in range(5)]
+    for i, fleet in enumerate(fleets):
+        remember_vms(fleet, [f"vm-{i}"])
+        os.utime(cache_file(fleet), (1_000_000 + i, 1_000_000 + i))  # written in this order
+    assert [remembered_vms(f) for f in fleets] == [[], [], ["vm-2"], ["vm-3"], ["vm-4"]]
+    assert not legacy.exists()
+    remember_vms(fleets[0], ["vm-0"])  # written now: the oldest of the others goes
+    assert [bool(remembered_vms(f)) for f in fleets] == [True, False, False, True, True]
