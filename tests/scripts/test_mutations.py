@@ -117,6 +117,14 @@ MUTATIONS = [
         "host-facts-kvp-namespace", HOST_FACTS, "-Namespace 'root\\virtualization\\v2'", "-Namespace 'root\\virtualization'",
         "the KVP class lives in root\\virtualization\\v2: no guest OS names",
     ),
+    Mutation(
+        "host-facts-kvp-item-name", HOST_FACTS, "if ($property.NAME -eq 'Name')", "if ($property.NAME -eq 'OSName')",
+        "an exchange item's name is its Name property: no guest OS names",
+    ),
+    Mutation(
+        "host-facts-kvp-item-data", HOST_FACTS, "{ $data = $property.VALUE }", "{ $data = $property.NAME }",
+        "an exchange item's value is its Data property's VALUE: every guest OS reads as 'Data'",
+    ),
     # --- host facts: cluster networks (issue 11) and the VM roles other nodes own (issue 10) ---
     Mutation(
         "host-facts-network-cmdlet", HOST_FACTS, "@(Get-ClusterNetwork |", "@(Get-ClusterNetworks |",

@@ -224,9 +224,14 @@ if ($IncludeGuestOs -and $vms.Count -gt 0) {
         foreach ($component in @(Get-CimInstance -Namespace 'root\virtualization\v2' -ClassName Msvm_KvpExchangeComponent)) {
             $items = [ordered]@{}
             foreach ($xmlText in @($component.GuestIntrinsicExchangeItems)) {
-                $xml = [xml]$xmlText
-                $name = ($xml.INSTANCE.PROPERTY | Where-Object { $_.NAME -eq 'Name' }).VALUE
-                $data = ($xml.INSTANCE.PROPERTY | Where-Object { $_.NAME -eq 'Data' }).VALUE
+                # One loop over an item's properties, not a Where-Object pipeline per property wanted:
+                # Windows PowerShell starts a pipeline for each, some 300 per node at 25 VMs.
+                $name = $null
+                $data = $null
+                foreach ($property in @(([xml]$xmlText).INSTANCE.PROPERTY)) {
+                    if ($property.NAME -eq 'Name') { $name = $property.VALUE }
+                    elseif ($property.NAME -eq 'Data') { $data = $property.VALUE }
+                }
                 if ($name -in @('OSName', 'OSVersion', 'OSBuildNumber', 'OSEditionId', 'ProductType', 'FullyQualifiedDomainName')) {
                     $items[$name] = [string]$data
                 }
