@@ -125,6 +125,10 @@ MUTATIONS = [
         "host-facts-kvp-item-data", HOST_FACTS, "{ $data = $property.VALUE }", "{ $data = $property.NAME }",
         "an exchange item's value is its Data property's VALUE: every guest OS reads as 'Data'",
     ),
+    Mutation(
+        "host-facts-vm-ip-loop", HOST_FACTS, "{ [string]$address })", "{ [string]$_ })",
+        "$_ is the pipeline's variable, not the loop's: every VM address reads as empty",
+    ),
     # --- host facts: cluster networks (issue 11) and the VM roles other nodes own (issue 10) ---
     Mutation(
         "host-facts-network-cmdlet", HOST_FACTS, "@(Get-ClusterNetwork |", "@(Get-ClusterNetworks |",

@@ -203,7 +203,7 @@ if ($vms.Count -gt 0) {
                 switch_name  = $(if ($adapter.SwitchName) { [string]$adapter.SwitchName } else { $null })
                 connected    = [bool]$adapter.Connected
                 mac_address  = [string]$adapter.MacAddress
-                ip_addresses = @($adapter.IPAddresses | ForEach-Object { [string]$_ })
+                ip_addresses = @(foreach ($address in @($adapter.IPAddresses)) { [string]$address })
             })
     }
     foreach ($service in @(Get-VMIntegrationService -VM $vms -ErrorAction SilentlyContinue)) {
