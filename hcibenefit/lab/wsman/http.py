@@ -20,6 +20,7 @@ from email.message import Message
 from typing import BinaryIO
 
 from hcibenefit.lab.wsman.auth import NegotiateAcceptor
+from hcibenefit.lab.wsman.inflight import REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,11 @@ class Listener:
         tls: ssl.SSLContext | None,
         handler: Handler,
         connect_delay_s: Callable[[], float] = lambda: 0.0,
+        answer_delay_s: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.name = name
         self._connect_delay_s = connect_delay_s
+        self._answer_delay_s = answer_delay_s
         self.address = address
         self.port = 0
         self._tls = tls
@@ -210,12 +213,19 @@ class Listener:
             conn = Connection(peer, certificate)
             with sock.makefile("rb") as rfile:
                 while not self._closing.is_set() and (request := _read_request(rfile)) is not None:
-                    response = self._handler(conn, request)
+                    # The injected latency: the request reaches the host this much later.
+                    delay = self._answer_delay_s()
+                    if delay and self._closing.wait(delay):
+                        break
+                    keep_alive = request.headers.get("Connection", "").lower() != "close"
+                    # Handled and answered before any script this process has yet to start (inflight.py).
+                    with REQUESTS.answering():
+                        response = self._handler(conn, request)
+                        if response is not None:
+                            sock.sendall(_render(response, keep_alive))
                     if response is None:
                         self._await_hangup(sock)
                         break
-                    keep_alive = request.headers.get("Connection", "").lower() != "close"
-                    sock.sendall(_render(response, keep_alive))
                     if not keep_alive:
                         break
         except (OSError, ValueError) as exc:

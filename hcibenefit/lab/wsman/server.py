@@ -100,7 +100,12 @@ class _Node:
         self.name = name
         self.faults = faults
         self.listener = Listener(
-            name, address, tls, self.handle, connect_delay_s=lambda: self.faults.connect_latency_ms / 1000
+            name,
+            address,
+            tls,
+            self.handle,
+            connect_delay_s=lambda: self.faults.connect_latency_ms / 1000,
+            answer_delay_s=lambda: self.faults.latency_ms / 1000,
         )
         self.lock = threading.Lock()
         self.shells: dict[str, Shell] = {}
@@ -152,8 +157,8 @@ class _Node:
     # --- HTTP ------------------------------------------------------------------------------------
 
     def handle(self, conn: Connection, request: HttpRequest) -> HttpResponse | None:
-        faults = self.faults
-        if faults.hang or (faults.latency_ms and self.server.stopping.wait(faults.latency_ms / 1000)):
+        faults = self.faults  # latency_ms: the listener has waited it out before calling this
+        if faults.hang:
             return None
         if request.method != "POST" or request.path.rstrip("/").lower() != "/wsman":
             return HttpResponse(404)

@@ -28,6 +28,7 @@ from psrpcore.types import (
 
 from hcibenefit.lab.wsman import soap
 from hcibenefit.lab.wsman.executor import CommandSpec, PipelineCall, ScriptExecutor, TerminatingError
+from hcibenefit.lab.wsman.inflight import REQUESTS
 
 log = logging.getLogger(__name__)
 
@@ -195,14 +196,16 @@ class Shell:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise soap.timed_out()
-                self.cond.wait(remaining)
+                with REQUESTS.waiting():
+                    self.cond.wait(remaining)
                 self._check_open()
             # Output usually comes with the pipeline's end a moment later; lingering briefly sends both
             # in one answer, so the number of Receives does not depend on thread timing. Assumption:
             # WinRM also batches what its plugin has buffered; the exact window is not documented.
             linger_until = min(deadline, time.monotonic() + RECEIVE_LINGER_S)
             while pipeline and not pipeline.finished and (remaining := linger_until - time.monotonic()) > 0:
-                self.cond.wait(remaining)
+                with REQUESTS.waiting():
+                    self.cond.wait(remaining)
                 self._check_open()
             fragments = self._take(self._outbox[target], room, stream_overhead)
             return fragments, bool(pipeline and pipeline.finished and not self._outbox[target])
@@ -287,6 +290,8 @@ class Pipeline:
         shell = self.shell
         error: TerminatingError | None = None
         last: Sequence[Any] = ()
+        if not self.stopping.is_set():
+            REQUESTS.wait_until_quiet()  # the answers in flight first (inflight.py)
         try:
             last = shell.executor.execute(call, self) or ()
         except TerminatingError as exc:
