@@ -27,23 +27,31 @@ def test_a_script_waits_for_answers_in_flight_but_not_for_its_own_receive(
 ) -> None:
     # Long enough that a script which waited out the limit, rather than for the answers, fails the test.
     monkeypatch.setattr(inflight, "START_WAIT_S", 5.0)
+    node = lab.endpoints[0].name
+    before = lab.server.stats(node).actions
     calls = len(lab.executor.calls)
     result: dict[str, Any] = {}
 
     def client() -> None:
-        started = time.monotonic()
         with lab.wsman() as w, RunspacePool(w) as pool, PowerShell(pool) as ps:
             ps.add_script("echo")
             result["output"] = ps.invoke()
-        result["s"] = time.monotonic() - started
+
+    def waiting_for_output() -> bool:
+        # The Command answered, and a Receive after the pool's own is waiting for the pipeline's output.
+        now = lab.server.stats(node).actions
+        return (
+            now.get("Command", 0) > before.get("Command", 0)
+            and now.get("Receive", 0) >= before.get("Receive", 0) + 2
+            and REQUESTS.handling == 1
+        )
 
     with REQUESTS.answering():  # another node's request, being answered in this process
         thread = threading.Thread(target=client, daemon=True)
         thread.start()
-        # The Command is answered and the client waits in a Receive, but the script has not started.
-        assert wait_for(lambda: lab.receives() > 0 and REQUESTS.handling == 1, timeout=5)
-        time.sleep(0.3)
-        assert len(lab.executor.calls) == calls
+        assert wait_for(waiting_for_output, timeout=5)
+        time.sleep(0.2)
+        assert len(lab.executor.calls) == calls  # the script has not started
     released = time.monotonic()
     thread.join(10)
     assert len(lab.executor.calls) == calls + 1 and result["output"]
