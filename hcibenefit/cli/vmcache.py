@@ -32,25 +32,29 @@ def cache_dir() -> Path:
     return Path(base) / "hcibenefit" / "vm-names"
 
 
+def _key(inventory: Path) -> str:
+    return str(Path(inventory).resolve())
+
+
 def cache_file(inventory: Path) -> Path:
-    key = str(Path(inventory).resolve())
-    return cache_dir() / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.json"
+    return cache_dir() / f"{hashlib.sha256(_key(inventory).encode('utf-8')).hexdigest()[:32]}.json"
 
 
-def _read(inventory: Path) -> list[Any] | None:
-    """The names as written for `inventory`, or None (no file, not ours, not JSON, another inventory's)."""
+def _read(path: Path, key: str) -> list[Any] | None:
+    """The names written in `path` for the inventory `key`, or None (no file, not JSON, another
+    inventory's)."""
     try:
-        data = json.loads(cache_file(inventory).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("inventory") != str(Path(inventory).resolve()):
+    if not isinstance(data, dict) or data.get("inventory") != key:
         return None
     names = data.get("names")
     return names if isinstance(names, list) else None
 
 
 def remembered_vms(inventory: Path) -> list[str]:
-    return [n for n in _read(inventory) or [] if isinstance(n, str)]
+    return [n for n in _read(cache_file(inventory), _key(inventory)) or [] if isinstance(n, str)]
 
 
 def remember_vms(inventory: Path, names: Iterable[str]) -> None:
@@ -58,14 +62,13 @@ def remember_vms(inventory: Path, names: Iterable[str]) -> None:
 
     This runs after the last host answered: a run whose fleet has the same VMs as last time leaves its
     file as it is."""
-    wanted = sorted(set(names))
-    if _read(inventory) == wanted:
+    path, key, wanted = cache_file(inventory), _key(inventory), sorted(set(names))
+    if _read(path, key) == wanted:
         return
-    document = {"inventory": str(Path(inventory).resolve()), "names": wanted}
     with contextlib.suppress(OSError):
         # The fleet's VM names: 0600 in a 0700 directory, like every state file (hcibenefit.statefiles).
-        write_private(cache_file(inventory), json.dumps(document))
-        _forget_beyond(MAX_INVENTORIES, keep=cache_file(inventory))
+        write_private(path, json.dumps({"inventory": key, "names": wanted}))
+        _forget_beyond(MAX_INVENTORIES, keep=path)
         (cache_dir().parent / LEGACY_FILE).unlink(missing_ok=True)
 
 
