@@ -254,7 +254,7 @@ def test_the_selection_is_the_one_every_command_uses(lab: LabClient) -> None:
     assert azure and {r["node"] for r in azure} <= {None, "lab02-n1"}
     assert code == 1
     unknown = sweep(lab, "--no-history", "--vm", "avd-ok-1")
-    assert unknown.code == 2 and "avd-ok-01" in unknown.err
+    assert unknown.code == 2 and "avd-ok-01" in unknown.err, unknown.out + unknown.err
     bad_cluster = sweep(lab, "--no-history", "--cluster", "hci-lab-9")
     assert bad_cluster.code == 2 and "hci-lab-0" in bad_cluster.err
 
