@@ -102,11 +102,15 @@ def exploding_check() -> Iterator[CheckMeta]:
     def explode(meta: CheckMeta, host: HostFacts, view: object) -> Iterator[Finding]:
         raise RuntimeError("boom")
 
-    registry._node_checks.append(registry.Registration(meta, explode))
+    # The real checks first: registered before them, this one would stay behind once the first
+    # assessment appended them, and popping the last would take a real check away instead.
+    registry.load_checks()
+    registration = registry.Registration(meta, explode)
+    registry._node_checks.append(registration)
     try:
         yield meta
     finally:
-        registry._node_checks.pop()
+        registry._node_checks.remove(registration)
 
 
 def test_a_check_that_raises_is_an_error_for_it_alone(exploding_check: CheckMeta) -> None:
