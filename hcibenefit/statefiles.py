@@ -1,4 +1,4 @@
-"""Files hcibenefit keeps for the user between runs (sweep history, the VM-name cache): private from birth.
+"""Files hcibenefit keeps for the user between runs (sweep history, the caches): private from birth.
 
 They hold the fleet's names and its findings, which other users of a shared jump host have no business
 reading. A directory hcibenefit creates is 0700 and a file it creates is 0600, set when it is created (the
@@ -11,6 +11,7 @@ already keep %LOCALAPPDATA% private. The audit log (operations.audit) and fetche
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -46,3 +47,23 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def cache_home() -> Path:
+    """Where hcibenefit's caches live: $XDG_CACHE_HOME/hcibenefit, else ~/.cache/hcibenefit."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hcibenefit"
+
+
+def keep_newest(directory: Path, count: int, *, keep: Path) -> None:
+    """Remove the least recently written ``*.json`` files of a cache directory beyond ``count`` (never
+    ``keep``, the one just written). Best effort: a file another run removed first is no error."""
+    files: list[tuple[float, Path]] = []
+    for path in directory.glob("*.json"):
+        with contextlib.suppress(OSError):
+            files.append((path.stat().st_mtime, path))
+    files.sort(key=lambda f: f[0], reverse=True)
+    for _, path in files[count:]:
+        if path != keep:
+            with contextlib.suppress(OSError):
+                path.unlink()

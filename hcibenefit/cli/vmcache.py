@@ -14,12 +14,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hcibenefit.statefiles import write_private
+from hcibenefit.statefiles import cache_home, keep_newest, write_private
 
 MAX_INVENTORIES = 20
 """Fleets remembered; the least recently written go first."""
@@ -28,8 +27,7 @@ LEGACY_FILE = "vm-names.json"
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hcibenefit" / "vm-names"
+    return cache_home() / "vm-names"
 
 
 def _key(inventory: Path) -> str:
@@ -68,18 +66,5 @@ def remember_vms(inventory: Path, names: Iterable[str]) -> None:
     with contextlib.suppress(OSError):
         # The fleet's VM names: 0600 in a 0700 directory, like every state file (hcibenefit.statefiles).
         write_private(path, json.dumps({"inventory": key, "names": wanted}))
-        _forget_beyond(MAX_INVENTORIES, keep=path)
+        keep_newest(cache_dir(), MAX_INVENTORIES, keep=path)
         (cache_dir().parent / LEGACY_FILE).unlink(missing_ok=True)
-
-
-def _forget_beyond(count: int, *, keep: Path) -> None:
-    """Remove the least recently written fleets' files beyond `count` (only when a file was written)."""
-    files: list[tuple[float, Path]] = []
-    for path in cache_dir().glob("*.json"):
-        with contextlib.suppress(OSError):
-            files.append((path.stat().st_mtime, path))
-    files.sort(key=lambda f: f[0], reverse=True)
-    for _, path in files[count:]:
-        if path != keep:
-            with contextlib.suppress(OSError):
-                path.unlink()
