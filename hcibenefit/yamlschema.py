@@ -216,19 +216,23 @@ class Ctx:
 
 def compose(text: str, ctx: Ctx, *, document: str, empty: str) -> YNode | None:
     """The YAML node graph, or None after recording why there is none."""
+    from hcibenefit import yamlcache
+
+    # A text read before, unchanged (an inventory, every run): its graph without parsing (yamlcache.py).
+    limits = (MAX_NODES, MAX_DEPTH)
+    kept = yamlcache.load(text, limits=limits)
+    if kept is not None:
+        return kept
     # Imported here, not at module level: ruamel.yaml costs ~25 ms and CLI start-up (--help,
     # --version) should not pay for it.
-    from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
     from ruamel.yaml.reader import ReaderError
 
-    yaml = YAML(typ="safe", pure=True)
-    yaml.Composer = _limited_composer()
     try:
         with warnings.catch_warnings():
             # A redefined anchor is valid YAML (the later one wins); ruamel would print a warning.
             warnings.simplefilter("ignore")
-            root = yaml.compose(text)
+            root = compose_pure(text)
     except LimitExceeded as hit:
         ctx.error(Loc(hit.line, hit.col, ""), hit.message)
         return None
@@ -259,7 +263,18 @@ def compose(text: str, ctx: Ctx, *, document: str, empty: str) -> YNode | None:
     if root is None or is_null(root):
         ctx.error(Loc(1, 1, ""), empty)
         return None
+    yamlcache.store(text, root, limits=limits)
     return root
+
+
+def compose_pure(text: str) -> YNode:
+    """ruamel.yaml's node graph of `text` (its pure Python parser, with `_limited_composer`); raises what
+    ruamel raises."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Composer = _limited_composer()
+    return yaml.compose(text)
 
 
 _COMPOSER: Any = None

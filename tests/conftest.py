@@ -148,6 +148,15 @@ def _logging_as_it_was() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _caches_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads or writes the user's own caches (parsed YAML, VM names): each worker has its own,
+    shared by its tests (a test about a cache points XDG_CACHE_HOME at a directory of its own)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _no_lab_leaves_anything_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After the whole suite: every lab was stopped with no remote shell open, every WinRM server was
     stopped, and no private directory of theirs (node TLS keys) is left in the temporary directory.
