@@ -282,7 +282,10 @@ _COMPOSER: Any = None
 
 def _limited_composer() -> Any:
     """ruamel's Composer, counting values and nesting as it builds the node graph (it recurses per
-    level, so the depth check must come before Python's recursion limit does)."""
+    level, so the depth check must come before Python's recursion limit does).
+
+    Graphs it built are kept between runs (yamlcache.py): a change to what it builds or refuses for a
+    text must raise `yamlcache.FORMAT`, or runs would go on reading what the old one built."""
     global _COMPOSER
     if _COMPOSER is not None:
         return _COMPOSER
