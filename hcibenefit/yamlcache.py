@@ -8,10 +8,9 @@ ruamel.yaml's scanner and parser are pure Python. Reading the inventory was most
 What is kept is exactly what `yamlschema.compose` built from that text (each node's kind, tag, value,
 line and column, and which nodes are the same node, for aliases), so everything checked on the graph is
 checked again on the copy, every run. The limits checked while composing (values, depth, encodable text)
-held when it was kept, and hold again for the same text. The key also holds `FORMAT` and which ruamel.yaml
-read it, and the limits the composer checked, so a new composer, a new ruamel or other limits read the
-file again. Only files that composed are kept;
-errors are always found by parsing.
+held when it was kept, and hold again for the same text. The key also holds `FORMAT`, which ruamel.yaml
+read it and the limits the composer checked, so a new composer, a new ruamel or other limits read the
+file again. Only files that composed are kept: errors are always found by parsing.
 
 The files are private, like every state file (`hcibenefit.statefiles`), at most `MAX_FILES`, the least
 recently written going first; one that cannot be read as a graph is ignored. Removing the directory
